@@ -1,0 +1,3 @@
+from hydro.cli import main
+
+raise SystemExit(main())

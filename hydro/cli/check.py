@@ -1,0 +1,33 @@
+"""``hydro check``: validate everything an operator edits, before hydro runs on it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hydro import app
+from hydro.cli._common import Subparsers, add_command
+
+
+def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
+    check = add_command(
+        subparsers,
+        "check",
+        "validate config.yaml, HYDRO_* variables and the station registry; exit 1 on any problem",
+        """
+  hydro check
+  hydro --config /etc/hydro/config.yaml check
+""",
+    )
+    check.set_defaults(handler=_check)
+
+
+def _check(args: argparse.Namespace) -> int:
+    problems = app.check(args.config)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print("configuration and station registry are valid")
+    return 0

@@ -1,0 +1,96 @@
+"""``hydro stations ...``: the station registry."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hydro import app
+from hydro.cli._common import Subparsers, add_command
+from hydro.models import StationKind
+from hydro.stations import generate_stations, write_stations_csv
+
+
+def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
+    stations = add_command(
+        subparsers,
+        "stations",
+        "work with the station registry (format: stations/README.md)",
+        """
+  hydro stations list --prefecture 黔东南州
+  hydro stations generate --count 6951 --output stations-synthetic.csv
+""",
+    )
+    commands = stations.add_subparsers(dest="stations_command", metavar="COMMAND", required=True)
+    generate = add_command(
+        commands,
+        "generate",
+        "write a synthetic Guizhou registry of any size, for benchmarks and demos",
+        """
+  hydro stations generate --count 6951                      # the reference province's size
+  hydro stations generate --count 100000 --seed 7 --output big.csv
+  hydro stations generate --count 20 --output -             # to standard output
+""",
+    )
+    generate.add_argument("--count", type=int, required=True, help="number of stations")
+    generate.add_argument("--seed", type=int, default=0, help="same seed, same registry")
+    generate.add_argument(
+        "--output", default="stations-synthetic.csv", help="CSV file to write, or - for stdout"
+    )
+    generate.set_defaults(handler=_generate)
+    listing = add_command(
+        commands,
+        "list",
+        "list the configured registry's stations",
+        """
+  hydro stations list
+  hydro stations list --kind reservoir --prefecture 黔东南州
+""",
+    )
+    listing.add_argument("--prefecture")
+    listing.add_argument("--kind", choices=[kind.value for kind in StationKind])
+    listing.set_defaults(handler=_list)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    if args.count < 1:
+        print("error: --count must be at least 1", file=sys.stderr)
+        return 2
+    stations = generate_stations(args.count, seed=args.seed)
+    if args.output == "-":
+        write_stations_csv(stations, sys.stdout)
+        return 0
+    rows = write_stations_csv(stations, Path(args.output))
+    gateways = len({s.gateway for s in stations})
+    print(f"wrote {rows:,} stations ({gateways} gateways) to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    config = app.configure(args.config)
+    registry = app.load_stations(config)
+    shown = [
+        s
+        for s in registry.stations
+        if (args.prefecture is None or s.prefecture == args.prefecture)
+        and (args.kind is None or s.kind.value == args.kind)
+    ]
+    for s in shown:
+        levels = ", ".join(
+            f"{label} {value:.2f}"
+            for label, value in (
+                ("警戒", s.warning_level),
+                ("保证", s.guaranteed_level),
+                ("汛限", s.flood_limit_level),
+                ("正常", s.normal_level),
+                ("设计", s.design_flood_level),
+            )
+            if value is not None
+        )
+        print(
+            f"{s.code}  {s.name}  {s.kind.value:<9} {s.prefecture}{s.county}  "
+            f"{s.river or '-'}  {s.gateway or '-'}  {levels}"
+        )
+    print(f"{len(shown)} of {len(registry)} stations", file=sys.stderr)
+    return 0

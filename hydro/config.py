@@ -1,0 +1,345 @@
+"""The one validated configuration object.
+
+Sources, later ones winning: the defaults below (the same values config.yaml documents), the YAML
+file, then ``HYDRO_<SECTION>__<KEY>`` environment variables (``HYDRO_INGEST__BATCH_SIZE=2000``).
+Secrets (passwords, tokens) come only from the environment and never appear in a repr or a log.
+Unknown keys, unknown ``HYDRO_*`` variables and bad values stop start-up with a message naming the
+file and line, or the variable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from hydro.errors import ConfigError, Problem
+from hydro.loading import KeyPath, LocatedYaml, YamlSyntaxError, load_yaml
+from hydro.models import StationKind, Variable
+
+ENV_PREFIX = "HYDRO_"
+CONFIG_PATH_VARIABLE = "HYDRO_CONFIG"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: object) -> object:
+    """Reads "200ms", "10s", "15m", "6h", "30d" or a number of seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return dt.timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(f"{value!r} is not a duration like 200ms, 10s, 15m, 6h or 30d")
+        amount, unit = match.groups()
+        return dt.timedelta(seconds=float(amount) * _UNIT_SECONDS[unit or "s"])
+    return value
+
+
+Duration = Annotated[dt.timedelta, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    protocol: Literal["5", "3.1.1"] = "5"
+    topic_prefix: str = "hydro"
+    shared_group: str | None = None
+    client_id: str = "hydro-ingest"
+    username: str | None = None
+    password: SecretStr | None = Field(None, json_schema_extra={"secret": True})
+    tls: bool = False
+    ca_file: Path | None = None
+    session_expiry: Duration = dt.timedelta(days=7)
+    max_inflight: int = Field(1000, ge=1, le=65535)
+    keepalive: int = Field(30, ge=5, le=3600)
+    reconnect_min: Duration = dt.timedelta(seconds=0.5)
+    reconnect_max: Duration = dt.timedelta(seconds=30)
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _plain_topic_prefix(cls, value: str) -> str:
+        if not value or any(c in value for c in "+#") or value.startswith("/"):
+            raise ValueError("must be a plain topic level like 'hydro' (no +, #, leading /)")
+        return value.rstrip("/")
+
+    @property
+    def subscription(self) -> str:
+        topic = f"{self.topic_prefix}/+/readings"
+        return f"$share/{self.shared_group}/{topic}" if self.shared_group else topic
+
+
+class DatabaseConfig(_Section):
+    url: str = "postgresql://hydro@127.0.0.1:5432/hydro"
+    password: SecretStr | None = Field(None, json_schema_extra={"secret": True})
+    pool_min: int = Field(1, ge=1)
+    pool_max: int = Field(4, ge=1)
+    timescaledb: Literal["auto", "required", "off"] = "auto"
+    chunk_interval: Duration = dt.timedelta(days=7)
+    compress_after: Duration | None = dt.timedelta(days=30)
+    retention: Duration | None = None
+    connect_timeout: Duration = dt.timedelta(seconds=10)
+
+    @field_validator("url")
+    @classmethod
+    def _no_password_in_url(cls, value: str) -> str:
+        if re.match(r"^[a-z]+://[^/@]*:[^/@]*@", value):
+            raise ValueError("must not contain a password: set HYDRO_DATABASE__PASSWORD instead")
+        return value
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> DatabaseConfig:
+        if self.pool_max < self.pool_min:
+            raise ValueError("pool_max must be at least pool_min")
+        return self
+
+
+class Bounds(_Section):
+    """Inclusive plausible range of one variable; values outside are quarantined."""
+
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bounds:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+def _default_bounds() -> dict[Variable, Bounds]:
+    # Wide enough for any gauge in China (levels are elevations, up to the Tibetan plateau),
+    # narrow enough to catch sensor faults such as -9999 sentinels and 65535 overflows.
+    return {
+        Variable.WATER_LEVEL: Bounds(min=-100.0, max=6000.0),
+        Variable.FLOW: Bounds(min=0.0, max=200_000.0),
+        Variable.RAINFALL: Bounds(min=0.0, max=500.0),
+        Variable.BATTERY_V: Bounds(min=0.0, max=60.0),
+    }
+
+
+class IngestConfig(_Section):
+    batch_size: int = Field(5000, ge=1, le=100_000)
+    batch_interval: Duration = dt.timedelta(milliseconds=200)
+    max_future: Duration = dt.timedelta(minutes=10)
+    max_past: Duration = dt.timedelta(days=365)
+    bounds: dict[Variable, Bounds] = Field(default_factory=_default_bounds)
+    bounds_by_kind: dict[StationKind, dict[Variable, Bounds]] = Field(default_factory=dict)
+
+    @field_validator("bounds")
+    @classmethod
+    def _every_variable_bounded(cls, value: dict[Variable, Bounds]) -> dict[Variable, Bounds]:
+        return {**_default_bounds(), **value}
+
+    def bounds_for(self, kind: StationKind) -> dict[Variable, Bounds]:
+        return {**self.bounds, **self.bounds_by_kind.get(kind, {})}
+
+
+class RegistryConfig(_Section):
+    stations: Path = Path("stations")
+    default_timezone: str = "Asia/Shanghai"
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class Config(_Section):
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+
+def _secret_paths(model: type[BaseModel], prefix: KeyPath = ()) -> set[KeyPath]:
+    paths: set[KeyPath] = set()
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and extra.get("secret"):
+            paths.add((*prefix, name))
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths |= _secret_paths(annotation, (*prefix, name))
+    return paths
+
+
+SECRET_PATHS = frozenset(_secret_paths(Config))
+
+
+def env_name(path: KeyPath) -> str:
+    return ENV_PREFIX + "__".join(str(part).upper() for part in path)
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Builds the Config from defaults, ``path`` (if given) and the environment.
+
+    Relative paths inside the file are read relative to the file's folder.
+    """
+    environ = os.environ if environ is None else environ
+    problems: list[Problem] = []
+    located: LocatedYaml | None = None
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            located = load_yaml(path)
+        except YamlSyntaxError as exc:
+            raise ConfigError([exc.problem]) from exc
+        if located.data is None:
+            data = {}
+        elif isinstance(located.data, dict):
+            data = located.data
+        else:
+            raise ConfigError([Problem(str(path), "must be a mapping of sections", 1)])
+        for secret in SECRET_PATHS:
+            if _lookup(data, secret) is not None:
+                problems.append(
+                    Problem(
+                        str(path),
+                        f"{'.'.join(map(str, secret))} is a secret: remove it from the file "
+                        f"and set {env_name(secret)} instead",
+                        located.line_of(secret),
+                    )
+                )
+                _assign(data, secret, None)
+    env_sources: dict[KeyPath, str] = {}
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_PATH_VARIABLE:
+            continue
+        key_path: KeyPath = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        if not _is_known_path(key_path):
+            problems.append(Problem(name, "is not a hydro setting (see config.yaml for the keys)"))
+            continue
+        value: Any = raw if key_path in SECRET_PATHS else _parse_env_value(raw)
+        _assign(data, key_path, value)
+        env_sources[key_path] = name
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_explain(exc, path, located, env_sources))
+    if problems:
+        raise ConfigError(problems)
+    if path is not None:
+        config = _anchor_paths(config, path.parent)
+    return config
+
+
+def _explain(
+    exc: ValidationError,
+    path: Path | None,
+    located: LocatedYaml | None,
+    env_sources: Mapping[KeyPath, str],
+) -> list[Problem]:
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = tuple(error["loc"])
+        dotted = ".".join(str(part) for part in loc) or "(top level)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        env_var = next((v for k, v in env_sources.items() if loc[: len(k)] == k), None)
+        if env_var is not None:
+            problems.append(Problem(env_var, f"{dotted}: {message}"))
+        elif located is not None and path is not None:
+            problems.append(Problem(str(path), f"{dotted}: {message}", located.line_of(loc)))
+        else:
+            problems.append(Problem("defaults", f"{dotted}: {message}"))
+    return problems
+
+
+def _is_known_path(path: KeyPath) -> bool:
+    model: type[BaseModel] = Config
+    for depth, part in enumerate(path):
+        info = model.model_fields.get(str(part))
+        if info is None:
+            return False
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            # A leaf or a mapping (bounds): deeper parts are checked by validation itself.
+            return depth == len(path) - 1 or "dict" in str(annotation)
+    return True
+
+
+def _parse_env_value(raw: str) -> Any:
+    """Environment values are YAML scalars or flow collections: '5000', 'true', '[1, 2]'."""
+    try:
+        return yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        return raw
+
+
+def _lookup(data: Any, path: KeyPath) -> Any:
+    for part in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+def _assign(data: dict[str, Any], path: KeyPath, value: Any) -> None:
+    node = data
+    for part in path[:-1]:
+        child = node.get(str(part))
+        if not isinstance(child, dict):
+            child = {}
+            node[str(part)] = child
+        node = child
+    node[str(path[-1])] = value
+
+
+def _anchor_paths(config: Config, base: Path) -> Config:
+    """Relative paths in a file mean relative to that file, wherever hydro was started."""
+    registry = config.registry
+    if not registry.stations.is_absolute():
+        registry = registry.model_copy(update={"stations": base / registry.stations})
+    mqtt = config.mqtt
+    if mqtt.ca_file is not None and not mqtt.ca_file.is_absolute():
+        mqtt = mqtt.model_copy(update={"ca_file": base / mqtt.ca_file})
+    return config.model_copy(update={"registry": registry, "mqtt": mqtt})
+
+
+def find_config_path(
+    explicit: Path | None, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """``--config``, else ``$HYDRO_CONFIG``, else ./config.yaml when present, else defaults only."""
+    environ = os.environ if environ is None else environ
+    if explicit is not None:
+        return explicit
+    from_env = environ.get(CONFIG_PATH_VARIABLE)
+    if from_env:
+        return Path(from_env)
+    local = Path("config.yaml")
+    return local if local.is_file() else None

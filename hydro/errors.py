@@ -1,0 +1,78 @@
+"""One error tree for hydro.
+
+Every adapter translates its library's exceptions into one of these (``raise ... from exc``), so
+callers decide what to do from two facts: the class, and whether trying again may help::
+
+    HydroError                      retryable: False unless stated
+    ├── ConfigError                 a config.yaml key or HYDRO_* variable is wrong (start-up stops)
+    ├── RegistryError               the station registry cannot be used
+    ├── PayloadError                a gateway message cannot be read at all (quarantined whole)
+    ├── StorageError                the database refused or failed
+    │   └── StorageUnavailable      retryable: connection lost, server restarting, pool exhausted
+    ├── BrokerUnavailable           retryable: the MQTT broker cannot be reached
+    └── LocalServiceError           a local PostgreSQL or Mosquitto could not be started
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class HydroError(Exception):
+    """Base of every error hydro raises on purpose."""
+
+    retryable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong in an operator's file, located as precisely as we can."""
+
+    source: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line is not None else self.source
+        return f"{where}: {self.message}"
+
+
+class ProblemsError(HydroError):
+    """Carries every problem found, so an operator fixes them all in one pass."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ConfigError(ProblemsError):
+    """The configuration is invalid; hydro refuses to start."""
+
+
+class RegistryError(ProblemsError):
+    """The station registry has rows hydro cannot trust."""
+
+
+class PayloadError(HydroError):
+    """A gateway message that cannot be parsed at all; the reason goes to quarantine."""
+
+
+class StorageError(HydroError):
+    """The database refused an operation for a reason retrying will not fix."""
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be reached right now; the caller keeps its data and tries again."""
+
+    retryable = True
+
+
+class BrokerUnavailable(HydroError):
+    """The MQTT broker cannot be reached right now."""
+
+    retryable = True
+
+
+class LocalServiceError(HydroError):
+    """A local PostgreSQL or Mosquitto (tests, demo) could not be started or stopped."""

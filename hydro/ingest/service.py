@@ -1,0 +1,252 @@
+"""The ingest loop: broker -> judge -> batch -> store -> acknowledge.
+
+Two tasks share one event loop. The receiver judges each message as it arrives and adds it whole
+to the open batch; a batch is sealed when it holds ``ingest.batch_size`` readings or has been open
+for ``ingest.batch_interval``. The writer commits sealed batches in order and only then
+acknowledges their messages, so the broker forgets nothing that is not in the database. While the
+writer waits on the database the receiver keeps parsing; when the writer falls behind, the queue of
+sealed batches fills and the receiver waits, and the broker's in-flight window stops the flow.
+
+A database outage makes the writer retry the same batch with backoff, holding its messages
+unacknowledged; a broker outage makes the receiver reconnect with backoff, and anything received
+on the lost connection is stored but left for the broker to send again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from hydro.config import Config
+from hydro.errors import BrokerUnavailable, StorageUnavailable
+from hydro.ingest.mqtt import BrokerSession, Delivery
+from hydro.ingest.validate import ValidationRules, judge_message
+from hydro.models import Reading, Rejection, Station
+from hydro.store.readings import BatchOutcome, ReadingWriter
+
+log = logging.getLogger(__name__)
+
+_SEALED_BATCHES_AHEAD = 2
+_PROGRESS_EVERY = 30.0  # seconds between progress lines
+
+
+@dataclass
+class _Batch:
+    opened: float = field(default_factory=time.monotonic)
+    readings: list[Reading] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+
+
+@dataclass
+class IngestStats:
+    """Running totals, logged as progress and shown by ``hydro status`` of a live process."""
+
+    messages: int = 0
+    readings: int = 0
+    inserted: int = 0
+    revised: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    batches: int = 0
+    slow_batches: int = 0
+    database_retries: int = 0
+    unacknowledged: int = 0
+    unknown_fields: Counter[str] = field(default_factory=Counter)
+
+    def add(self, outcome: BatchOutcome) -> None:
+        self.inserted += outcome.inserted
+        self.revised += outcome.revised
+        self.duplicates += outcome.duplicates
+        self.rejected += outcome.quarantined
+        self.batches += 1
+        self.slow_batches += outcome.slow_path
+
+
+class Backoff:
+    """Exponential delays with full jitter, so many ingest processes do not retry in step."""
+
+    def __init__(self, first: float, limit: float) -> None:
+        self._first = first
+        self._limit = limit
+        self._attempt = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self._limit, self._first * 2**self._attempt)
+        self._attempt += 1
+        return random.uniform(ceiling / 2, ceiling)  # jitter, not security
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+
+class IngestService:
+    """Runs until ``stop`` is set; then seals the open batch, commits what it holds and returns."""
+
+    def __init__(
+        self, config: Config, stations: Mapping[str, Station], writer: ReadingWriter
+    ) -> None:
+        self._config = config
+        self._stations = stations
+        self._writer = writer
+        self._rules = ValidationRules.from_config(config.ingest, config.mqtt.topic_prefix)
+        self._batch = _Batch()
+        self._sealed: asyncio.Queue[_Batch | None] = asyncio.Queue(_SEALED_BATCHES_AHEAD)
+        self._max_age = config.ingest.batch_interval.total_seconds()
+        self._closing = False
+        self.stats = IngestStats()
+        self.connected = False  # subscribed on a live broker connection
+
+    async def run(self, stop: asyncio.Event) -> None:
+        writer = asyncio.create_task(self._write_sealed(), name="ingest-writer")
+        receiver = asyncio.create_task(self._receive_until(stop, writer), name="ingest-receiver")
+        helpers = [
+            asyncio.create_task(self._seal_when_due(), name="ingest-sealer"),
+            asyncio.create_task(self._report_progress(), name="ingest-progress"),
+        ]
+        try:
+            done, _ = await asyncio.wait({writer, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # a crashed stage stops the service with its error
+            await receiver
+        finally:
+            for task in (*helpers, receiver, writer):
+                task.cancel()
+            await asyncio.gather(*helpers, receiver, writer, return_exceptions=True)
+            self._log_progress()
+
+    async def _receive_until(self, stop: asyncio.Event, writer: asyncio.Task[None]) -> None:
+        mqtt = self._config.mqtt
+        backoff = Backoff(mqtt.reconnect_min.total_seconds(), mqtt.reconnect_max.total_seconds())
+        while not stop.is_set():
+            try:
+                async with BrokerSession(mqtt) as session:
+                    backoff.reset()
+                    self.connected = True
+                    consumer = asyncio.create_task(self._consume(session))
+                    stopping = asyncio.create_task(stop.wait())
+                    await asyncio.wait({consumer, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    stopping.cancel()
+                    if consumer.done():
+                        consumer.result()  # raises BrokerUnavailable when the connection dropped
+                    consumer.cancel()
+                    await asyncio.gather(consumer, return_exceptions=True)
+                    # Still connected: commit what we hold so its messages are acknowledged now
+                    # rather than sent again at the next start.
+                    await self._drain(writer)
+                    return
+            except BrokerUnavailable as exc:
+                self.connected = False
+                delay = backoff.next_delay()
+                log.warning("broker unavailable (%s); reconnecting in %.1fs", exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+        await self._drain(writer)
+
+    async def _consume(self, session: BrokerSession) -> None:
+        async for delivery in session.deliveries():
+            await self._accept(delivery)
+
+    async def _drain(self, writer: asyncio.Task[None]) -> None:
+        self._closing = True
+        await self._seal()
+        await self._sealed.put(None)
+        await writer
+
+    async def _accept(self, delivery: Delivery) -> None:
+        verdict = judge_message(
+            delivery.topic,
+            delivery.payload,
+            delivery.received_at,
+            stations=self._stations,
+            rules=self._rules,
+        )
+        batch = self._batch
+        batch.readings.extend(verdict.readings)
+        batch.rejections.extend(verdict.rejections)
+        batch.deliveries.append(delivery)
+        self.stats.messages += 1
+        self.stats.readings += len(verdict.readings)
+        if verdict.unknown_fields:
+            self._note_unknown_fields(verdict.gateway, verdict.unknown_fields)
+        for rejection in verdict.rejections:
+            log.info(
+                "quarantined gateway=%s station=%s code=%s: %s",
+                rejection.gateway,
+                rejection.station,
+                rejection.code,
+                rejection.reason,
+            )
+        if len(batch.readings) >= self._config.ingest.batch_size:
+            await self._seal()
+
+    def _note_unknown_fields(self, gateway: str | None, fields: Counter[str]) -> None:
+        new = [name for name in fields if name not in self.stats.unknown_fields]
+        self.stats.unknown_fields.update(fields)
+        if new:
+            # Once per field name: a gateway firmware update should be noticed, not flood the log.
+            log.warning("gateway=%s sends unknown fields (ignored): %s", gateway, ", ".join(new))
+
+    async def _seal(self) -> None:
+        batch, self._batch = self._batch, _Batch()
+        if batch.deliveries:
+            await self._sealed.put(batch)
+
+    async def _seal_when_due(self) -> None:
+        while not self._closing:
+            age = time.monotonic() - self._batch.opened
+            if self._batch.deliveries and age >= self._max_age:
+                await self._seal()
+                continue
+            await asyncio.sleep(max(self._max_age - age, 0.0) if self._batch.deliveries else 0.02)
+
+    async def _write_sealed(self) -> None:
+        database = self._config.database
+        backoff = Backoff(0.2, max(5.0, database.connect_timeout.total_seconds()))
+        while (batch := await self._sealed.get()) is not None:
+            while True:
+                try:
+                    outcome = await self._writer.write(batch.readings, batch.rejections)
+                    break
+                except StorageUnavailable as exc:
+                    self.stats.database_retries += 1
+                    delay = backoff.next_delay()
+                    log.warning(
+                        "database unavailable (%s); retrying %d readings in %.1fs",
+                        exc,
+                        len(batch.readings),
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+            backoff.reset()
+            self.stats.add(outcome)
+            for delivery in batch.deliveries:
+                if not delivery.session.acknowledge(delivery):
+                    self.stats.unacknowledged += 1
+
+    async def _report_progress(self) -> None:
+        while True:
+            await asyncio.sleep(_PROGRESS_EVERY)
+            self._log_progress()
+
+    def _log_progress(self) -> None:
+        s = self.stats
+        log.info(
+            "ingest: messages=%d readings=%d inserted=%d revised=%d duplicates=%d "
+            "quarantined=%d batches=%d (slow path %d) left for redelivery=%d",
+            s.messages,
+            s.readings,
+            s.inserted,
+            s.revised,
+            s.duplicates,
+            s.rejected,
+            s.batches,
+            s.slow_batches,
+            s.unacknowledged,
+        )

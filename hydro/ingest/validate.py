@@ -1,0 +1,288 @@
+"""Judging a gateway message: which readings hydro stores, which it quarantines and why.
+
+Pure and on the hot path: bytes and registry objects in, a :class:`Verdict` out, no I/O. Each
+reading is judged on its own, so one bad value never costs a batch its good readings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hydro.config import IngestConfig
+from hydro.models import (
+    Reading,
+    Rejection,
+    RejectionCode,
+    Station,
+    StationKind,
+    Variable,
+)
+
+MEASUREMENTS = (Variable.WATER_LEVEL, Variable.FLOW, Variable.RAINFALL)
+_KNOWN_FIELDS = frozenset({"station", "time", *(v.value for v in Variable)})
+_VARIABLE_ORDER = tuple(v.value for v in Variable)
+
+
+@dataclass(frozen=True)
+class ValidationRules:
+    """Everything judging needs besides the registry, resolved once so lookups are cheap."""
+
+    topic_prefix: str
+    max_future: dt.timedelta
+    max_past: dt.timedelta
+    bounds: Mapping[StationKind, Mapping[str, tuple[float, float]]]
+
+    @classmethod
+    def from_config(cls, config: IngestConfig, topic_prefix: str) -> ValidationRules:
+        bounds = {
+            kind: {
+                variable.value: (b.min, b.max) for variable, b in config.bounds_for(kind).items()
+            }
+            for kind in StationKind
+        }
+        return cls(topic_prefix, config.max_future, config.max_past, bounds)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    gateway: str | None
+    readings: list[Reading] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    unknown_fields: Counter[str] = field(default_factory=Counter)
+
+
+class _Refused(Exception):
+    """Internal: one reading refused; carries the code, the reason and the station if known."""
+
+    def __init__(self, code: RejectionCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def gateway_of(topic: str, topic_prefix: str) -> str | None:
+    """The gateway id of ``<prefix>/<gateway>/readings``, or None for any other topic."""
+    parts = topic.split("/")
+    prefix_parts = topic_prefix.split("/")
+    if (
+        len(parts) != len(prefix_parts) + 2
+        or parts[: len(prefix_parts)] != prefix_parts
+        or parts[-1] != "readings"
+        or not parts[-2]
+    ):
+        return None
+    return parts[-2]
+
+
+def judge_message(
+    topic: str,
+    payload: bytes,
+    received_at: dt.datetime,
+    *,
+    stations: Mapping[str, Station],
+    rules: ValidationRules,
+) -> Verdict:
+    """Splits one message into accepted readings and rejections, in the order they came."""
+    gateway = gateway_of(topic, rules.topic_prefix)
+
+    def whole(code: RejectionCode, reason: str) -> Verdict:
+        rejection = Rejection(
+            topic=topic,
+            gateway=gateway or "",
+            payload=payload,
+            code=code,
+            reason=reason,
+            received_at=received_at,
+        )
+        return Verdict(gateway=gateway, rejections=[rejection])
+
+    if gateway is None:
+        return whole(
+            RejectionCode.BAD_TOPIC,
+            f"topic {topic!r} is not {rules.topic_prefix}/<gateway>/readings",
+        )
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return whole(RejectionCode.BAD_ENCODING, f"payload is not UTF-8: {exc}")
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        return whole(RejectionCode.MALFORMED_JSON, f"payload is not JSON: {exc}")
+    verdict = Verdict(gateway=gateway)
+    if isinstance(document, dict) and "readings" in document:
+        items = document["readings"]
+        if not isinstance(items, list):
+            return whole(RejectionCode.BAD_SHAPE, '"readings" must be a list of reading objects')
+        verdict.unknown_fields.update(key for key in document if key != "readings")
+    elif isinstance(document, dict) and "station" in document:
+        items = [document]
+    else:
+        return whole(
+            RejectionCode.BAD_SHAPE,
+            'payload must be a reading object or {"readings": [...]}',
+        )
+    judge = _ReadingJudge(topic, gateway, received_at, stations, rules, verdict)
+    for item in items:
+        judge.judge(item)
+    return verdict
+
+
+@dataclass(frozen=True)
+class _ReadingJudge:
+    """Judges the readings of one message, appending each to the message's verdict."""
+
+    topic: str
+    gateway: str
+    received_at: dt.datetime
+    stations: Mapping[str, Station]
+    rules: ValidationRules
+    verdict: Verdict
+
+    def judge(self, item: Any) -> None:
+        gateway, topic, received_at, rules, verdict = (
+            self.gateway,
+            self.topic,
+            self.received_at,
+            self.rules,
+            self.verdict,
+        )
+        window = (received_at - rules.max_past, received_at + rules.max_future)
+        station_code: str | None = None
+        unknown: list[str] = []
+        try:
+            if not isinstance(item, dict):
+                raise _Refused(RejectionCode.BAD_SHAPE, "a reading must be a JSON object")
+            unknown = [key for key in item if key not in _KNOWN_FIELDS]
+            raw_code = item.get("station")
+            if isinstance(raw_code, str) and raw_code:
+                station_code = raw_code
+            elif isinstance(raw_code, int) and not isinstance(raw_code, bool):
+                station_code = str(raw_code)
+            else:
+                raise _Refused(
+                    RejectionCode.UNKNOWN_STATION, "station code missing or not a string"
+                )
+            station = self.stations.get(station_code)
+            if station is None:
+                raise _Refused(
+                    RejectionCode.UNKNOWN_STATION,
+                    f"station {station_code!r} is not in the registry",
+                )
+            if station.gateway is not None and station.gateway != gateway:
+                raise _Refused(
+                    RejectionCode.WRONG_GATEWAY,
+                    f"station {station_code} reports through gateway {station.gateway!r},"
+                    f" not {gateway!r}",
+                )
+            time = _reading_time(item.get("time"), station.tz)
+            if time > window[1]:
+                raise _Refused(
+                    RejectionCode.FUTURE_TIME,
+                    f"time {time.isoformat()} is more than {rules.max_future} after it was"
+                    f" received ({received_at.isoformat()})",
+                )
+            if time < window[0]:
+                raise _Refused(
+                    RejectionCode.TOO_OLD,
+                    f"time {time.isoformat()} is more than {rules.max_past} before it was received",
+                )
+            values = _values(item, station.kind, rules.bounds[station.kind])
+        except _Refused as refused:
+            reason = refused.reason
+            if unknown:
+                reason += f"; unknown fields: {', '.join(unknown)}"
+            verdict.rejections.append(
+                Rejection(
+                    topic=topic,
+                    gateway=gateway,
+                    payload=json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode(),
+                    code=refused.code,
+                    reason=reason,
+                    received_at=received_at,
+                    station=station_code,
+                )
+            )
+            return
+        if unknown:
+            verdict.unknown_fields.update(unknown)
+        verdict.readings.append(Reading(station_code, time, *values))
+
+
+def _reading_time(raw: Any, zone: ZoneInfo) -> dt.datetime:
+    """Reads the ``time`` field as an aware UTC datetime.
+
+    A local time without an offset is read in the station's zone. In a zone with daylight saving,
+    a time inside the spring-forward gap does not exist and is refused; one inside the autumn
+    overlap is ambiguous and read as its first occurrence (fold=0). Gateways in such zones should
+    send offsets.
+    """
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        try:
+            return dt.datetime.fromtimestamp(raw, dt.UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise _Refused(RejectionCode.BAD_TIME, f"time {raw} is not a Unix time") from exc
+    if not isinstance(raw, str):
+        raise _Refused(RejectionCode.BAD_TIME, "time missing: ISO 8601 text or Unix seconds")
+    # fromisoformat also takes a bare date ("2026-05-07") and week dates; a reading needs a
+    # time of day, so require the separator between date and time.
+    if len(raw) < 16 or raw[10] not in "T ":
+        raise _Refused(RejectionCode.BAD_TIME, f"time {raw!r} is not an ISO 8601 date and time")
+    try:
+        parsed = dt.datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise _Refused(
+            RejectionCode.BAD_TIME, f"time {raw!r} is not an ISO 8601 date and time"
+        ) from exc
+    if parsed.tzinfo is None:
+        local = parsed.replace(tzinfo=zone)
+        # A wall time in a DST gap does not survive the round trip through UTC.
+        if local.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) != parsed:
+            raise _Refused(
+                RejectionCode.BAD_TIME,
+                f"local time {raw} does not exist in {zone.key} (daylight-saving gap)",
+            )
+        parsed = local
+    return parsed.astimezone(dt.UTC)
+
+
+def _values(
+    item: Mapping[str, Any], kind: StationKind, bounds: Mapping[str, tuple[float, float]]
+) -> list[float | None]:
+    values: list[float | None] = []
+    measured = False
+    for name in _VARIABLE_ORDER:
+        value = item.get(name)
+        if value is None:
+            values.append(None)
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _Refused(RejectionCode.BAD_VALUE, f"{name} {value!r} is not a number")
+        number = float(value)
+        if not math.isfinite(number):
+            raise _Refused(RejectionCode.BAD_VALUE, f"{name} is {value}, not a finite number")
+        low, high = bounds[name]
+        if number < low:
+            raise _Refused(
+                RejectionCode.OUT_OF_BOUNDS,
+                f"{name} {number} is below the plausible minimum {low} for {kind} stations",
+            )
+        if number > high:
+            raise _Refused(
+                RejectionCode.OUT_OF_BOUNDS,
+                f"{name} {number} is above the plausible maximum {high} for {kind} stations",
+            )
+        measured = measured or name != Variable.BATTERY_V
+        values.append(number)
+    if not measured:
+        raise _Refused(
+            RejectionCode.NO_MEASUREMENT, "none of water_level, flow, rainfall is present"
+        )
+    return values

@@ -1,0 +1,148 @@
+"""The typed, immutable messages that pass between hydro's stages.
+
+Nothing here does I/O. Past ``hydro.ingest`` nobody sees an MQTT message, past ``hydro.store``
+nobody sees a database row: stages hand each other these objects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
+from zoneinfo import ZoneInfo
+
+
+class StationKind(StrEnum):
+    RIVER = "river"
+    RESERVOIR = "reservoir"
+    RAIN = "rain"
+
+
+class Role(StrEnum):
+    """The three responsible persons (三个责任人) every station names."""
+
+    ADMINISTRATIVE = "administrative"  # 行政责任人
+    TECHNICAL = "technical"  # 技术责任人
+    PATROL = "patrol"  # 巡查责任人
+
+
+class Variable(StrEnum):
+    """What a gauge can report; the value is the payload field and the database column."""
+
+    WATER_LEVEL = "water_level"  # metres
+    FLOW = "flow"  # m³/s
+    RAINFALL = "rainfall"  # mm fallen since the station's previous report
+    BATTERY_V = "battery_v"  # volts
+
+
+VARIABLES: tuple[Variable, ...] = tuple(Variable)
+
+
+@dataclass(frozen=True, slots=True)
+class ResponsiblePerson:
+    role: Role
+    name: str
+    phone: str  # E.164, e.g. +8613800000000
+
+    @property
+    def masked_phone(self) -> str:
+        return mask_phone(self.phone)
+
+
+def mask_phone(phone: str) -> str:
+    """Keeps the last four digits only: logs are read by more people than the phone book."""
+    return "*" * max(len(phone) - 4, 0) + phone[-4:]
+
+
+@dataclass(frozen=True, slots=True)
+class FloodSeason:
+    """The dates (month, day) between which a reservoir's flood-limit level applies, inclusive.
+
+    A season may wrap the new year (start after end), as it does in the southern hemisphere.
+    """
+
+    start: tuple[int, int]
+    end: tuple[int, int]
+
+    def contains(self, day: dt.date) -> bool:
+        key = (day.month, day.day)
+        if self.start <= self.end:
+            return self.start <= key <= self.end
+        return key >= self.start or key <= self.end
+
+
+@dataclass(frozen=True)
+class Station:
+    """One row of the station registry, validated."""
+
+    code: str
+    name: str
+    kind: StationKind
+    prefecture: str
+    county: str
+    river: str
+    lat: float
+    lon: float
+    gateway: str | None
+    timezone: str
+    warning_level: float | None = None  # 警戒水位
+    guaranteed_level: float | None = None  # 保证水位
+    flood_limit_level: float | None = None  # 汛限水位
+    flood_season: FloodSeason | None = None  # when flood_limit_level applies
+    normal_level: float | None = None  # 正常蓄水位
+    design_flood_level: float | None = None  # 设计洪水位
+    persons: tuple[ResponsiblePerson, ...] = field(default=())
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def person(self, role: Role) -> ResponsiblePerson | None:
+        return next((p for p in self.persons if p.role is role), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One accepted observation. ``time`` is timezone-aware UTC; absent variables are None."""
+
+    station: str
+    time: dt.datetime
+    water_level: float | None = None
+    flow: float | None = None
+    rainfall: float | None = None
+    battery_v: float | None = None
+
+
+class RejectionCode(StrEnum):
+    """Why something went to quarantine; stable names operators filter on."""
+
+    BAD_TOPIC = "bad_topic"  # topic is not <prefix>/<gateway>/readings
+    BAD_ENCODING = "bad_encoding"  # payload is not UTF-8
+    MALFORMED_JSON = "malformed_json"
+    BAD_SHAPE = "bad_shape"  # JSON, but not a reading object nor {"readings": [...]}
+    UNKNOWN_STATION = "unknown_station"
+    WRONG_GATEWAY = "wrong_gateway"  # the registry names another gateway for this station
+    BAD_TIME = "bad_time"  # missing or unreadable time
+    FUTURE_TIME = "future_time"  # more than ingest.max_future ahead of the receive time
+    TOO_OLD = "too_old"  # more than ingest.max_past behind (a gateway clock reset to 1970)
+    NO_MEASUREMENT = "no_measurement"  # none of water_level, flow, rainfall
+    BAD_VALUE = "bad_value"  # not a number, or NaN/Infinity
+    OUT_OF_BOUNDS = "out_of_bounds"  # outside the configured plausible range
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Something a gateway sent that hydro would not store as a reading, kept with its reason.
+
+    ``payload`` is the whole message when the message itself is unreadable, otherwise the one
+    reading object (re-encoded as JSON) that was refused.
+    """
+
+    topic: str
+    gateway: str
+    payload: bytes
+    code: RejectionCode
+    reason: str  # for people: what exactly was wrong, e.g. "water_level 9999.0 above 6000.0"
+    received_at: dt.datetime
+    station: str | None = None

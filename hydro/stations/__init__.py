@@ -1,0 +1,20 @@
+"""The station registry: who measures what where, and whom to tell."""
+
+from hydro.stations.generate import generate_stations, write_stations_csv
+from hydro.stations.registry import (
+    COLUMNS,
+    Registry,
+    check_registry,
+    load_registry,
+    normalise_phone,
+)
+
+__all__ = [
+    "COLUMNS",
+    "Registry",
+    "check_registry",
+    "generate_stations",
+    "load_registry",
+    "normalise_phone",
+    "write_stations_csv",
+]

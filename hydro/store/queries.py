@@ -1,0 +1,139 @@
+"""Read-only queries for operators: the quarantine, the storage status, a station's readings."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import psycopg
+import psycopg_pool
+from psycopg import sql
+from psycopg.rows import class_row
+
+from hydro.models import Reading
+from hydro.store.db import connection
+from hydro.store.schema import StorageMode, storage_mode
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    id: int
+    received_at: dt.datetime
+    topic: str
+    gateway: str
+    station: str | None
+    code: str
+    reason: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineFilter:
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    gateway: str | None = None
+    station: str | None = None
+    code: str | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class StorageStatus:
+    mode: StorageMode
+    timescaledb_version: str | None
+    schema_version: int | None
+    readings: int  # estimated from planner statistics for speed on large tables
+    stations_reporting: int
+    latest_reading: dt.datetime | None
+    latest_received: dt.datetime | None
+    quarantined_24h: int
+    revisions_24h: int
+
+
+async def list_quarantine(
+    pool: psycopg_pool.AsyncConnectionPool, query: QuarantineFilter
+) -> list[QuarantineEntry]:
+    """Newest first."""
+    conditions: list[sql.Composable] = []
+    params: list[object] = []
+    for column, op, value in (
+        ("received_at", ">=", query.since),
+        ("received_at", "<", query.until),
+        ("gateway", "=", query.gateway),
+        ("station", "=", query.station),
+        ("code", "=", query.code),
+    ):
+        if value is not None:
+            conditions.append(sql.SQL("{} " + op + " %s").format(sql.Identifier(column)))
+            params.append(value)
+    where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
+    statement = sql.SQL(
+        "SELECT id, received_at, topic, gateway, station, code, reason, payload"
+        " FROM quarantine{where} ORDER BY received_at DESC, id DESC LIMIT %s"
+    ).format(where=where)
+    async with connection(pool, "listing the quarantine") as conn:
+        cur = conn.cursor(row_factory=class_row(QuarantineEntry))
+        await cur.execute(statement, [*params, query.limit])
+        return await cur.fetchall()
+
+
+async def storage_status(pool: psycopg_pool.AsyncConnectionPool) -> StorageStatus:
+    async with connection(pool, "reading the storage status") as conn:
+        mode = await storage_mode(conn)
+        ts_version = await _scalar(
+            conn, "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+        )
+        schema_version = await _scalar(conn, "SELECT max(version) FROM schema_migrations")
+        estimate = await _scalar(
+            conn,
+            "SELECT approximate_row_count('readings')"
+            if mode is StorageMode.TIMESCALEDB
+            else "SELECT greatest(reltuples, 0)::bigint FROM pg_class"
+            " WHERE oid = 'readings'::regclass",
+        )
+        cur = await conn.execute("SELECT count(*), max(time), max(received_at) FROM station_latest")
+        row = await cur.fetchone()
+        assert row is not None
+        stations, latest_reading, latest_received = row
+        quarantined = await _scalar(
+            conn, "SELECT count(*) FROM quarantine WHERE received_at > now() - interval '24 hours'"
+        )
+        revisions = await _scalar(
+            conn,
+            "SELECT count(*) FROM reading_revisions"
+            " WHERE replaced_at > now() - interval '24 hours'",
+        )
+    return StorageStatus(
+        mode=mode,
+        timescaledb_version=None if ts_version is None else str(ts_version),
+        schema_version=None if schema_version is None else int(str(schema_version)),
+        readings=int(str(estimate or 0)),
+        stations_reporting=int(str(stations)),
+        latest_reading=latest_reading if isinstance(latest_reading, dt.datetime) else None,
+        latest_received=latest_received if isinstance(latest_received, dt.datetime) else None,
+        quarantined_24h=int(str(quarantined)),
+        revisions_24h=int(str(revisions)),
+    )
+
+
+async def station_readings(
+    pool: psycopg_pool.AsyncConnectionPool,
+    station: str,
+    since: dt.datetime,
+    until: dt.datetime,
+) -> list[Reading]:
+    """A station's stored readings in [since, until), oldest first."""
+    async with connection(pool, f"reading station {station}") as conn:
+        cur = conn.cursor(row_factory=class_row(Reading))
+        await cur.execute(
+            "SELECT station, time, water_level, flow, rainfall, battery_v FROM readings"
+            " WHERE station = %s AND time >= %s AND time < %s ORDER BY time",
+            (station, since, until),
+        )
+        return await cur.fetchall()
+
+
+async def _scalar(conn: psycopg.AsyncConnection[tuple[object, ...]], query: str) -> object:
+    cur = await conn.execute(query)
+    row = await cur.fetchone()
+    return None if row is None else row[0]

@@ -1,0 +1,191 @@
+"""Writing readings: one transaction per batch, paying for duplicates only when there are any.
+
+The fast path COPYs the batch straight into ``readings``. Gateways rarely repeat themselves, so it
+almost always succeeds; when the primary key says a (station, time) is already there (a redelivery
+after a crash, a gateway re-sending its backlog, a corrected value) the transaction is rolled back
+and the batch goes through the slow path: COPY into a temporary table, log the values a different
+delivery replaces, then upsert. Either way the batch's quarantined items, the per-station latest
+reading and the readings commit together, so a batch is either wholly stored or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg
+import psycopg_pool
+
+from hydro.models import Reading, Rejection
+from hydro.store.db import translate_errors
+
+log = logging.getLogger(__name__)
+
+_READING_TYPES = ["text", "timestamptz", "float8", "float8", "float8", "float8"]
+_READING_COLUMNS = "station, time, water_level, flow, rainfall, battery_v"
+
+_STAGE = """
+CREATE TEMPORARY TABLE IF NOT EXISTS readings_stage (
+    seq bigint GENERATED ALWAYS AS IDENTITY,
+    station text, time timestamptz,
+    water_level float8, flow float8, rainfall float8, battery_v float8
+) ON COMMIT DELETE ROWS
+"""
+
+# Values that are replaced, whether already stored or superseded later in the same batch, go to
+# the revision log; identical repeats are absorbed without a trace.
+_LOG_REVISIONS = """
+WITH ranked AS (
+    SELECT s.*, row_number() OVER (PARTITION BY station, time ORDER BY seq DESC) AS newest_first
+    FROM readings_stage s
+), winners AS (
+    SELECT * FROM ranked WHERE newest_first = 1
+)
+INSERT INTO reading_revisions (station, time, water_level, flow, rainfall, battery_v)
+SELECT r.station, r.time, r.water_level, r.flow, r.rainfall, r.battery_v
+FROM readings r JOIN winners w USING (station, time)
+WHERE (r.water_level, r.flow, r.rainfall, r.battery_v)
+      IS DISTINCT FROM (w.water_level, w.flow, w.rainfall, w.battery_v)
+UNION ALL
+SELECT l.station, l.time, l.water_level, l.flow, l.rainfall, l.battery_v
+FROM ranked l JOIN winners w USING (station, time)
+WHERE l.newest_first > 1
+  AND (l.water_level, l.flow, l.rainfall, l.battery_v)
+      IS DISTINCT FROM (w.water_level, w.flow, w.rainfall, w.battery_v)
+"""
+
+_UPSERT = f"""
+INSERT INTO readings ({_READING_COLUMNS})
+SELECT DISTINCT ON (station, time) {_READING_COLUMNS}
+FROM readings_stage ORDER BY station, time, seq DESC
+ON CONFLICT (station, time) DO UPDATE SET
+    water_level = excluded.water_level, flow = excluded.flow,
+    rainfall = excluded.rainfall, battery_v = excluded.battery_v
+WHERE (readings.water_level, readings.flow, readings.rainfall, readings.battery_v)
+      IS DISTINCT FROM (excluded.water_level, excluded.flow, excluded.rainfall, excluded.battery_v)
+RETURNING (xmax = 0) AS inserted
+"""
+
+_UPDATE_LATEST = """
+INSERT INTO station_latest (station, time, water_level, flow, rainfall, battery_v, received_at)
+SELECT u.*, now() FROM unnest(
+    %s::text[], %s::timestamptz[], %s::float8[], %s::float8[], %s::float8[], %s::float8[]
+) AS u(station, time, water_level, flow, rainfall, battery_v)
+ON CONFLICT (station) DO UPDATE SET
+    time = excluded.time, water_level = excluded.water_level, flow = excluded.flow,
+    rainfall = excluded.rainfall, battery_v = excluded.battery_v, received_at = excluded.received_at
+WHERE excluded.time >= station_latest.time
+"""
+
+_QUARANTINE_TYPES = ["timestamptz", "text", "text", "text", "text", "text", "bytea"]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """What one committed batch did; ``duplicates`` were already stored with the same values."""
+
+    inserted: int
+    revised: int
+    duplicates: int
+    quarantined: int
+    slow_path: bool
+
+
+class ReadingWriter:
+    """Stores batches of accepted readings and rejections; the only writer of ``readings``."""
+
+    def __init__(self, pool: psycopg_pool.AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def write(
+        self, readings: Sequence[Reading], rejections: Sequence[Rejection] = ()
+    ) -> BatchOutcome:
+        """Commits the whole batch or nothing; raises StorageUnavailable when it may be retried.
+
+        Retrying a batch whose commit outcome is unknown (the connection died during COMMIT) is
+        safe: the slow path absorbs whatever the lost commit did store.
+        """
+        with translate_errors(f"storing a batch of {len(readings)} readings"):
+            async with self._pool.connection() as conn:
+                try:
+                    async with conn.transaction():
+                        await _copy_readings(conn, "readings", readings)
+                        await self._finish(conn, readings, rejections)
+                    return BatchOutcome(len(readings), 0, 0, len(rejections), slow_path=False)
+                except psycopg.errors.UniqueViolation:
+                    pass
+                async with conn.transaction():
+                    outcome = await self._upsert(conn, readings)
+                    await self._finish(conn, readings, rejections)
+                return BatchOutcome(*outcome, quarantined=len(rejections), slow_path=True)
+
+    async def _upsert(
+        self, conn: psycopg.AsyncConnection[tuple[object, ...]], readings: Sequence[Reading]
+    ) -> tuple[int, int, int]:
+        await conn.execute(_STAGE)
+        await _copy_readings(conn, "readings_stage", readings)
+        revisions = await conn.execute(_LOG_REVISIONS)
+        revised_rows = max(revisions.rowcount, 0)
+        cur = await conn.execute(_UPSERT)
+        changed = [bool(row[0]) for row in await cur.fetchall()]
+        inserted = sum(changed)
+        updated = len(changed) - inserted
+        duplicates = len(readings) - inserted - updated
+        if revised_rows:
+            log.info("revised %d stored values (later deliveries differ)", revised_rows)
+        return inserted, updated, duplicates
+
+    async def _finish(
+        self,
+        conn: psycopg.AsyncConnection[tuple[object, ...]],
+        readings: Sequence[Reading],
+        rejections: Sequence[Rejection],
+    ) -> None:
+        latest: dict[str, Reading] = {}
+        for r in readings:
+            held = latest.get(r.station)
+            if held is None or r.time >= held.time:
+                latest[r.station] = r
+        if latest:
+            rows = list(latest.values())
+            await conn.execute(
+                _UPDATE_LATEST,
+                (
+                    [r.station for r in rows],
+                    [r.time for r in rows],
+                    [r.water_level for r in rows],
+                    [r.flow for r in rows],
+                    [r.rainfall for r in rows],
+                    [r.battery_v for r in rows],
+                ),
+            )
+        if rejections:
+            await write_rejections(conn, rejections)
+
+
+async def _copy_readings(
+    conn: psycopg.AsyncConnection[tuple[object, ...]], table: str, readings: Sequence[Reading]
+) -> None:
+    async with conn.cursor().copy(
+        f"COPY {table} ({_READING_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(_READING_TYPES)
+        for r in readings:
+            await copy.write_row(
+                (r.station, r.time, r.water_level, r.flow, r.rainfall, r.battery_v)
+            )
+
+
+async def write_rejections(
+    conn: psycopg.AsyncConnection[tuple[object, ...]], rejections: Sequence[Rejection]
+) -> None:
+    async with conn.cursor().copy(
+        "COPY quarantine (received_at, topic, gateway, station, code, reason, payload)"
+        " FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(_QUARANTINE_TYPES)
+        for q in rejections:
+            await copy.write_row(
+                (q.received_at, q.topic, q.gateway, q.station, q.code.value, q.reason, q.payload)
+            )

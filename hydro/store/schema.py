@@ -1,0 +1,287 @@
+"""Creating and upgrading the schema: ``hydro db migrate``.
+
+Two steps, both idempotent:
+
+1. Versioned SQL files in ``migrations/`` (``NNNN_name.sql``), each applied once in its own
+   transaction and recorded in ``schema_migrations``.
+2. The storage layout, which depends on configuration and on the server: with TimescaleDB, a
+   hypertable, compression, an optional retention policy and continuous aggregates; without it,
+   plain views with the same names and columns, so every query reads the same either way.
+
+An advisory lock serialises concurrent migrators (several ingest processes starting together).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib import resources
+
+import psycopg
+from psycopg import sql
+
+from hydro.config import DatabaseConfig
+from hydro.errors import StorageError
+from hydro.store.db import translate_errors
+
+log = logging.getLogger(__name__)
+
+_MIGRATION_LOCK = 0x6879_6472  # "hydr": any constant unique to hydro
+
+
+class StorageMode(StrEnum):
+    TIMESCALEDB = "timescaledb"
+    POSTGRESQL = "postgresql"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationReport:
+    applied: tuple[str, ...]
+    mode: StorageMode
+    timescaledb_version: str | None
+
+
+def bundled_migrations() -> tuple[Migration, ...]:
+    folder = resources.files("hydro.store") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            version, _, name = entry.name.removesuffix(".sql").partition("_")
+            found.append(Migration(int(version), name, entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise StorageError(f"two migrations share a version number: {versions}")
+    return tuple(found)
+
+
+async def migrate(
+    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    config: DatabaseConfig,
+    default_timezone: str,
+) -> MigrationReport:
+    """Brings the database to the current schema; running it again changes nothing."""
+    with translate_errors("migrating the schema"):
+        # Continuous aggregates cannot be created inside a transaction block, so this runs in
+        # autocommit with a session-level lock and one explicit transaction per migration.
+        await conn.set_autocommit(True)
+        await conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            applied = await _apply_migrations(conn)
+            mode, ts_version = await _apply_layout(conn, config, default_timezone)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+    log.info("storage mode: %s%s", mode, f" {ts_version}" if ts_version else "")
+    return MigrationReport(applied=tuple(applied), mode=mode, timescaledb_version=ts_version)
+
+
+async def _apply_migrations(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> list[str]:
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version integer PRIMARY KEY, name text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    cur = await conn.execute("SELECT version FROM schema_migrations")
+    done = {int(str(row[0])) for row in await cur.fetchall()}
+    applied = []
+    for migration in bundled_migrations():
+        if migration.version in done:
+            continue
+        async with conn.transaction():
+            await conn.execute(sql.SQL(migration.sql))
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                (migration.version, migration.name),
+            )
+        applied.append(f"{migration.version:04d}_{migration.name}")
+        log.info("applied migration %04d_%s", migration.version, migration.name)
+    return applied
+
+
+async def storage_mode(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> StorageMode:
+    """TIMESCALEDB when ``readings`` is a hypertable, else POSTGRESQL."""
+    with translate_errors("reading the storage mode"):
+        return StorageMode.TIMESCALEDB if await _is_hypertable(conn) else StorageMode.POSTGRESQL
+
+
+async def _apply_layout(
+    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    config: DatabaseConfig,
+    default_timezone: str,
+) -> tuple[StorageMode, str | None]:
+    if config.timescaledb == "off":
+        if await _is_hypertable(conn):
+            raise StorageError(
+                "database.timescaledb is 'off' but readings is already a TimescaleDB hypertable"
+            )
+        await _plain_layout(conn, default_timezone)
+        return StorageMode.POSTGRESQL, None
+    version = await _enable_timescaledb(conn, required=config.timescaledb == "required")
+    if version is None:
+        await _plain_layout(conn, default_timezone)
+        return StorageMode.POSTGRESQL, None
+    await _timescale_layout(conn, config, default_timezone)
+    return StorageMode.TIMESCALEDB, version
+
+
+async def _enable_timescaledb(
+    conn: psycopg.AsyncConnection[tuple[object, ...]], *, required: bool
+) -> str | None:
+    cur = await conn.execute(
+        "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
+    )
+    if await cur.fetchone() is None:
+        if required:
+            raise StorageError("database.timescaledb is 'required' but it is not installed")
+        log.warning("timescaledb extension not installed: using plain PostgreSQL")
+        return None
+    try:
+        async with conn.transaction():
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    except psycopg.errors.Error as exc:
+        # Installed but not in shared_preload_libraries: the server must be configured first.
+        if required:
+            raise StorageError(f"cannot enable timescaledb: {exc}") from exc
+        log.warning("timescaledb installed but cannot be enabled (%s): using plain PostgreSQL", exc)
+        return None
+    cur = await conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+    row = await cur.fetchone()
+    return str(row[0]) if row else None
+
+
+async def _is_hypertable(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> bool:
+    cur = await conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
+    if await cur.fetchone() is None:
+        return False
+    cur = await conn.execute(
+        "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'readings'"
+    )
+    return await cur.fetchone() is not None
+
+
+# The aggregates every query reads, whatever the mode. The hydrological day runs from 08:00 to
+# 08:00 in the deployment's default time zone; ``day_start`` is the instant of its opening 08:00.
+_AGGREGATE_COLUMNS = """
+    count(*)                         AS readings,
+    min(water_level)                 AS water_level_min,
+    max(water_level)                 AS water_level_max,
+    avg(water_level)                 AS water_level_avg,
+    max(flow)                        AS flow_max,
+    sum(rainfall)                    AS rainfall_sum,
+    count(rainfall)                  AS rainfall_reports
+"""
+
+
+async def _plain_layout(
+    conn: psycopg.AsyncConnection[tuple[object, ...]], default_timezone: str
+) -> None:
+    # A BRIN index costs almost nothing to keep on append-mostly data and serves the time-range
+    # scans of daily reports; per-station ranges use the primary key.
+    await conn.execute(
+        "CREATE INDEX IF NOT EXISTS readings_time_brin ON readings USING brin (time)"
+    )
+    await conn.execute(
+        sql.SQL(
+            "CREATE OR REPLACE VIEW readings_hourly AS"
+            " SELECT station, date_trunc('hour', time, 'UTC') AS bucket, {columns}"
+            " FROM readings GROUP BY station, date_trunc('hour', time, 'UTC')"
+        ).format(columns=sql.SQL(_AGGREGATE_COLUMNS))
+    )
+    await conn.execute(
+        sql.SQL(
+            "CREATE OR REPLACE VIEW readings_daily AS"
+            " SELECT station, {day} AS day_start, {columns}"
+            " FROM readings GROUP BY station, {day}"
+        ).format(day=_hydrological_day_sql(default_timezone), columns=sql.SQL(_AGGREGATE_COLUMNS))
+    )
+
+
+def _hydrological_day_sql(timezone: str) -> sql.Composable:
+    """The instant (local 08:00) at which the reading's hydrological day began."""
+    return sql.SQL(
+        "((date_trunc('day', (time AT TIME ZONE {tz}) - interval '8 hours')"
+        " + interval '8 hours') AT TIME ZONE {tz})"
+    ).format(tz=sql.Literal(timezone))
+
+
+async def _timescale_layout(
+    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    config: DatabaseConfig,
+    default_timezone: str,
+) -> None:
+    chunk = config.chunk_interval
+    await conn.execute(
+        "SELECT create_hypertable('readings', 'time', chunk_time_interval => %s,"
+        " if_not_exists => true, migrate_data => true, create_default_indexes => false)",
+        (chunk,),
+    )
+    await _drop_plain_views(conn)
+    await conn.execute(
+        "ALTER TABLE readings SET (timescaledb.compress,"
+        " timescaledb.compress_segmentby = 'station', timescaledb.compress_orderby = 'time DESC')"
+    )
+    await conn.execute("SELECT remove_compression_policy('readings', if_exists => true)")
+    if config.compress_after is not None:
+        await conn.execute(
+            "SELECT add_compression_policy('readings', %s::interval)", (config.compress_after,)
+        )
+    await conn.execute("SELECT remove_retention_policy('readings', if_exists => true)")
+    if config.retention is not None:
+        await conn.execute(
+            "SELECT add_retention_policy('readings', %s::interval)", (config.retention,)
+        )
+    await conn.execute(
+        sql.SQL(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS readings_hourly"
+            " WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS"
+            " SELECT station, time_bucket(INTERVAL '1 hour', time) AS bucket, {columns}"
+            " FROM readings GROUP BY station, time_bucket(INTERVAL '1 hour', time)"
+            " WITH NO DATA"
+        ).format(columns=sql.SQL(_AGGREGATE_COLUMNS))
+    )
+    await conn.execute(
+        sql.SQL(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS readings_daily"
+            " WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS"
+            " SELECT station, {bucket} AS day_start, {columns}"
+            " FROM readings GROUP BY station, {bucket}"
+            " WITH NO DATA"
+        ).format(
+            bucket=_timescale_day_bucket(default_timezone), columns=sql.SQL(_AGGREGATE_COLUMNS)
+        )
+    )
+    for view, start, every in (
+        ("readings_hourly", "3 days", "5 minutes"),
+        ("readings_daily", "10 days", "1 hour"),
+    ):
+        await conn.execute(
+            "SELECT add_continuous_aggregate_policy(%s, start_offset => %s::interval,"
+            " end_offset => NULL, schedule_interval => %s::interval, if_not_exists => true)",
+            (view, start, every),
+        )
+
+
+def _timescale_day_bucket(timezone: str) -> sql.Composable:
+    return sql.SQL(
+        "time_bucket(INTERVAL '1 day', time, {tz}, \"offset\" => INTERVAL '8 hours')"
+    ).format(tz=sql.Literal(timezone))
+
+
+async def _drop_plain_views(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+    """Plain-mode views give way to continuous aggregates when TimescaleDB arrives later."""
+    cur = await conn.execute(
+        "SELECT table_name FROM information_schema.views"
+        " WHERE table_schema = current_schema()"
+        " AND table_name IN ('readings_hourly', 'readings_daily')"
+    )
+    for (name,) in await cur.fetchall():
+        await conn.execute(sql.SQL("DROP VIEW {}").format(sql.Identifier(str(name))))
+    await conn.execute("DROP INDEX IF EXISTS readings_time_brin")

@@ -1,0 +1,262 @@
+"""The ingest stage end to end in one process: real Mosquitto in, real PostgreSQL out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Mapping
+
+import pytest
+
+from hydro.config import Config
+from hydro.ingest.service import IngestService
+from hydro.models import Station
+from hydro.store.db import open_pool
+from hydro.store.readings import ReadingWriter
+from hydro.store.schema import migrate
+from tests.support import (
+    count_rows,
+    fetch,
+    ingest_config,
+    publish_json,
+    publisher,
+    reading,
+    stations,
+    wait_until,
+)
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def iso(minutes_ago: int, offset: str = "+00:00") -> str:
+    moment = NOW - dt.timedelta(minutes=minutes_ago)
+    if offset == "":
+        return (moment + dt.timedelta(hours=8)).replace(tzinfo=None).isoformat()
+    return moment.isoformat().replace("+00:00", offset)
+
+
+@contextlib.asynccontextmanager
+async def running_ingest(
+    config: Config, registry: Mapping[str, Station]
+) -> AsyncIterator[IngestService]:
+    stop = asyncio.Event()
+    async with open_pool(config.database) as pool:
+        async with pool.connection() as conn:
+            await migrate(conn, config.database, config.registry.default_timezone)
+        service = IngestService(config, registry, ReadingWriter(pool))
+        task = asyncio.create_task(service.run(stop))
+        await wait_until(lambda: service.connected or task.done(), what="the subscription")
+        if task.done():
+            task.result()
+        try:
+            yield service
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_round_trip_single_reading_and_batch(
+    pg_url: str, local_mosquitto: object, mqtt_topic_prefix: str, protocol: str
+) -> None:
+    port = local_mosquitto.port  # type: ignore[attr-defined]
+    config = ingest_config(pg_url, port, mqtt_topic_prefix, mqtt={"protocol": protocol})
+    topic = f"{mqtt_topic_prefix}/gw-1/readings"
+
+    async def scenario() -> None:
+        async with running_ingest(config, stations("60312345", "60312346")), publisher(port) as gw:
+            await publish_json(gw, topic, reading("60312345", iso(10), water_level=771.54))
+            await publish_json(
+                gw,
+                topic,
+                {
+                    "readings": [
+                        reading("60312346", iso(5 * i, offset=""), water_level=800 + i, flow=3.5)
+                        for i in range(12)
+                    ]
+                },
+            )
+            await wait_until(lambda: count_rows(pg_url) == 13, what="13 readings")
+
+    asyncio.run(scenario())
+    assert fetch(pg_url, "SELECT water_level FROM readings WHERE station = '60312345'") == [
+        (771.54,)
+    ]
+    # Naive times are read in the station's zone (Asia/Shanghai, UTC+8).
+    newest = fetch(pg_url, "SELECT max(time) FROM readings WHERE station = '60312346'")[0][0]
+    assert newest == NOW
+
+
+def test_bad_input_is_quarantined_with_its_reason_and_good_readings_stored(
+    pg_url: str, local_mosquitto: object, mqtt_topic_prefix: str
+) -> None:
+    port = local_mosquitto.port  # type: ignore[attr-defined]
+    config = ingest_config(pg_url, port, mqtt_topic_prefix)
+    registry = {**stations("A1"), **stations("B2", gateway="gw-2")}
+
+    async def scenario() -> None:
+        async with running_ingest(config, registry), publisher(port) as gw:
+            topic = f"{mqtt_topic_prefix}/gw-1/readings"
+            await gw.publish(topic, b"{not json", qos=1)
+            await publish_json(
+                gw,
+                topic,
+                {
+                    "readings": [
+                        reading("A1", iso(0), water_level=771.0),
+                        reading("ZZ", iso(0), water_level=771.0),  # unknown station
+                        reading("B2", iso(0), water_level=771.0),  # belongs to gw-2: spoofed
+                        reading("A1", iso(-30), water_level=771.0),  # 30 minutes in the future
+                        reading("A1", iso(5), water_level=99999.0),  # implausible
+                    ]
+                },
+            )
+            await wait_until(
+                lambda: count_rows(pg_url, "SELECT count(*) FROM quarantine") == 5,
+                what="5 quarantined items",
+            )
+
+    asyncio.run(scenario())
+    assert count_rows(pg_url) == 1
+    quarantined = fetch(
+        pg_url, "SELECT code, station, gateway, payload FROM quarantine ORDER BY id"
+    )
+    assert [(code, station) for code, station, _, _ in quarantined] == [
+        ("malformed_json", None),
+        ("unknown_station", "ZZ"),
+        ("wrong_gateway", "B2"),
+        ("future_time", "A1"),
+        ("out_of_bounds", "A1"),
+    ]
+    assert bytes(quarantined[0][3]) == b"{not json"
+    assert json.loads(bytes(quarantined[1][3]))["station"] == "ZZ"
+    assert {gateway for _, _, gateway, _ in quarantined} == {"gw-1"}
+
+
+def test_duplicates_absorbed_and_revisions_kept(
+    pg_url: str, local_mosquitto: object, mqtt_topic_prefix: str
+) -> None:
+    port = local_mosquitto.port  # type: ignore[attr-defined]
+    config = ingest_config(pg_url, port, mqtt_topic_prefix)
+    topic = f"{mqtt_topic_prefix}/gw-1/readings"
+
+    async def scenario() -> None:
+        async with running_ingest(config, stations("A1")) as service, publisher(port) as gw:
+            first = {"readings": [reading("A1", iso(5 * i), water_level=770.0) for i in range(3)]}
+            await publish_json(gw, topic, first)
+            await wait_until(lambda: service.stats.batches >= 1, what="first batch")
+            await publish_json(gw, topic, first)  # a gateway re-sending its report
+            await publish_json(gw, topic, reading("A1", iso(0), water_level=770.5))  # corrected
+            await wait_until(lambda: service.stats.messages == 3, what="three messages")
+            await wait_until(
+                lambda: count_rows(pg_url, "SELECT count(*) FROM reading_revisions") == 1,
+                what="one revision",
+            )
+
+    asyncio.run(scenario())
+    assert count_rows(pg_url) == 3
+    assert fetch(pg_url, "SELECT water_level FROM readings ORDER BY time DESC LIMIT 1") == [
+        (770.5,)
+    ]
+    assert fetch(pg_url, "SELECT water_level FROM reading_revisions") == [(770.0,)]
+
+
+def test_readings_published_while_hydro_is_down_arrive_when_it_returns(
+    pg_url: str, local_mosquitto: object, mqtt_topic_prefix: str
+) -> None:
+    port = local_mosquitto.port  # type: ignore[attr-defined]
+    config = ingest_config(pg_url, port, mqtt_topic_prefix)
+    topic = f"{mqtt_topic_prefix}/gw-1/readings"
+    registry = stations("A1")
+
+    async def scenario() -> None:
+        async with running_ingest(config, registry):
+            pass  # the first connection creates the persistent session
+        async with publisher(port) as gw:
+            for i in range(50):
+                await publish_json(gw, topic, reading("A1", iso(i), water_level=770.0 + i / 100))
+        async with running_ingest(config, registry):
+            await wait_until(lambda: count_rows(pg_url) == 50, what="50 queued readings")
+
+    asyncio.run(scenario())
+
+
+def test_broker_restart_loses_nothing(
+    pg_url: str, mosquitto_factory: object, mqtt_topic_prefix: str
+) -> None:
+    broker = mosquitto_factory()  # type: ignore[operator]
+    config = ingest_config(pg_url, broker.port, mqtt_topic_prefix)
+    topic = f"{mqtt_topic_prefix}/gw-1/readings"
+
+    async def scenario() -> None:
+        async with running_ingest(config, stations("A1")) as service:
+            async with publisher(broker.port) as gw:
+                for i in range(20):
+                    await publish_json(gw, topic, reading("A1", iso(i), water_level=770.0))
+            await wait_until(lambda: count_rows(pg_url) == 20, what="20 readings")
+            await asyncio.to_thread(broker.restart)
+            async with publisher(broker.port) as gw:
+                for i in range(20, 40):
+                    await publish_json(gw, topic, reading("A1", iso(i), water_level=770.0))
+            await wait_until(lambda: count_rows(pg_url) == 40, what="40 readings")
+            assert service.stats.messages >= 40
+
+    asyncio.run(scenario())
+
+
+def test_database_restart_while_publishing_loses_nothing(
+    postgres_factory: object, local_mosquitto: object, mqtt_topic_prefix: str
+) -> None:
+    cluster = postgres_factory()  # type: ignore[operator]
+    cluster.create_database("hydro")
+    pg_url = cluster.url("hydro")
+    port = local_mosquitto.port  # type: ignore[attr-defined]
+    config = ingest_config(pg_url, port, mqtt_topic_prefix)
+    topic = f"{mqtt_topic_prefix}/gw-1/readings"
+    total = 600
+
+    async def scenario() -> int:
+        async with running_ingest(config, stations("A1")) as service, publisher(port) as gw:
+            for i in range(total):
+                if i == total // 3:
+                    await asyncio.to_thread(cluster.stop)
+                if i == 2 * total // 3:
+                    await asyncio.to_thread(cluster.start)
+                await publish_json(gw, topic, reading("A1", iso(i), water_level=770.0))
+            await wait_until(lambda: count_rows(pg_url) == total, seconds=60, what="all readings")
+            return service.stats.database_retries
+
+    assert asyncio.run(scenario()) > 0  # the outage was felt, and ridden out
+    assert count_rows(pg_url) == total
+
+
+def test_shared_subscription_splits_the_stream_and_loses_nothing(
+    pg_url: str, local_mosquitto: object, mqtt_topic_prefix: str
+) -> None:
+    port = local_mosquitto.port  # type: ignore[attr-defined]
+    registry = stations("A1")
+    first = ingest_config(
+        pg_url, port, mqtt_topic_prefix, mqtt={"shared_group": "ingest", "client_id": "i-1"}
+    )
+    second = ingest_config(
+        pg_url, port, mqtt_topic_prefix, mqtt={"shared_group": "ingest", "client_id": "i-2"}
+    )
+    topic = f"{mqtt_topic_prefix}/gw-1/readings"
+
+    async def scenario() -> tuple[int, int]:
+        async with (
+            running_ingest(first, registry) as one,
+            running_ingest(second, registry) as two,
+            publisher(port) as gw,
+        ):
+            for i in range(200):
+                await publish_json(gw, topic, reading("A1", iso(i), water_level=770.0))
+            await wait_until(lambda: count_rows(pg_url) == 200, what="200 readings")
+            return one.stats.messages, two.stats.messages
+
+    one, two = asyncio.run(scenario())
+    assert one + two == 200
+    assert one > 0
+    assert two > 0

@@ -1,0 +1,247 @@
+"""The store against a real PostgreSQL: migrations, the two write paths, revisions, quarantine."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from hydro.config import DatabaseConfig
+from hydro.models import Reading, Rejection, RejectionCode
+from hydro.store.db import open_pool
+from hydro.store.queries import QuarantineFilter, list_quarantine, station_readings, storage_status
+from hydro.store.readings import BatchOutcome, ReadingWriter
+from hydro.store.schema import StorageMode, bundled_migrations, migrate
+
+T = TypeVar("T")
+T0 = dt.datetime(2026, 5, 7, 0, 0, tzinfo=dt.UTC)  # 08:00 in Asia/Shanghai
+
+
+def at(minutes: int) -> dt.datetime:
+    return T0 + dt.timedelta(minutes=minutes)
+
+
+def with_store(
+    pg_url: str,
+    body: Callable[[AsyncConnectionPool, ReadingWriter], Awaitable[T]],
+    *,
+    mode: str = "off",
+) -> T:
+    """Runs ``body(pool, writer)`` against a freshly migrated database."""
+
+    async def main() -> T:
+        config = DatabaseConfig(url=pg_url, timescaledb=mode)
+        async with open_pool(config) as pool:
+            async with pool.connection() as conn:
+                await migrate(conn, config, "Asia/Shanghai")
+            return await body(pool, ReadingWriter(pool))
+
+    return asyncio.run(main())
+
+
+def rows(pg_url: str, query: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(pg_url) as conn:
+        return conn.execute(query).fetchall()
+
+
+def test_migrate_twice_changes_nothing(pg_url: str) -> None:
+    async def twice() -> tuple[tuple[str, ...], tuple[str, ...]]:
+        config = DatabaseConfig(url=pg_url, timescaledb="off")
+        async with open_pool(config) as pool, pool.connection() as conn:
+            first = await migrate(conn, config, "Asia/Shanghai")
+            second = await migrate(conn, config, "Asia/Shanghai")
+        assert first.mode is StorageMode.POSTGRESQL
+        return first.applied, second.applied
+
+    first, second = asyncio.run(twice())
+    assert first == tuple(f"{m.version:04d}_{m.name}" for m in bundled_migrations())
+    assert second == ()
+    assert rows(pg_url, "SELECT count(*) FROM schema_migrations") == [(len(first),)]
+
+
+def test_fast_path_stores_a_clean_batch(pg_url: str) -> None:
+    batch = [Reading("S1", at(5 * i), water_level=770.0 + i / 100) for i in range(12)]
+
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> BatchOutcome:
+        return await writer.write(batch)
+
+    outcome = with_store(pg_url, body)
+    assert (outcome.inserted, outcome.duplicates, outcome.slow_path) == (12, 0, False)
+    assert rows(pg_url, "SELECT count(*), max(water_level) FROM readings") == [(12, 770.11)]
+
+
+def test_redelivered_batch_leaves_one_row_each_and_no_revision(pg_url: str) -> None:
+    batch = [Reading("S1", at(5 * i), water_level=770.0) for i in range(5)]
+
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> object:
+        await writer.write(batch)
+        return await writer.write(batch)
+
+    outcome = with_store(pg_url, body)
+    assert (outcome.inserted, outcome.revised, outcome.duplicates) == (0, 0, 5)
+    assert outcome.slow_path
+    assert rows(pg_url, "SELECT count(*) FROM readings") == [(5,)]
+    assert rows(pg_url, "SELECT count(*) FROM reading_revisions") == [(0,)]
+
+
+def test_later_different_value_wins_and_the_old_one_is_kept(pg_url: str) -> None:
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> object:
+        await writer.write([Reading("S1", at(0), water_level=770.0, rainfall=1.0)])
+        return await writer.write(
+            [Reading("S1", at(0), water_level=771.5), Reading("S1", at(5), water_level=771.6)]
+        )
+
+    outcome = with_store(pg_url, body)
+    assert (outcome.inserted, outcome.revised) == (1, 1)
+    assert rows(
+        pg_url, "SELECT water_level, rainfall FROM readings WHERE time = '2026-05-07 00:00Z'"
+    ) == [(771.5, None)]
+    assert rows(pg_url, "SELECT station, water_level, rainfall FROM reading_revisions") == [
+        ("S1", 770.0, 1.0)
+    ]
+
+
+def test_duplicate_inside_one_batch_keeps_the_last_and_logs_the_first(pg_url: str) -> None:
+    batch = [
+        Reading("S1", at(0), water_level=1.0),
+        Reading("S2", at(0), water_level=5.0),
+        Reading("S1", at(0), water_level=2.0),
+    ]
+
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> BatchOutcome:
+        return await writer.write(batch)
+
+    outcome = with_store(pg_url, body)
+    assert outcome.inserted == 2
+    assert rows(pg_url, "SELECT station, water_level FROM readings ORDER BY station") == [
+        ("S1", 2.0),
+        ("S2", 5.0),
+    ]
+    assert rows(pg_url, "SELECT station, water_level FROM reading_revisions") == [("S1", 1.0)]
+
+
+def test_latest_reading_ignores_back_filled_older_readings(pg_url: str) -> None:
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> object:
+        await writer.write([Reading("S1", at(60), water_level=772.0)])
+        await writer.write(
+            [Reading("S1", at(0), water_level=770.0), Reading("S2", at(5), flow=3.0)]
+        )
+        return None
+
+    with_store(pg_url, body)
+    assert rows(
+        pg_url, "SELECT station, time, water_level, flow FROM station_latest ORDER BY 1"
+    ) == [
+        ("S1", at(60), 772.0, None),
+        ("S2", at(5), None, 3.0),
+    ]
+
+
+def rejection(code: RejectionCode, station: str | None, received: dt.datetime) -> Rejection:
+    return Rejection(
+        topic="hydro/gw-1/readings",
+        gateway="gw-1",
+        payload=b'{"station": "X"}',
+        code=code,
+        reason=f"{code} for test",
+        received_at=received,
+        station=station,
+    )
+
+
+def test_rejections_commit_with_the_batch_and_can_be_listed(pg_url: str) -> None:
+    now = dt.datetime.now(dt.UTC)
+    older = now - dt.timedelta(hours=3)
+
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> object:
+        outcome = await writer.write(
+            [Reading("S1", at(0), water_level=1.0)],
+            [
+                rejection(RejectionCode.UNKNOWN_STATION, "X", older),
+                rejection(RejectionCode.MALFORMED_JSON, None, now),
+            ],
+        )
+        assert outcome.quarantined == 2
+        everything = await list_quarantine(pool, QuarantineFilter())
+        recent = await list_quarantine(
+            pool,
+            QuarantineFilter(since=now - dt.timedelta(hours=1)),
+        )
+        by_code = await list_quarantine(
+            pool,
+            QuarantineFilter(code="unknown_station"),
+        )
+        return everything, recent, by_code
+
+    everything, recent, by_code = with_store(pg_url, body)
+    assert [e.code for e in everything] == ["malformed_json", "unknown_station"]  # newest first
+    assert everything[0].payload == b'{"station": "X"}'
+    assert [e.code for e in recent] == ["malformed_json"]
+    assert [(e.station, e.gateway) for e in by_code] == [("X", "gw-1")]
+
+
+def test_status_and_station_readings(pg_url: str) -> None:
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> object:
+        await writer.write([Reading("S1", at(5 * i), water_level=float(i)) for i in range(6)])
+        status = await storage_status(pool)
+        window = await station_readings(pool, "S1", at(5), at(20))
+        return status, window
+
+    status, window = with_store(pg_url, body)
+    assert status.mode is StorageMode.POSTGRESQL
+    assert status.stations_reporting == 1
+    assert status.latest_reading == at(25)
+    assert [r.water_level for r in window] == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("mode", ["off", pytest.param("required", marks=pytest.mark.timescaledb)])
+def test_hydrological_day_runs_from_0800_to_0800_local(pg_url: str, mode: str) -> None:
+    # 07:55 and 08:00 Asia/Shanghai fall in different hydrological days.
+    batch = [
+        Reading("S1", at(-5), water_level=1.0, rainfall=2.0),  # 07:55 local: the day of May 6
+        Reading("S1", at(0), water_level=3.0, rainfall=4.0),  # 08:00 local: the day of May 7
+        Reading("S1", at(23 * 60 + 55), water_level=5.0, rainfall=6.0),  # 07:55 on May 8
+    ]
+
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> object:
+        await writer.write(batch)
+        async with pool.connection() as conn:
+            if mode == "required":
+                await conn.execute(
+                    "CALL refresh_continuous_aggregate('readings_daily', NULL, NULL)"
+                )
+            cur = await conn.execute(
+                "SELECT (day_start AT TIME ZONE 'Asia/Shanghai')::text, readings, rainfall_sum,"
+                " water_level_max FROM readings_daily ORDER BY day_start"
+            )
+            return await cur.fetchall()
+
+    assert with_store(pg_url, body, mode=mode) == [
+        ("2026-05-06 08:00:00", 1, 2.0, 1.0),
+        ("2026-05-07 08:00:00", 2, 10.0, 5.0),
+    ]
+
+
+@pytest.mark.timescaledb
+def test_timescaledb_layout(pg_url: str) -> None:
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> object:
+        await writer.write([Reading("S1", at(0), water_level=1.0)])
+        await writer.write([Reading("S1", at(0), water_level=2.0)])  # slow path on a hypertable
+        return await storage_status(pool)
+
+    status = with_store(pg_url, body, mode="required")
+    assert status.mode is StorageMode.TIMESCALEDB
+    assert rows(pg_url, "SELECT compression_enabled FROM timescaledb_information.hypertables") == [
+        (True,)
+    ]
+    views = rows(
+        pg_url, "SELECT view_name FROM timescaledb_information.continuous_aggregates ORDER BY 1"
+    )
+    assert views == [("readings_daily",), ("readings_hourly",)]
+    assert rows(pg_url, "SELECT water_level FROM readings") == [(2.0,)]
+    assert rows(pg_url, "SELECT water_level FROM reading_revisions") == [(1.0,)]
