@@ -77,6 +77,11 @@ class MqttConfig(_Section):
     reconnect_min: Duration = dt.timedelta(seconds=0.5)
     reconnect_max: Duration = dt.timedelta(seconds=30)
 
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, (int, float)) else value
+
     @field_validator("topic_prefix")
     @classmethod
     def _plain_topic_prefix(cls, value: str) -> str:
@@ -100,6 +105,12 @@ class DatabaseConfig(_Section):
     compress_after: Duration | None = dt.timedelta(days=30)
     retention: Duration | None = None
     connect_timeout: Duration = dt.timedelta(seconds=10)
+
+    @field_validator("timescaledb", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        # YAML 1.1 reads an unquoted off as false.
+        return "off" if value is False else value
 
     @field_validator("url")
     @classmethod
@@ -294,11 +305,17 @@ def _is_known_path(path: KeyPath) -> bool:
 
 
 def _parse_env_value(raw: str) -> Any:
-    """Environment values are YAML scalars or flow collections: '5000', 'true', '[1, 2]'."""
-    try:
-        return yaml.safe_load(raw) if raw.strip() else raw
-    except yaml.YAMLError:
-        return raw
+    """Text, left for validation to convert ('5000', 'true', '50ms'); 'null' is None; a YAML
+    flow collection ('[1, 2]', '{min: 0}') is parsed. Plain YAML would turn 'off' into False."""
+    text = raw.strip()
+    if text in ("null", "~"):
+        return None
+    if text.startswith(("[", "{")):
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError:
+            return raw
+    return raw
 
 
 def _lookup(data: Any, path: KeyPath) -> Any:

@@ -223,6 +223,7 @@ def test_database_restart_while_publishing_loses_nothing(
                 if i == total // 3:
                     await asyncio.to_thread(cluster.stop)
                 if i == 2 * total // 3:
+                    await asyncio.sleep(3)  # longer than connect_timeout: writes must fail
                     await asyncio.to_thread(cluster.start)
                 await publish_json(gw, topic, reading("A1", iso(i), water_level=770.0))
             await wait_until(lambda: count_rows(pg_url) == total, seconds=60, what="all readings")

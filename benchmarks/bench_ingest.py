@@ -1,0 +1,328 @@
+"""End-to-end ingest throughput: gateway publisher -> Mosquitto -> ``hydro ingest`` -> PostgreSQL.
+
+Prints one JSON object. Everything runs on this machine, on throw-away servers in a temporary
+folder, measured in the same run against:
+
+- the ceiling: ``psql \\copy`` of the same rows straight into the same (station, time)-keyed table;
+- the naive baseline: a subscriber that INSERTs and commits each reading;
+- hydro, twice: with the publisher running at full speed beside it (live), and draining the same
+  volume that queued at the broker while it was down (backlog, as after an outage).
+
+    python3 benchmarks/bench_ingest.py                   # 1,000,000 readings, 100 per message
+    python3 benchmarks/bench_ingest.py --readings 200000 --per-message 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiomqtt
+import psycopg
+import yaml
+
+from hydro.local import LocalMosquitto, LocalPostgres
+from hydro.models import Station, StationKind
+from hydro.stations import generate_stations, write_stations_csv
+
+PREFIX = "bench"
+REFERENCE_STATIONS = 6951
+
+
+def readings(stations: list[Station], total: int) -> Iterator[tuple[Station, dt.datetime, float]]:
+    """``total`` distinct (station, time) readings, 5 minutes apart, most recent last."""
+    steps = -(-total // len(stations))
+    start = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(
+        minutes=5 * steps
+    )
+    produced = 0
+    for step in range(steps):
+        moment = start + dt.timedelta(minutes=5 * step)
+        for index, station in enumerate(stations):
+            if produced == total:
+                return
+            yield station, moment, 800.0 + (index % 97) / 10 + step / 1000
+            produced += 1
+
+
+def messages(stations: list[Station], total: int, per_message: int) -> list[tuple[str, bytes]]:
+    """Payloads grouped by gateway, ``per_message`` readings each, as gateways batch them."""
+    by_gateway: dict[str, list[dict[str, object]]] = {}
+    out: list[tuple[str, bytes]] = []
+    for station, moment, value in readings(stations, total):
+        field = "rainfall" if station.kind is StationKind.RAIN else "water_level"
+        pending = by_gateway.setdefault(station.gateway or "any", [])
+        pending.append({"station": station.code, "time": moment.isoformat(), field: value % 50})
+        if len(pending) == per_message:
+            out.append((_topic(station.gateway), json.dumps({"readings": pending}).encode()))
+            by_gateway[station.gateway or "any"] = []
+    for gateway, pending in by_gateway.items():
+        if pending:
+            out.append((_topic(gateway), json.dumps({"readings": pending}).encode()))
+    return out
+
+
+def _topic(gateway: str | None) -> str:
+    return f"{PREFIX}/{gateway}/readings"
+
+
+async def publish(port: int, payloads: list[tuple[str, bytes]], window: int = 256) -> float:
+    """Publishes QoS 1 with up to ``window`` unacknowledged messages; returns seconds taken."""
+    started = time.perf_counter()
+    async with aiomqtt.Client(
+        "127.0.0.1", port, identifier="bench-publisher", max_inflight_messages=window
+    ) as client:
+        client.pending_calls_threshold = window + 1  # the window is intended, not a leak
+        pending: set[asyncio.Task[None]] = set()
+        for topic, payload in payloads:
+            if len(pending) >= window:
+                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            pending.add(asyncio.create_task(client.publish(topic, payload, qos=1)))
+        await asyncio.gather(*pending)
+    return time.perf_counter() - started
+
+
+def count(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM readings").fetchone()
+    return int(row[0]) if row else 0
+
+
+def fresh_database(server: LocalPostgres, name: str) -> str:
+    server.drop_database(name)
+    url = server.create_database(name)
+    subprocess.run(
+        [sys.executable, "-m", "hydro", "db", "migrate"],
+        env={**os.environ, "HYDRO_DATABASE__URL": url, "HYDRO_DATABASE__TIMESCALEDB": "off"},
+        check=True,
+        capture_output=True,
+    )
+    return url
+
+
+def ceiling(server: LocalPostgres, stations: list[Station], total: int, folder: Path) -> float:
+    url = fresh_database(server, "bench_ceiling")
+    csv_path = folder / "rows.csv"
+    with csv_path.open("w") as out:
+        for station, moment, value in readings(stations, total):
+            wl, rain = ("", value % 50) if station.kind is StationKind.RAIN else (value % 50, "")
+            out.write(f"{station.code},{moment.isoformat()},{wl},,{rain},\n")
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            "psql",
+            url,
+            "-q",
+            "-c",
+            f"\\copy readings (station, time, water_level, flow, rainfall, battery_v)"
+            f" FROM '{csv_path}' CSV",
+        ],
+        check=True,
+    )
+    elapsed = time.perf_counter() - started
+    assert count(url) == total
+    return total / elapsed
+
+
+def naive(
+    broker: LocalMosquitto, server: LocalPostgres, payloads: list[tuple[str, bytes]]
+) -> float:
+    """One INSERT and one COMMIT per reading, acknowledging on receipt."""
+    url = fresh_database(server, "bench_naive")
+    total = sum(len(json.loads(p)["readings"]) for _, p in payloads)
+
+    async def run() -> float:
+        async with aiomqtt.Client("127.0.0.1", broker.port, identifier="bench-naive") as sub:
+            await sub.subscribe(f"{PREFIX}/+/readings", qos=1)
+            publisher = asyncio.create_task(publish(broker.port, payloads))
+            started = time.perf_counter()
+            stored = 0
+            async with await psycopg.AsyncConnection.connect(url) as conn:
+                async for message in sub.messages:
+                    assert isinstance(message.payload, bytes)
+                    for r in json.loads(message.payload)["readings"]:
+                        await conn.execute(
+                            "INSERT INTO readings (station, time, water_level, rainfall)"
+                            " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                            (r["station"], r["time"], r.get("water_level"), r.get("rainfall")),
+                        )
+                        await conn.commit()
+                        stored += 1
+                    if stored >= total:
+                        break
+            await publisher
+            return total / (time.perf_counter() - started)
+
+    return asyncio.run(run())
+
+
+def hydro_ingest(
+    broker: LocalMosquitto,
+    server: LocalPostgres,
+    payloads: list[tuple[str, bytes]],
+    *,
+    registry_csv: Path,
+    total: int,
+    folder: Path,
+    backlog: bool,
+) -> dict[str, float]:
+    name = "bench_backlog" if backlog else "bench_live"
+    url = fresh_database(server, name)
+    config = folder / f"{name}.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "mqtt": {"port": broker.port, "topic_prefix": PREFIX, "client_id": name},
+                "database": {"url": url, "timescaledb": "off"},
+                "registry": {"stations": str(registry_csv)},
+                "logging": {"level": "INFO"},
+            }
+        )
+    )
+    log = folder / f"{name}.log"
+
+    def start() -> subprocess.Popen[bytes]:
+        with log.open("ab") as handle:
+            return subprocess.Popen(
+                [sys.executable, "-m", "hydro", "--config", str(config), "ingest"],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_subscribed(process: subprocess.Popen[bytes], before: int) -> None:
+        """Until the log shows one more subscription than ``before``: publishing earlier loses."""
+        while log.read_text(errors="replace").count("subscribed to") <= before:
+            if process.poll() is not None:
+                raise SystemExit(f"hydro ingest exited:\n{log.read_text()}")
+            time.sleep(0.05)
+
+    process = start()
+    wait_subscribed(process, 0)
+    publish_seconds = None
+    if backlog:
+        process.terminate()
+        process.wait(30)
+        publish_seconds = asyncio.run(publish(broker.port, payloads))
+        process = start()
+        wait_subscribed(process, 1)
+        started = time.perf_counter()
+    else:
+        started = time.perf_counter()
+        publisher = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--publish-only",
+                str(broker.port),
+                str(folder / "payloads.json"),
+            ]
+        )
+    while count(url) < total:
+        if process.poll() is not None:
+            raise SystemExit(f"hydro ingest exited:\n{log.read_text()}")
+        time.sleep(0.2)
+    elapsed = time.perf_counter() - started
+    if not backlog:
+        publisher.wait(60)
+    peak_kib = _peak_memory_kib(process.pid)
+    process.terminate()
+    process.wait(30)
+    result = {"readings_per_s": round(total / elapsed), "seconds": round(elapsed, 2)}
+    result["peak_rss_mb"] = round(peak_kib / 1024, 1)
+    if publish_seconds is not None:
+        result["publish_readings_per_s"] = round(total / publish_seconds)
+    return result
+
+
+def _peak_memory_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--readings", type=int, default=1_000_000)
+    parser.add_argument("--per-message", type=int, default=100)
+    parser.add_argument("--stations", type=int, default=REFERENCE_STATIONS)
+    parser.add_argument("--naive-readings", type=int, default=20_000)
+    parser.add_argument(
+        "--publish-only", nargs=2, metavar=("PORT", "PAYLOADS"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    if args.publish_only:
+        port, path = args.publish_only
+        payloads = [(t, p.encode()) for t, p in json.loads(Path(path).read_text())]
+        asyncio.run(publish(int(port), payloads))
+        return
+
+    stations = generate_stations(args.stations, seed=1)
+    payloads = messages(stations, args.readings, args.per_message)
+    with tempfile.TemporaryDirectory(prefix="hydro-bench-") as tmp:
+        folder = Path(tmp)
+        (folder / "payloads.json").write_text(json.dumps([(t, p.decode()) for t, p in payloads]))
+        registry_csv = folder / "stations.csv"
+        write_stations_csv(stations, registry_csv)
+        server = LocalPostgres(folder / "postgres")
+        broker = LocalMosquitto(folder / "mosquitto")
+        server.start()
+        broker.start()
+        try:
+            copy_rate = ceiling(server, stations, args.readings, folder)
+            naive_payloads = messages(stations, args.naive_readings, args.per_message)
+            naive_rate = naive(broker, server, naive_payloads)
+            runs = {
+                backlog: hydro_ingest(
+                    broker,
+                    server,
+                    payloads,
+                    registry_csv=registry_csv,
+                    total=args.readings,
+                    folder=folder,
+                    backlog=backlog,
+                )
+                for backlog in (False, True)
+            }
+            live, drained = runs[False], runs[True]
+        finally:
+            broker.stop()
+            server.stop()
+    print(
+        json.dumps(
+            {
+                "machine_cores": os.cpu_count(),
+                "stations": args.stations,
+                "readings": args.readings,
+                "readings_per_message": args.per_message,
+                "ceiling_psql_copy_per_s": round(copy_rate),
+                "naive_insert_commit_per_s": round(naive_rate),
+                "hydro_live": live,
+                "hydro_backlog_drain": drained,
+                "live_vs_ceiling": round(live["readings_per_s"] / copy_rate, 2),
+                "live_vs_naive": round(live["readings_per_s"] / naive_rate, 1),
+                "goals": {
+                    "readings_per_s": 50_000,
+                    "vs_ceiling": 0.5,
+                    "vs_naive": 10,
+                    "peak_rss_mb": 300,
+                },
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
