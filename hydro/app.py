@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
+import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg_pool
@@ -20,6 +23,8 @@ import psycopg_pool
 from hydro.config import Config, LoggingConfig, find_config_path, load_config
 from hydro.errors import ConfigError, Problem
 from hydro.ingest.service import IngestService
+from hydro.local import LocalMosquitto, LocalPostgres
+from hydro.simulate import REPORT_INTERVAL, PublishProgress, StormModel, publish_storm
 from hydro.stations import Registry, check_registry, load_registry
 from hydro.store.db import open_pool
 from hydro.store.queries import (
@@ -66,7 +71,7 @@ def configure_logging(config: LoggingConfig) -> None:
     root.setLevel(config.level)
     # paho logs every packet at DEBUG; only hydro's own DEBUG is worth reading.
     logging.getLogger("mqtt").setLevel(max(logging.INFO, root.level))
-    logging.getLogger("psycopg").setLevel(max(logging.INFO, root.level))
+    logging.getLogger("psycopg").setLevel(max(logging.WARNING, root.level))
 
 
 @contextlib.asynccontextmanager
@@ -96,8 +101,16 @@ def load_stations(config: Config) -> Registry:
     return registry
 
 
-async def run_ingest(config: Config, stop: asyncio.Event | None = None) -> IngestService:
-    """Ingests until SIGINT/SIGTERM (or ``stop``); migrates the schema first, idempotently."""
+async def run_ingest(
+    config: Config,
+    stop: asyncio.Event | None = None,
+    subscribed: asyncio.Event | None = None,
+) -> IngestService:
+    """Ingests until SIGINT/SIGTERM (or ``stop``); migrates the schema first, idempotently.
+
+    ``subscribed`` is set once the broker holds our subscription: from then on nothing published
+    is lost, even while hydro is down.
+    """
     registry = load_stations(config)
     stop = stop or _stop_on_signals()
     async with database(config) as pool:
@@ -105,6 +118,8 @@ async def run_ingest(config: Config, stop: asyncio.Event | None = None) -> Inges
             report = await migrate(conn, config.database, config.registry.default_timezone)
         log.info("storage mode: %s", report.mode)
         service = IngestService(config, registry.by_code, ReadingWriter(pool))
+        if subscribed is not None:
+            service.subscribed = subscribed
         await service.run(stop)
     return service
 
@@ -125,3 +140,101 @@ async def quarantine(config: Config, query: QuarantineFilter) -> list[Quarantine
 async def status(config: Config) -> StorageStatus:
     async with database(config) as pool:
         return await storage_status(pool)
+
+
+@dataclass(frozen=True)
+class SimulationPlan:
+    steps: int
+    speed: float
+    storm: float
+    batch: int
+    seed: int
+    stations: int | None  # the first N of the registry; None for all
+    start: dt.datetime | None  # None: end the run at the current time
+
+
+async def run_simulation(config: Config, plan: SimulationPlan) -> PublishProgress:
+    registry = load_stations(config)
+    stations = registry.stations[: plan.stations] if plan.stations else registry.stations
+    start = plan.start or _latest_report_time() - (plan.steps - 1) * REPORT_INTERVAL
+    model = StormModel(stations, start=start, steps=plan.steps, storm=plan.storm, seed=plan.seed)
+    log.info(
+        "simulating %d stations, %d steps from %s, storm %.2f, speed %gx",
+        len(stations),
+        plan.steps,
+        start.isoformat(),
+        plan.storm,
+        plan.speed,
+    )
+    return await publish_storm(
+        config.mqtt, stations, model, steps=plan.steps, speed=plan.speed, batch=plan.batch
+    )
+
+
+def _latest_report_time() -> dt.datetime:
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    return now - dt.timedelta(minutes=now.minute % 5)
+
+
+def run_demo(config: Config, workdir: Path, plan: SimulationPlan, *, reset: bool) -> None:
+    """Local PostgreSQL and Mosquitto in ``workdir``, ingest and the simulator, until Ctrl-C.
+
+    The servers stop on the way out; their data stays for the next run unless ``reset``.
+    """
+    if reset and workdir.exists():
+        shutil.rmtree(workdir)
+    asyncio.run(_demo(config, workdir, plan))
+
+
+async def _demo(config: Config, workdir: Path, plan: SimulationPlan) -> None:
+    postgres = LocalPostgres(workdir / "postgres")
+    broker = LocalMosquitto(workdir / "mosquitto")
+    await asyncio.to_thread(postgres.start)
+    try:
+        await asyncio.to_thread(broker.start)
+        try:
+            if not await asyncio.to_thread(postgres.database_exists, "hydro"):
+                await asyncio.to_thread(postgres.create_database, "hydro")
+            demo = config.model_copy(
+                update={
+                    "database": config.database.model_copy(update={"url": postgres.url("hydro")}),
+                    "mqtt": config.mqtt.model_copy(
+                        update={"port": broker.port, "host": "127.0.0.1"}
+                    ),
+                }
+            )
+            _print_tour(demo)
+            stop = _stop_on_signals()
+            subscribed = asyncio.Event()
+            ingest = asyncio.create_task(run_ingest(demo, stop, subscribed))
+            # Gateways may publish only once the broker keeps a session for hydro.
+            ready = asyncio.create_task(subscribed.wait())
+            await asyncio.wait({ingest, ready}, return_when=asyncio.FIRST_COMPLETED)
+            ready.cancel()
+            simulation = asyncio.create_task(run_simulation(demo, plan))
+            done, _ = await asyncio.wait({ingest, simulation}, return_when=asyncio.FIRST_COMPLETED)
+            if simulation in done:
+                progress = simulation.result()
+                log.info(
+                    "simulation finished: %d readings in %d messages; Ctrl-C to stop",
+                    progress.readings,
+                    progress.messages,
+                )
+            else:
+                simulation.cancel()
+            await ingest
+        finally:
+            await asyncio.to_thread(broker.stop)
+    finally:
+        await asyncio.to_thread(postgres.stop)
+
+
+def _print_tour(config: Config) -> None:
+    print(
+        "hydro demo is running. In another terminal, point hydro at it:\n"
+        f"  export HYDRO_DATABASE__URL={config.database.url} HYDRO_MQTT__PORT={config.mqtt.port}\n"
+        "  hydro status                      # storage mode and what has been stored\n"
+        "  hydro quarantine list --since 1h  # what gateways sent that was refused\n"
+        "Ctrl-C stops everything; the data stays in the work folder for the next run.",
+        flush=True,
+    )

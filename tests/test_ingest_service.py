@@ -47,7 +47,9 @@ async def running_ingest(
             await migrate(conn, config.database, config.registry.default_timezone)
         service = IngestService(config, registry, ReadingWriter(pool))
         task = asyncio.create_task(service.run(stop))
-        await wait_until(lambda: service.connected or task.done(), what="the subscription")
+        await wait_until(
+            lambda: service.subscribed.is_set() or task.done(), what="the subscription"
+        )
         if task.done():
             task.result()
         try:

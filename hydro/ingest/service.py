@@ -101,7 +101,7 @@ class IngestService:
         self._max_age = config.ingest.batch_interval.total_seconds()
         self._closing = False
         self.stats = IngestStats()
-        self.connected = False  # subscribed on a live broker connection
+        self.subscribed = asyncio.Event()  # set while subscribed on a live broker connection
 
     async def run(self, stop: asyncio.Event) -> None:
         writer = asyncio.create_task(self._write_sealed(), name="ingest-writer")
@@ -128,7 +128,7 @@ class IngestService:
             try:
                 async with BrokerSession(mqtt) as session:
                     backoff.reset()
-                    self.connected = True
+                    self.subscribed.set()
                     consumer = asyncio.create_task(self._consume(session))
                     stopping = asyncio.create_task(stop.wait())
                     await asyncio.wait({consumer, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -142,7 +142,7 @@ class IngestService:
                     await self._drain(writer)
                     return
             except BrokerUnavailable as exc:
-                self.connected = False
+                self.subscribed.clear()
                 delay = backoff.next_delay()
                 log.warning("broker unavailable (%s); reconnecting in %.1fs", exc, delay)
                 with contextlib.suppress(TimeoutError):

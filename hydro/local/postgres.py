@@ -107,6 +107,11 @@ class LocalPostgres:
             conn.execute(statement)
         return self.url(name)
 
+    def database_exists(self, name: str) -> bool:
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        return row is not None
+
     def drop_database(self, name: str) -> None:
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(

@@ -1,0 +1,1 @@
+"""The ingest stage: gateway messages in, judged readings and rejections out to the store."""
