@@ -10,6 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 
@@ -102,9 +103,12 @@ class Station:
         return next((p for p in self.persons if p.role is role), None)
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One accepted observation. ``time`` is timezone-aware UTC; absent variables are None."""
+class Reading(NamedTuple):
+    """One accepted observation. ``time`` is timezone-aware UTC; absent variables are None.
+
+    A NamedTuple rather than a frozen dataclass: every reading passes through here, and a tuple
+    in column order is built in half the time and goes to COPY as the row itself.
+    """
 
     station: str
     time: dt.datetime

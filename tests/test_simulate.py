@@ -18,7 +18,7 @@ import pytest
 from hydro.config import IngestConfig
 from hydro.ingest.validate import ValidationRules, judge_message
 from hydro.models import StationKind
-from hydro.simulate import StormModel, step_messages
+from hydro.simulate import Step, StormModel, step_messages
 from hydro.stations import generate_stations
 
 STATIONS = generate_stations(400, seed=11)
@@ -29,7 +29,7 @@ def levels(name: str) -> np.ndarray:
     return np.array([getattr(s, name) or np.nan for s in STATIONS], dtype=float)
 
 
-def run(storm: float, steps: int = 288, seed: int = 5) -> list[object]:
+def run(storm: float, steps: int = 288, seed: int = 5) -> list[Step]:
     model = StormModel(STATIONS, start=START, steps=steps, storm=storm, seed=seed)
     return [model.step() for _ in range(steps)]
 
@@ -37,29 +37,29 @@ def run(storm: float, steps: int = 288, seed: int = 5) -> list[object]:
 def test_same_seed_same_storm() -> None:
     first, second = run(0.7, steps=20), run(0.7, steps=20)
     for a, b in zip(first, second, strict=True):
-        np.testing.assert_array_equal(a.water_level, b.water_level)  # type: ignore[attr-defined]
-        np.testing.assert_array_equal(a.rainfall, b.rainfall)  # type: ignore[attr-defined]
+        np.testing.assert_array_equal(a.water_level, b.water_level)
+        np.testing.assert_array_equal(a.rainfall, b.rainfall)
 
 
 def test_calm_weather_crosses_no_level() -> None:
     steps = run(0.0)
-    peak = np.max(np.array([s.water_level for s in steps]), axis=0)  # NaN: no gauge  # type: ignore[attr-defined]
+    peak = np.max(np.array([s.water_level for s in steps]), axis=0)  # NaN: no gauge
     assert not np.any(peak >= levels("warning_level"))
     assert not np.any(peak > levels("normal_level"))
 
 
 def test_a_storm_crosses_warning_and_some_guaranteed_levels() -> None:
     steps = run(1.0)
-    peak = np.max(np.array([s.water_level for s in steps]), axis=0)  # NaN: no gauge  # type: ignore[attr-defined]
+    peak = np.max(np.array([s.water_level for s in steps]), axis=0)  # NaN: no gauge
     rivers = np.array([s.kind is StationKind.RIVER for s in STATIONS])
     over_warning = np.sum(peak[rivers] >= levels("warning_level")[rivers])
     over_guaranteed = np.sum(peak[rivers] >= levels("guaranteed_level")[rivers])
     assert over_warning > over_guaranteed > 0
-    rain = np.array([s.rainfall for s in steps])  # type: ignore[attr-defined]
+    rain = np.array([s.rainfall for s in steps])
     assert np.all(rain >= 0)
     assert rain.max() > 5  # it does rain
     # The storm passes: by the end levels are back near their calm baseline.
-    assert np.nanmax(steps[-1].water_level[rivers] - levels("warning_level")[rivers]) < 0  # type: ignore[attr-defined]
+    assert np.nanmax(steps[-1].water_level[rivers] - levels("warning_level")[rivers]) < 0
 
 
 def test_payloads_follow_the_gateway_contract() -> None:

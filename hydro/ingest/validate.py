@@ -129,22 +129,51 @@ def judge_message(
             RejectionCode.BAD_SHAPE,
             'payload must be a reading object or {"readings": [...]}',
         )
-    judge = _ReadingJudge(topic, gateway, received_at, stations, rules, verdict)
+    judge = _ReadingJudge(
+        topic, gateway, received_at, stations=stations, rules=rules, verdict=verdict
+    )
     for item in items:
         judge.judge(item)
     return verdict
 
 
-@dataclass(frozen=True)
 class _ReadingJudge:
-    """Judges the readings of one message, appending each to the message's verdict."""
+    """Judges the readings of one message, appending each to the message's verdict.
 
-    topic: str
-    gateway: str
-    received_at: dt.datetime
-    stations: Mapping[str, Station]
-    rules: ValidationRules
-    verdict: Verdict
+    Remembers parsed times: a gateway's report carries many stations at the same few times.
+    """
+
+    __slots__ = (
+        "_earliest",
+        "_latest",
+        "_times",
+        "gateway",
+        "received_at",
+        "rules",
+        "stations",
+        "topic",
+        "verdict",
+    )
+
+    def __init__(
+        self,
+        topic: str,
+        gateway: str,
+        received_at: dt.datetime,
+        *,
+        stations: Mapping[str, Station],
+        rules: ValidationRules,
+        verdict: Verdict,
+    ) -> None:
+        self.topic = topic
+        self.gateway = gateway
+        self.received_at = received_at
+        self.stations = stations
+        self.rules = rules
+        self.verdict = verdict
+        self._earliest = received_at - rules.max_past
+        self._latest = received_at + rules.max_future
+        self._times: dict[tuple[str | int, str], dt.datetime] = {}
 
     def judge(self, item: Any) -> None:
         gateway, topic, received_at, rules, verdict = (
@@ -154,7 +183,6 @@ class _ReadingJudge:
             self.rules,
             self.verdict,
         )
-        window = (received_at - rules.max_past, received_at + rules.max_future)
         station_code: str | None = None
         unknown: list[str] = []
         try:
@@ -182,14 +210,14 @@ class _ReadingJudge:
                     f"station {station_code} reports through gateway {station.gateway!r},"
                     f" not {gateway!r}",
                 )
-            time = _reading_time(item.get("time"), station.tz)
-            if time > window[1]:
+            time = self._time(item.get("time"), station)
+            if time > self._latest:
                 raise _Refused(
                     RejectionCode.FUTURE_TIME,
                     f"time {time.isoformat()} is more than {rules.max_future} after it was"
                     f" received ({received_at.isoformat()})",
                 )
-            if time < window[0]:
+            if time < self._earliest:
                 raise _Refused(
                     RejectionCode.TOO_OLD,
                     f"time {time.isoformat()} is more than {rules.max_past} before it was received",
@@ -214,6 +242,15 @@ class _ReadingJudge:
         if unknown:
             verdict.unknown_fields.update(unknown)
         verdict.readings.append(Reading(station_code, time, *values))
+
+    def _time(self, raw: Any, station: Station) -> dt.datetime:
+        if not isinstance(raw, (str, int)):
+            return _reading_time(raw, station.tz)
+        key = (raw, station.timezone)
+        parsed = self._times.get(key)
+        if parsed is None:
+            parsed = self._times[key] = _reading_time(raw, station.tz)
+        return parsed
 
 
 def _reading_time(raw: Any, zone: ZoneInfo) -> dt.datetime:

@@ -67,10 +67,11 @@ WHERE (readings.water_level, readings.flow, readings.rainfall, readings.battery_
 RETURNING (xmax = 0) AS inserted
 """
 
+# Arrays go as binary parameters (%b): the text format escapes every element with a regex.
 _UPDATE_LATEST = """
 INSERT INTO station_latest (station, time, water_level, flow, rainfall, battery_v, received_at)
 SELECT u.*, now() FROM unnest(
-    %s::text[], %s::timestamptz[], %s::float8[], %s::float8[], %s::float8[], %s::float8[]
+    %b::text[], %b::timestamptz[], %b::float8[], %b::float8[], %b::float8[], %b::float8[]
 ) AS u(station, time, water_level, flow, rainfall, battery_v)
 ON CONFLICT (station) DO UPDATE SET
     time = excluded.time, water_level = excluded.water_level, flow = excluded.flow,
@@ -171,10 +172,8 @@ async def _copy_readings(
         f"COPY {table} ({_READING_COLUMNS}) FROM STDIN (FORMAT BINARY)"
     ) as copy:
         copy.set_types(_READING_TYPES)
-        for r in readings:
-            await copy.write_row(
-                (r.station, r.time, r.water_level, r.flow, r.rainfall, r.battery_v)
-            )
+        for reading in readings:
+            await copy.write_row(reading)  # a Reading is a tuple in column order
 
 
 async def write_rejections(
