@@ -245,3 +245,29 @@ def test_timescaledb_layout(pg_url: str) -> None:
     assert views == [("readings_daily",), ("readings_hourly",)]
     assert rows(pg_url, "SELECT water_level FROM readings") == [(2.0,)]
     assert rows(pg_url, "SELECT water_level FROM reading_revisions") == [(1.0,)]
+
+
+@pytest.mark.timescaledb
+def test_late_readings_land_in_compressed_chunks(pg_url: str) -> None:
+    """A gateway's months-old backlog meets chunks the compression policy already packed."""
+    old = dt.datetime(2025, 1, 10, tzinfo=dt.UTC)
+
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> list[BatchOutcome]:
+        await writer.write([Reading("S1", old, water_level=1.0)])
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT job_id FROM timescaledb_information.jobs"
+                " WHERE proc_name = 'policy_compression'"
+            )
+            [(job,)] = await cur.fetchall()
+            await conn.execute("CALL run_job(%s)", (job,))
+        return [
+            await writer.write([Reading("S1", old + dt.timedelta(minutes=5), water_level=2.0)]),
+            await writer.write([Reading("S1", old, water_level=3.0)]),  # a corrected value
+        ]
+
+    fresh, corrected = with_store(pg_url, body, mode="required")
+    assert rows(pg_url, "SELECT count(*) FROM timescaledb_information.chunks WHERE is_compressed")
+    assert (fresh.inserted, corrected.revised) == (1, 1)
+    assert rows(pg_url, "SELECT water_level FROM readings ORDER BY time") == [(3.0,), (2.0,)]
+    assert rows(pg_url, "SELECT water_level FROM reading_revisions") == [(1.0,)]

@@ -93,7 +93,7 @@ class IngestService:
         self, config: Config, stations: Mapping[str, Station], writer: ReadingWriter
     ) -> None:
         self._config = config
-        self._stations = stations
+        self._stations = dict(stations)  # a plain dict: the fastest lookup per reading
         self._writer = writer
         self._rules = ValidationRules.from_config(config.ingest, config.mqtt.topic_prefix)
         self._batch = _Batch()
