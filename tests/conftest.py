@@ -6,6 +6,7 @@ import itertools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -65,29 +66,16 @@ def mqtt_topic_prefix(request: pytest.FixtureRequest) -> str:
     return f"t{next(_names)}"
 
 
-@pytest.fixture
-def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[[], LocalMosquitto]]:
-    """Private brokers, for tests that restart or kill one."""
-    started: list[LocalMosquitto] = []
-
-    def make() -> LocalMosquitto:
-        broker = LocalMosquitto(tmp_path / f"mosquitto-{len(started)}")
-        broker.start()
-        started.append(broker)
-        return broker
-
-    yield make
-    for broker in started:
-        broker.stop()
+_Server = TypeVar("_Server", LocalMosquitto, LocalPostgres)
 
 
-@pytest.fixture
-def postgres_factory(tmp_path: Path) -> Iterator[Callable[[], LocalPostgres]]:
-    """Private clusters, for tests that stop or kill one."""
-    started: list[LocalPostgres] = []
+def _private_servers(
+    kind: Callable[[Path], _Server], folder: Path
+) -> Iterator[Callable[[], _Server]]:
+    started: list[_Server] = []
 
-    def make() -> LocalPostgres:
-        server = LocalPostgres(tmp_path / f"postgres-{len(started)}")
+    def make() -> _Server:
+        server = kind(folder / f"server-{len(started)}")
         server.start()
         started.append(server)
         return server
@@ -95,3 +83,15 @@ def postgres_factory(tmp_path: Path) -> Iterator[Callable[[], LocalPostgres]]:
     yield make
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[[], LocalMosquitto]]:
+    """Private brokers, for tests that restart or kill one."""
+    yield from _private_servers(LocalMosquitto, tmp_path)
+
+
+@pytest.fixture
+def postgres_factory(tmp_path: Path) -> Iterator[Callable[[], LocalPostgres]]:
+    """Private clusters, for tests that stop or kill one."""
+    yield from _private_servers(LocalPostgres, tmp_path)

@@ -188,20 +188,31 @@ async def _plain_layout(
     await conn.execute(
         "CREATE INDEX IF NOT EXISTS readings_time_brin ON readings USING brin (time)"
     )
-    await conn.execute(
-        sql.SQL(
-            "CREATE OR REPLACE VIEW readings_hourly AS"
-            " SELECT station, date_trunc('hour', time, 'UTC') AS bucket, {columns}"
-            " FROM readings GROUP BY station, date_trunc('hour', time, 'UTC')"
-        ).format(columns=sql.SQL(_AGGREGATE_COLUMNS))
+    await _create_aggregates(
+        conn,
+        sql.SQL("CREATE OR REPLACE VIEW {name} AS {select}"),
+        hour=sql.SQL("date_trunc('hour', time, 'UTC')"),
+        day=_hydrological_day_sql(default_timezone),
     )
-    await conn.execute(
-        sql.SQL(
-            "CREATE OR REPLACE VIEW readings_daily AS"
-            " SELECT station, {day} AS day_start, {columns}"
-            " FROM readings GROUP BY station, {day}"
-        ).format(day=_hydrological_day_sql(default_timezone), columns=sql.SQL(_AGGREGATE_COLUMNS))
-    )
+
+
+async def _create_aggregates(
+    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    statement: sql.SQL,
+    *,
+    hour: sql.Composable,
+    day: sql.Composable,
+) -> None:
+    """``readings_hourly`` and ``readings_daily`` with the same columns in either mode."""
+    for name, label, bucket in (
+        ("readings_hourly", "bucket", hour),
+        ("readings_daily", "day_start", day),
+    ):
+        select = sql.SQL(
+            "SELECT station, {bucket} AS {label}, {columns}"
+            " FROM readings GROUP BY station, {bucket}"
+        ).format(bucket=bucket, label=sql.Identifier(label), columns=sql.SQL(_AGGREGATE_COLUMNS))
+        await conn.execute(statement.format(name=sql.Identifier(name), select=select))
 
 
 def _hydrological_day_sql(timezone: str) -> sql.Composable:
@@ -238,25 +249,15 @@ async def _timescale_layout(
         await conn.execute(
             "SELECT add_retention_policy('readings', %s::interval)", (config.retention,)
         )
-    await conn.execute(
+    await _create_aggregates(
+        conn,
         sql.SQL(
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS readings_hourly"
-            " WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS"
-            " SELECT station, time_bucket(INTERVAL '1 hour', time) AS bucket, {columns}"
-            " FROM readings GROUP BY station, time_bucket(INTERVAL '1 hour', time)"
-            " WITH NO DATA"
-        ).format(columns=sql.SQL(_AGGREGATE_COLUMNS))
-    )
-    await conn.execute(
-        sql.SQL(
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS readings_daily"
-            " WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS"
-            " SELECT station, {bucket} AS day_start, {columns}"
-            " FROM readings GROUP BY station, {bucket}"
-            " WITH NO DATA"
-        ).format(
-            bucket=_timescale_day_bucket(default_timezone), columns=sql.SQL(_AGGREGATE_COLUMNS)
-        )
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {name}"
+            " WITH (timescaledb.continuous, timescaledb.materialized_only = false)"
+            " AS {select} WITH NO DATA"
+        ),
+        hour=sql.SQL("time_bucket(INTERVAL '1 hour', time)"),
+        day=_timescale_day_bucket(default_timezone),
     )
     for view, start, every in (
         ("readings_hourly", "3 days", "5 minutes"),
