@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import pytest
 
 from hydro.config import Config
 from hydro.ingest.service import IngestService
+from hydro.local import LocalMosquitto, LocalPostgres
 from hydro.models import Station
 from hydro.store.db import open_pool
 from hydro.store.readings import ReadingWriter
@@ -263,3 +265,36 @@ def test_shared_subscription_splits_the_stream_and_loses_nothing(
     assert one + two == 200
     assert one > 0
     assert two > 0
+
+
+def test_stopping_while_the_database_is_down_leaves_the_rest_to_the_broker(
+    postgres_factory: Callable[[], LocalPostgres],
+    local_mosquitto: LocalMosquitto,
+    mqtt_topic_prefix: str,
+) -> None:
+    cluster = postgres_factory()
+    pg_url = cluster.create_database("hydro")
+    port = local_mosquitto.port
+    config = ingest_config(pg_url, port, mqtt_topic_prefix)
+    topic = f"{mqtt_topic_prefix}/gw-1/readings"
+    registry = stations("A1")
+
+    async def scenario() -> float:
+        async with publisher(port) as gw:
+            async with running_ingest(config, registry):
+                for i in range(10):
+                    await publish_json(gw, topic, reading("A1", iso(i), water_level=770.0))
+                await wait_until(lambda: count_rows(pg_url) == 10, what="10 readings")
+                await asyncio.to_thread(cluster.stop)
+                for i in range(10, 20):
+                    await publish_json(gw, topic, reading("A1", iso(i), water_level=770.0))
+                await asyncio.sleep(0.5)  # received, but the database is gone
+                began = time.monotonic()
+            stopped_in = time.monotonic() - began
+            await asyncio.to_thread(cluster.start)
+            async with running_ingest(config, registry):
+                await wait_until(lambda: count_rows(pg_url) == 20, what="the redelivered 10")
+        return stopped_in
+
+    assert asyncio.run(scenario()) < 20  # it gave up waiting instead of hanging
+    assert count_rows(pg_url) == 20

@@ -60,6 +60,7 @@ def test_gateway_comes_from_the_topic(topic: str, gateway: str | None) -> None:
         ({"readings": 5}, TOPIC, RejectionCode.BAD_SHAPE),
         ("just text", TOPIC, RejectionCode.BAD_SHAPE),
         ({"values": []}, TOPIC, RejectionCode.BAD_SHAPE),
+        (b"[" * 100_000, TOPIC, RejectionCode.MALFORMED_JSON),  # nesting must not crash us
     ],
 )
 def test_unreadable_messages_are_quarantined_whole_with_their_bytes(

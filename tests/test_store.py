@@ -185,6 +185,27 @@ def test_rejections_commit_with_the_batch_and_can_be_listed(pg_url: str) -> None
     assert [(e.station, e.gateway) for e in by_code] == [("X", "gw-1")]
 
 
+def test_a_nul_from_a_gateway_cannot_poison_the_batch(pg_url: str) -> None:
+    """PostgreSQL text cannot hold NUL; a refused code carrying one is stored escaped."""
+    poisoned = Rejection(
+        topic="hydro/gw-1/readings",
+        gateway="gw-1",
+        payload=b'{"station": "A\\u0000B"}',
+        code=RejectionCode.UNKNOWN_STATION,
+        reason="station 'A\x00B' is not in the registry; unknown fields: \x00",
+        received_at=dt.datetime.now(dt.UTC),
+        station="A\x00B",
+    )
+
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> BatchOutcome:
+        return await writer.write([Reading("S1", at(0), water_level=1.0)], [poisoned])
+
+    assert with_store(pg_url, body).quarantined == 1
+    assert rows(pg_url, "SELECT station, reason FROM quarantine") == [
+        ("A\\x00B", "station 'A\\x00B' is not in the registry; unknown fields: \\x00")
+    ]
+
+
 def test_status_and_station_readings(pg_url: str) -> None:
     async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> object:
         await writer.write([Reading("S1", at(5 * i), water_level=float(i)) for i in range(6)])

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 _SEALED_BATCHES_AHEAD = 2
 _PROGRESS_EVERY = 30.0  # seconds between progress lines
+_SHUTDOWN_GRACE = 10.0  # seconds a stopping service waits for the database to take its batches
 
 
 @dataclass
@@ -113,7 +114,8 @@ class IngestService:
         try:
             done, _ = await asyncio.wait({writer, receiver}, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                task.result()  # a crashed stage stops the service with its error
+                if not task.cancelled():  # the writer is cancelled by a shutdown without database
+                    task.result()  # a crashed stage stops the service with its error
             await receiver
         finally:
             for task in (*helpers, receiver, writer):
@@ -154,10 +156,20 @@ class IngestService:
             await self._accept(delivery)
 
     async def _drain(self, writer: asyncio.Task[None]) -> None:
+        """Commits what is held, unless the database stays away longer than the grace period:
+        then the rest is left unacknowledged for the broker to deliver again."""
         self._closing = True
-        await self._seal()
-        await self._sealed.put(None)
-        await writer
+        try:
+            async with asyncio.timeout(_SHUTDOWN_GRACE):
+                await self._seal()
+                await self._sealed.put(None)
+                await asyncio.shield(writer)
+        except TimeoutError:
+            writer.cancel()
+            log.warning(
+                "stopping without the database: messages not yet committed stay unacknowledged"
+                " and will be delivered again"
+            )
 
     async def _accept(self, delivery: Delivery) -> None:
         verdict = judge_message(

@@ -114,7 +114,7 @@ def judge_message(
         return whole(RejectionCode.BAD_ENCODING, f"payload is not UTF-8: {exc}")
     try:
         document = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # absurd nesting must not crash the service
         return whole(RejectionCode.MALFORMED_JSON, f"payload is not JSON: {exc}")
     verdict = Verdict(gateway=gateway)
     if isinstance(document, dict) and "readings" in document:
@@ -231,7 +231,7 @@ class _ReadingJudge:
                 Rejection(
                     topic=topic,
                     gateway=gateway,
-                    payload=json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode(),
+                    payload=_encode(item),
                     code=refused.code,
                     reason=reason,
                     received_at=received_at,
@@ -251,6 +251,10 @@ class _ReadingJudge:
         if parsed is None:
             parsed = self._times[key] = _reading_time(raw, station.tz)
         return parsed
+
+
+def _encode(item: Any) -> bytes:
+    return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _reading_time(raw: Any, zone: ZoneInfo) -> dt.datetime:

@@ -125,6 +125,9 @@ def _read_file(
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(str(file), f"cannot read as UTF-8: {exc}"))
         return
+    if "\x00" in text:
+        problems.append(Problem(str(file), "contains NUL bytes: not a CSV text file"))
+        return
     reader = csv.reader(text.splitlines())
     header = next(reader, None)
     if header is None:

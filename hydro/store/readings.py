@@ -186,5 +186,20 @@ async def write_rejections(
         copy.set_types(_QUARANTINE_TYPES)
         for q in rejections:
             await copy.write_row(
-                (q.received_at, q.topic, q.gateway, q.station, q.code.value, q.reason, q.payload)
+                (
+                    q.received_at,
+                    _text(q.topic),
+                    _text(q.gateway),
+                    None if q.station is None else _text(q.station),
+                    q.code.value,
+                    _text(q.reason),
+                    q.payload,
+                )
             )
+
+
+def _text(value: str) -> str:
+    """What PostgreSQL text can hold. A NUL from a gateway would fail the whole batch on every
+    redelivery, a poison message; it is kept visibly escaped instead (the payload keeps it as is).
+    """
+    return value.replace("\x00", "\\x00")
