@@ -24,6 +24,7 @@ from hydro.config import Config, LoggingConfig, find_config_path, load_config
 from hydro.errors import ConfigError, Problem
 from hydro.ingest.service import IngestService
 from hydro.local import LocalMosquitto, LocalPostgres
+from hydro.rules import RuleSet, check_rules, load_rules
 from hydro.simulate import REPORT_INTERVAL, PublishProgress, StormModel, publish_storm
 from hydro.stations import Registry, check_registry, load_registry
 from hydro.store.db import open_pool
@@ -86,13 +87,20 @@ async def migrate_database(config: Config) -> MigrationReport:
 
 
 def check(config_path: Path | None) -> list[Problem]:
-    """Every problem in the configuration and the station registry, for ``hydro check``."""
+    """Every problem in the configuration, the station registry and the alert rules."""
     try:
         config = load_config(find_config_path(config_path))
     except ConfigError as exc:
         return list(exc.problems)
     _, problems = check_registry(config.registry.stations, config.registry.default_timezone)
-    return problems
+    _, rule_problems = check_rules(config.alerting.rules)
+    return problems + rule_problems
+
+
+def load_alert_rules(config: Config) -> RuleSet:
+    rules = load_rules(config.alerting.rules)
+    log.info("alert rules: %d from %s", len(rules.rules), config.alerting.rules)
+    return rules
 
 
 def load_stations(config: Config) -> Registry:

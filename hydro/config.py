@@ -30,7 +30,15 @@ from pydantic import (
 )
 
 from hydro.errors import ConfigError, Problem
-from hydro.loading import KeyPath, LocatedYaml, YamlSyntaxError, load_yaml
+from hydro.loading import (
+    KeyPath,
+    LocatedYaml,
+    YamlSyntaxError,
+    dotted,
+    load_yaml,
+    plain_message,
+    validation_problems,
+)
 from hydro.models import StationKind, Variable
 
 ENV_PREFIX = "HYDRO_"
@@ -181,6 +189,10 @@ class RegistryConfig(_Section):
         return value
 
 
+class AlertingConfig(_Section):
+    rules: Path = Path("alert_rules")
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -191,6 +203,7 @@ class Config(_Section):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 
@@ -258,7 +271,7 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_explain(exc, path, located, env_sources))
+        problems.extend(_explain(exc, located, env_sources))
     if problems:
         raise ConfigError(problems)
     if path is not None:
@@ -268,24 +281,21 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
 
 def _explain(
     exc: ValidationError,
-    path: Path | None,
     located: LocatedYaml | None,
     env_sources: Mapping[KeyPath, str],
 ) -> list[Problem]:
+    """Each error is blamed on the environment variable that set the key, else on the file."""
     problems = []
-    for error in exc.errors(include_url=False, include_input=False):
+    from_file = validation_problems(exc, located) if located is not None else []
+    for index, error in enumerate(exc.errors(include_url=False, include_input=False)):
         loc = tuple(error["loc"])
-        dotted = ".".join(str(part) for part in loc) or "(top level)"
-        message = error["msg"]
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
         env_var = next((v for k, v in env_sources.items() if loc[: len(k)] == k), None)
         if env_var is not None:
-            problems.append(Problem(env_var, f"{dotted}: {message}"))
-        elif located is not None and path is not None:
-            problems.append(Problem(str(path), f"{dotted}: {message}", located.line_of(loc)))
+            problems.append(Problem(env_var, f"{dotted(loc)}: {plain_message(error)}"))
+        elif from_file:
+            problems.append(from_file[index])
         else:
-            problems.append(Problem("defaults", f"{dotted}: {message}"))
+            problems.append(Problem("defaults", f"{dotted(loc)}: {plain_message(error)}"))
     return problems
 
 
@@ -345,7 +355,10 @@ def _anchor_paths(config: Config, base: Path) -> Config:
     mqtt = config.mqtt
     if mqtt.ca_file is not None and not mqtt.ca_file.is_absolute():
         mqtt = mqtt.model_copy(update={"ca_file": base / mqtt.ca_file})
-    return config.model_copy(update={"registry": registry, "mqtt": mqtt})
+    alerting = config.alerting
+    if not alerting.rules.is_absolute():
+        alerting = alerting.model_copy(update={"rules": base / alerting.rules})
+    return config.model_copy(update={"registry": registry, "mqtt": mqtt, "alerting": alerting})
 
 
 def find_config_path(

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from hydro.errors import Problem
 
@@ -27,12 +29,40 @@ class LocatedYaml:
     lines: Mapping[KeyPath, int]
 
     def line_of(self, path: KeyPath) -> int | None:
-        """The line of ``path`` or of its nearest written ancestor (a missing key has none)."""
-        for end in range(len(path), -1, -1):
-            line = self.lines.get(path[:end])
-            if line is not None:
-                return line
-        return None
+        """The line of ``path``, or of the deepest part of it that is written in the file.
+
+        Parts that are not in the file are skipped, such as the tag a validator adds for a
+        union member (which may even equal a key name), or a missing required key.
+        """
+        return self.lines.get(self._deepest_written(path, ()))
+
+    def _deepest_written(self, rest: KeyPath, written: KeyPath) -> KeyPath:
+        if not rest:
+            return written
+        skipping = self._deepest_written(rest[1:], written)
+        if (*written, rest[0]) not in self.lines:
+            return skipping
+        taking = self._deepest_written(rest[1:], (*written, rest[0]))
+        return taking if len(taking) > len(skipping) else skipping
+
+
+def validation_problems(exc: ValidationError, located: LocatedYaml) -> list[Problem]:
+    """pydantic's errors as operators read them: file, line, dotted key, plain message."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = tuple(error["loc"])
+        problems.append(
+            Problem(located.source, f"{dotted(loc)}: {plain_message(error)}", located.line_of(loc))
+        )
+    return problems
+
+
+def dotted(loc: KeyPath) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def plain_message(error: ErrorDetails) -> str:
+    return "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
 
 
 def parse_yaml(text: str, source: str) -> LocatedYaml:

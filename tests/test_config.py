@@ -24,8 +24,10 @@ def problems_of(tmp_path: Path, text: str, environ: dict[str, str] | None = None
 
 def test_shipped_config_yaml_states_exactly_the_defaults() -> None:
     shipped = load_config(REPO / "config.yaml", {})
-    assert shipped.model_dump(exclude={"registry"}) == Config().model_dump(exclude={"registry"})
+    paths = {"registry", "alerting"}
+    assert shipped.model_dump(exclude=paths) == Config().model_dump(exclude=paths)
     assert shipped.registry.stations == REPO / "stations"
+    assert shipped.alerting.rules == REPO / "alert_rules"
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,8 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     check = add_command(
         subparsers,
         "check",
-        "validate config.yaml, HYDRO_* variables and the station registry; exit 1 on any problem",
+        "validate config.yaml, HYDRO_* variables, the station registry and the alert rules;"
+        " exit 1 on any problem",
         """
   hydro check
   hydro --config /etc/hydro/config.yaml check
@@ -29,5 +30,5 @@ def _check(args: argparse.Namespace) -> int:
     if problems:
         print(f"{len(problems)} problem(s) found", file=sys.stderr)
         return 1
-    print("configuration and station registry are valid")
+    print("configuration, station registry and alert rules are valid")
     return 0

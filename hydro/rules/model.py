@@ -1,0 +1,163 @@
+"""What an alert rule says, as operators write it in ``alert_rules/*.yaml``.
+
+Three kinds of rule, told apart by ``type``:
+
+- ``threshold``: a water level at or above (or above) one of the station's characteristic
+  levels from the registry. Threshold rules of one ``family`` escalate into each other by
+  ``rank`` (警戒 -> 保证).
+- ``rate_of_rise``: the water level rose more than ``rise`` metres within ``window``.
+- ``silence``: no reading for ``after``. A silent station keeps its level alerts open.
+
+Pure data: evaluation and the alert lifecycle read these objects and never the YAML.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import string
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hydro.config import Duration
+from hydro.models import Role, StationKind
+
+
+class Severity(StrEnum):
+    """China's four-colour warning scale, mildest first."""
+
+    BLUE = "blue"
+    YELLOW = "yellow"
+    ORANGE = "orange"
+    RED = "red"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+LevelField = Literal[
+    "warning_level", "guaranteed_level", "flood_limit_level", "normal_level", "design_flood_level"
+]
+
+# Chinese names of the characteristic levels, as they appear in messages (超警戒水位0.04米).
+LEVEL_NAMES: dict[str, str] = {
+    "warning_level": "警戒水位",
+    "guaranteed_level": "保证水位",
+    "flood_limit_level": "汛限水位",
+    "normal_level": "正常水位",
+    "design_flood_level": "设计洪水位",
+}
+
+# What a message template may mention, with an example of each for `hydro check` to format.
+TEMPLATE_FIELDS: dict[str, object] = {
+    "prefecture": "黔东南州",
+    "county": "台江县",
+    "station": "麦冲水库",
+    "code": "61901001",
+    "river": "翁密河",
+    "month": 5,
+    "day": 7,
+    "hour": 8,
+    "minute": 0,
+    "time": "5月7日8时0分",
+    "value": 771.54,
+    "level": 771.50,
+    "level_name": "正常水位",
+    "excess": 0.04,
+    "rise": 0.62,
+    "window": "1小时",
+    "silent_for": "15分钟",
+    "severity": "黄色",
+}
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str
+    kinds: tuple[StationKind, ...] = (StationKind.RIVER, StationKind.RESERVOIR)
+    severity: Severity
+    roles: tuple[Role, ...] = tuple(Role)
+    message: str
+    clear_message: str | None = None
+
+    @field_validator("message", "clear_message")
+    @classmethod
+    def _known_placeholders(cls, template: str | None) -> str | None:
+        if template is not None:
+            check_template(template)
+        return template
+
+    @field_validator("roles", "kinds")
+    @classmethod
+    def _not_empty(cls, value: tuple[object, ...]) -> tuple[object, ...]:
+        if not value:
+            raise ValueError("must name at least one")
+        return value
+
+
+class LevelRule(_Rule):
+    type: Literal["threshold"]
+    level: LevelField
+    condition: Literal["at_or_above", "above"] = "at_or_above"
+    family: str
+    rank: int = Field(ge=1)
+    in_flood_season_only: bool = False
+
+    def crossed(self, value: float, level: float) -> bool:
+        return value >= level if self.condition == "at_or_above" else value > level
+
+
+class RateOfRiseRule(_Rule):
+    type: Literal["rate_of_rise"]
+    rise: float = Field(gt=0)  # metres
+    window: Duration = dt.timedelta(hours=1)
+
+
+class SilenceRule(_Rule):
+    type: Literal["silence"]
+    kinds: tuple[StationKind, ...] = tuple(StationKind)
+    roles: tuple[Role, ...] = (Role.TECHNICAL, Role.PATROL)
+    after: Duration = dt.timedelta(minutes=15)
+
+
+Rule = Annotated[LevelRule | RateOfRiseRule | SilenceRule, Field(discriminator="type")]
+
+
+class RuleFile(BaseModel):
+    """One ``alert_rules/*.yaml`` file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rules: tuple[Rule, ...]
+
+    @field_validator("rules")
+    @classmethod
+    def _one_rule_per_rank(cls, rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+        seen: dict[tuple[str, int], str] = {}
+        for rule in rules:
+            if isinstance(rule, LevelRule):
+                other = seen.setdefault((rule.family, rule.rank), rule.id)
+                if other != rule.id:
+                    raise ValueError(
+                        f"rules {other} and {rule.id} share family {rule.family!r} and rank"
+                        f" {rule.rank}: escalation needs one rule per rank"
+                    )
+        return rules
+
+
+def check_template(template: str) -> None:
+    """Raises ValueError naming an unknown placeholder or a format that cannot apply."""
+    for _, field, spec, _ in string.Formatter().parse(template):
+        if field is None:
+            continue
+        if field not in TEMPLATE_FIELDS:
+            known = ", ".join(TEMPLATE_FIELDS)
+            raise ValueError(f"unknown placeholder {{{field}}} (known: {known})")
+        try:
+            format(TEMPLATE_FIELDS[field], spec or "")
+        except ValueError as exc:
+            raise ValueError(f"placeholder {{{field}:{spec}}}: {exc}") from exc

@@ -1,0 +1,208 @@
+"""Alert rules: strict loading with file and line, level verdicts, and the exact SMS text."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hydro.cli import main
+from hydro.models import FloodSeason, StationKind
+from hydro.rules import Severity, check_rules, load_rules, render
+from hydro.rules.levels import alert_levels, level_verdicts
+from hydro.stations import load_registry
+from tests.support import station
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULTS = load_rules(REPO / "alert_rules")
+REGISTRY = load_registry(REPO / "stations", "Asia/Shanghai")
+MAY_7_0800 = dt.datetime(2026, 5, 7, 0, 0, tzinfo=dt.UTC)
+
+
+def sms(code: str, value: float, at: dt.datetime = MAY_7_0800) -> list[tuple[str, str]]:
+    """(rule id, text) for the level an alert would stand at, per family."""
+    target = REGISTRY.by_code[code]
+    return [
+        (
+            v.rule.id,
+            render(
+                v.rule.message,
+                target,
+                observed_at=at,
+                severity=v.rule.severity,
+                value=value,
+                level_field=v.rule.level,
+            ),
+        )
+        for v in alert_levels(level_verdicts(DEFAULTS, target, value, at))
+    ]
+
+
+def test_the_reference_message_word_for_word() -> None:
+    assert sms("67901001", 771.54) == [
+        (
+            "reservoir_normal",
+            "黔东南州台江县麦冲水库5月7日8时0分水位达到771.54米,超正常水位0.04米,"
+            "请及时复核并提醒相关责任人戒备,注意防范",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "value", "expected"),
+    [
+        ("61901002", 906.63, []),  # 禾丰水文站 at its recent, normal level
+        ("61901002", 908.50, ["river_warning"]),  # at the warning level counts (达到)
+        ("61901002", 910.20, ["river_guaranteed"]),  # the family's highest rank only
+        ("67901001", 771.50, ["reservoir_flood_limit"]),  # at normal level is not above it
+        ("67901001", 773.21, ["reservoir_design_flood"]),
+    ],
+)
+def test_level_rules_escalate_within_their_family(
+    code: str, value: float, expected: list[str]
+) -> None:
+    assert [rule for rule, _ in sms(code, value)] == expected
+
+
+def test_flood_limit_applies_only_inside_the_flood_season() -> None:
+    reservoir = station("R1", kind=StationKind.RESERVOIR)
+    reservoir = reservoir.__class__(
+        **{
+            **reservoir.__dict__,
+            "flood_limit_level": 770.5,
+            "flood_season": FloodSeason((5, 1), (9, 30)),
+        }
+    )
+    in_season = level_verdicts(
+        DEFAULTS, reservoir, 771.0, dt.datetime(2026, 9, 30, 12, tzinfo=dt.UTC)
+    )
+    # 2026-09-30 16:00 UTC is already October 1st in Asia/Shanghai: the season is over.
+    after = level_verdicts(DEFAULTS, reservoir, 771.0, dt.datetime(2026, 9, 30, 16, tzinfo=dt.UTC))
+    assert [v.rule.id for v in in_season if v.fires] == ["reservoir_flood_limit"]
+    assert [v.rule.id for v in after if v.fires] == []
+    assert [v.rule.id for v in after if v.crossed] == ["reservoir_flood_limit"]
+
+
+def test_messages_render_times_in_the_station_zone_and_durations_in_chinese() -> None:
+    berlin = station("B1", timezone="Europe/Berlin")
+    text = render(
+        "{station}{time}{window}内上涨{rise:.2f}米;{silent_for};{severity};{excess}",
+        berlin,
+        observed_at=dt.datetime(2026, 5, 7, 6, 5, tzinfo=dt.UTC),
+        severity=Severity.ORANGE,
+        value=1.0,
+        rise=0.62,
+        window=dt.timedelta(hours=1),
+        silent_for=dt.timedelta(minutes=15),
+    )
+    assert text == "测站B15月7日8时5分1小时内上涨0.62米;15分钟;橙色;"
+
+
+def write_rules(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+RULE = """rules:
+  - id: r1
+    type: threshold
+    name: 超警戒水位
+    kinds: [river]
+    level: warning_level
+    family: f
+    rank: 1
+    severity: yellow
+    message: "{station}{value:.2f}"
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            RULE.replace("    rank: 1\n", "    rank: 1\n    colour: red\n"),
+            ":9: rules.0.threshold.colour: unknown key",
+        ),
+        (
+            RULE.replace("yellow", "purple"),
+            ":9: rules.0.threshold.severity: Input should be 'blue'",
+        ),
+        (
+            RULE.replace("{value:.2f}", "{valeu}"),
+            ":10: rules.0.threshold.message: Value error, unknown placeholder {valeu}",
+        ),
+        (
+            RULE.replace("{value:.2f}", "{station:.2f}"),
+            ":10: rules.0.threshold.message: Value error, placeholder {station:.2f}",
+        ),
+        (
+            RULE.replace("warning_level", "warn_level"),
+            ":6: rules.0.threshold.level: Input should be",
+        ),
+        (RULE.replace("    family: f\n", ""), ":2: rules.0.threshold.family: Field required"),
+        (RULE.replace("type: threshold", "type: flood"), ":2: rules.0: Input tag 'flood'"),
+        (
+            RULE + RULE[7:].replace("id: r1", "id: r2"),
+            ":1: rules: Value error, rules r1 and r2 share family 'f'",
+        ),
+        ("rules:\n  - id: [\n", ":3: not valid YAML"),
+    ],
+)
+def test_rule_file_problems_name_file_line_and_key(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write_rules(tmp_path / "rules", "a.yaml", text)
+    _, problems = check_rules(path.parent)
+    rendered = [str(p).removeprefix(str(path)) for p in problems]
+    assert any(p.startswith(expected) for p in rendered), rendered
+
+
+def test_rule_ids_are_unique_across_files(tmp_path: Path) -> None:
+    folder = tmp_path / "rules"
+    write_rules(folder, "a.yaml", RULE)
+    second = write_rules(folder, "b.yaml", RULE.replace("family: f", "family: g"))
+    rules, problems = check_rules(folder)
+    assert len(rules.rules) == 1
+    assert [str(p) for p in problems] == [
+        f"{second}:2: rule id 'r1' is already used (first at {folder / 'a.yaml'}:2)"
+    ]
+
+
+def test_hydro_check_reports_rule_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(REPO / "stations", tmp_path / "stations")
+    write_rules(tmp_path / "alert_rules", "a.yaml", RULE.replace("yellow", "green"))
+    (tmp_path / "config.yaml").write_text("", encoding="utf-8")
+    assert main(["--config", str(tmp_path / "config.yaml"), "check"]) == 1
+    assert (
+        f"{tmp_path / 'alert_rules' / 'a.yaml'}:9: rules.0.threshold.severity"
+        in capsys.readouterr().err
+    )
+
+
+def test_rules_test_command_prints_the_sms(capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(REPO / "config.yaml")
+    assert (
+        main(
+            [
+                "--config",
+                config,
+                "rules",
+                "test",
+                "67901001",
+                "771.54",
+                "--time",
+                "2026-05-07 08:00",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert next(line for line in out.splitlines() if "reservoir_normal" in line).endswith("fires")
+    assert "黔东南州台江县麦冲水库5月7日8时0分水位达到771.54米,超正常水位0.04米" in out
+    assert main(["--config", config, "rules", "test", "00000000", "1"]) == 1
