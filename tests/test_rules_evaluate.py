@@ -1,0 +1,149 @@
+"""Threshold evaluation, table-driven: series of levels in, alert transitions out."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hydro.models import FloodSeason, StationKind
+from hydro.rules import load_rules
+from hydro.rules.evaluate import (
+    Change,
+    FamilyState,
+    NewReadings,
+    ThresholdTable,
+    evaluate_thresholds,
+    local_month_day,
+)
+from tests.support import station
+
+RULES = load_rules(Path(__file__).resolve().parent.parent / "alert_rules")
+RIVER = station("R1")  # warning 775.0, guaranteed 777.0
+RESERVOIR = dataclasses.replace(
+    station("V1", kind=StationKind.RESERVOIR),
+    flood_limit_level=770.5,
+    design_flood_level=773.0,
+    flood_season=FloodSeason((5, 1), (9, 30)),
+)  # flood limit 770.5 (in season), normal 771.5, design 773.0
+STATIONS = [RIVER, RESERVOIR]
+TABLE = ThresholdTable.build(RULES, STATIONS)
+RIVER_FAMILY = TABLE.families.index("river_level")
+T0 = 1_778_112_000  # 2026-05-07 00:00 UTC, 08:00 in Shanghai: inside the flood season
+
+
+def run(
+    series: list[float],
+    *,
+    index: int = 0,
+    mmdd: int = 507,
+    states: list[FamilyState] | None = None,
+) -> tuple[list[tuple[str, int, int, float]], list[FamilyState]]:
+    """One station's series, 5 minutes apart, as one tick: (change, rank, minute, value)."""
+    n = len(series)
+    readings = NewReadings(
+        station=np.full(n, index),
+        time=T0 + 300 * np.arange(n),
+        value=np.array(series, dtype=float),
+        local_mmdd=np.full(n, mmdd),
+    )
+    states = states or [FamilyState.empty(len(STATIONS)) for _ in TABLE.families]
+    new_states, found = evaluate_thresholds(TABLE, states, readings, margin=0.05, clear_after=2)
+    return [
+        (Change(c).name, int(r), int((t - T0) // 60), float(v))
+        for c, r, t, v in zip(found.change, found.rank, found.time, found.value, strict=True)
+    ], new_states
+
+
+@pytest.mark.parametrize(
+    ("series", "expected"),
+    [
+        ([774.0, 774.9], []),
+        ([774.0, 775.0, 775.3, 775.2], [("OPEN", 1, 5, 775.0)]),  # at the level counts
+        ([775.1, 777.2, 777.5], [("OPEN", 1, 0, 775.1), ("ESCALATE", 2, 5, 777.2)]),
+        ([774.0, 777.0], [("OPEN", 2, 5, 777.0)]),  # straight to guaranteed: one SMS
+        # Flicker around the warning level: one alert, no clear, no storm.
+        ([775.02, 774.98, 775.01, 774.97, 775.03, 774.99], [("OPEN", 1, 0, 775.02)]),
+        # Clearing needs two consecutive readings below 775.0 - 0.05.
+        ([775.2, 774.9, 775.1, 774.9, 774.94], [("OPEN", 1, 0, 775.2), ("CLEAR", 1, 20, 774.94)]),
+        ([775.2, 774.94, 775.0, 774.9], [("OPEN", 1, 0, 775.2)]),
+        # Falling from guaranteed to between the levels does not step down, nor clear.
+        ([777.5, 776.0, 776.0, 774.0, 774.0], [("OPEN", 2, 0, 777.5), ("CLEAR", 2, 20, 774.0)]),
+        # A back-filled batch with a peak inside opens at the peak's own time.
+        ([770.0] * 5 + [775.4] + [770.0] * 3, [("OPEN", 1, 25, 775.4), ("CLEAR", 1, 35, 770.0)]),
+        ([float("nan"), 775.5], [("OPEN", 1, 5, 775.5)]),  # a missing value is no reading
+    ],
+)
+def test_river_series(series: list[float], expected: list[tuple[str, int, int, float]]) -> None:
+    assert run(series)[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("series", "mmdd", "expected"),
+    [
+        ([770.4, 770.6], 507, [("OPEN", 1, 5, 770.6)]),  # 超汛限 in the flood season
+        ([770.4, 770.6], 1201, []),  # the same level in December: nothing
+        ([770.5], 507, []),  # "above": at the level is not above
+        ([771.54], 1201, [("OPEN", 2, 0, 771.54)]),  # 超正常蓄水位 applies all year
+        ([771.6, 773.1], 507, [("OPEN", 2, 0, 771.6), ("ESCALATE", 3, 5, 773.1)]),
+    ],
+)
+def test_reservoir_series(
+    series: list[float], mmdd: int, expected: list[tuple[str, int, int, float]]
+) -> None:
+    assert run(series, index=1, mmdd=mmdd)[0] == expected
+
+
+def test_state_carries_from_tick_to_tick() -> None:
+    first, states = run([776.0])
+    assert first == [("OPEN", 1, 0, 776.0)]
+    assert (states[RIVER_FAMILY].rank[0], states[RIVER_FAMILY].rank[1]) == (1, 0)
+    again, states = run([776.5], states=states)
+    assert again == []  # still above: nothing new to say
+    dipped, states = run([774.0], states=states)
+    assert dipped == []
+    assert states[RIVER_FAMILY].below[0] == 1
+    cleared, states = run([774.0], states=states)
+    assert cleared == [("CLEAR", 1, 0, 774.0)]
+    assert states[RIVER_FAMILY].rank[0] == 0
+
+
+def test_many_stations_in_any_order() -> None:
+    n = 1000
+    stations = [station(f"S{i}") for i in range(n)]
+    table = ThresholdTable.build(RULES, stations)
+    rng = np.random.default_rng(1)
+    index = np.repeat(np.arange(n), 3)
+    time = T0 + 300 * np.tile(np.arange(3), n)
+    value = np.tile([774.0, 776.0, 778.0], n)
+    shuffled = rng.permutation(index.size)
+    readings = NewReadings(index[shuffled], time[shuffled], value[shuffled], np.full(3 * n, 507))
+    states = [FamilyState.empty(n) for _ in table.families]
+    _, found = evaluate_thresholds(table, states, readings, margin=0.05, clear_after=2)
+    assert len(found) == 2 * n
+    assert np.array_equal(found.station, np.repeat(np.arange(n), 2))
+    assert set(found.change.tolist()) == {Change.OPEN, Change.ESCALATE}
+
+
+def test_inputs_are_not_changed() -> None:
+    states = [FamilyState.empty(len(STATIONS)) for _ in TABLE.families]
+    run([776.0], states=states)
+    assert not states[RIVER_FAMILY].rank.any()
+
+
+@pytest.mark.parametrize(
+    ("utc", "zone", "mmdd"),
+    [
+        ("2026-04-30T15:59:59", "Asia/Shanghai", 430),
+        ("2026-04-30T16:00:00", "Asia/Shanghai", 501),  # 00:00 on May 1st in Shanghai
+        ("2026-03-29T00:30:00", "Europe/Berlin", 329),
+        ("2026-12-31T23:30:00", "Europe/Berlin", 101),
+    ],
+)
+def test_local_month_day(utc: str, zone: str, mmdd: int) -> None:
+    seconds = int(dt.datetime.fromisoformat(utc).replace(tzinfo=dt.UTC).timestamp())
+    result = local_month_day(np.array([seconds]), [zone], np.array([0]))
+    assert result.tolist() == [mmdd]
