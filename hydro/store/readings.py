@@ -64,7 +64,7 @@ ON CONFLICT (station, time) DO UPDATE SET
     rainfall = excluded.rainfall, battery_v = excluded.battery_v
 WHERE (readings.water_level, readings.flow, readings.rainfall, readings.battery_v)
       IS DISTINCT FROM (excluded.water_level, excluded.flow, excluded.rainfall, excluded.battery_v)
-RETURNING (xmax = 0) AS inserted
+RETURNING (xmax = 0) AS inserted, station, time, water_level, flow, rainfall, battery_v
 """
 
 # Arrays go as binary parameters (%b): the text format escapes every element with a regex.
@@ -77,6 +77,12 @@ ON CONFLICT (station) DO UPDATE SET
     time = excluded.time, water_level = excluded.water_level, flow = excluded.flow,
     rainfall = excluded.rainfall, battery_v = excluded.battery_v, received_at = excluded.received_at
 WHERE excluded.time >= station_latest.time
+"""
+
+# Arrays go as binary parameters (%b), like the latest readings above.
+_JOURNAL = """
+INSERT INTO ingest_journal (stations, times, water_levels, rainfalls)
+VALUES (%b::text[], %b::timestamptz[], %b::float8[], %b::float8[])
 """
 
 _QUARANTINE_TYPES = ["timestamptz", "text", "text", "text", "text", "text", "bytea"]
@@ -117,25 +123,26 @@ class ReadingWriter:
                 except psycopg.errors.UniqueViolation:
                     pass
                 async with conn.transaction():
-                    outcome = await self._upsert(conn, readings)
-                    await self._finish(conn, readings, rejections)
-                return BatchOutcome(*outcome, quarantined=len(rejections), slow_path=True)
+                    inserted, updated, changed = await self._upsert(conn, readings)
+                    await self._finish(conn, changed, rejections)
+                duplicates = len(readings) - inserted - updated
+                return BatchOutcome(inserted, updated, duplicates, len(rejections), slow_path=True)
 
     async def _upsert(
         self, conn: psycopg.AsyncConnection[tuple[object, ...]], readings: Sequence[Reading]
-    ) -> tuple[int, int, int]:
+    ) -> tuple[int, int, list[Reading]]:
+        """(inserted, updated, the readings that changed the table) for a batch with repeats."""
         await conn.execute(_STAGE)
         await _copy_readings(conn, "readings_stage", readings)
         revisions = await conn.execute(_LOG_REVISIONS)
         revised_rows = max(revisions.rowcount, 0)
         cur = await conn.execute(_UPSERT)
-        changed = [bool(row[0]) for row in await cur.fetchall()]
-        inserted = sum(changed)
-        updated = len(changed) - inserted
-        duplicates = len(readings) - inserted - updated
+        rows = await cur.fetchall()
+        inserted = sum(1 for row in rows if row[0])
+        changed = [Reading(*row[1:]) for row in rows]  # type: ignore[arg-type]
         if revised_rows:
             log.info("revised %d stored values (later deliveries differ)", revised_rows)
-        return inserted, updated, duplicates
+        return inserted, len(rows) - inserted, changed
 
     async def _finish(
         self,
@@ -143,6 +150,18 @@ class ReadingWriter:
         readings: Sequence[Reading],
         rejections: Sequence[Rejection],
     ) -> None:
+        """What commits with the readings that changed the table: the per-station latest
+        reading, the journal entry for evaluation, and the quarantined items."""
+        if readings:
+            await conn.execute(
+                _JOURNAL,
+                (
+                    [r.station for r in readings],
+                    [r.time for r in readings],
+                    [r.water_level for r in readings],
+                    [r.rainfall for r in readings],
+                ),
+            )
         latest: dict[str, Reading] = {}
         for r in readings:
             held = latest.get(r.station)
