@@ -191,6 +191,26 @@ class RegistryConfig(_Section):
 
 class AlertingConfig(_Section):
     rules: Path = Path("alert_rules")
+    interval: Duration = dt.timedelta(seconds=10)
+    max_age: Duration = dt.timedelta(hours=1)
+    clear_margin: float = Field(0.05, ge=0)
+    clear_after: int = Field(2, ge=1)
+
+    @field_validator("interval")
+    @classmethod
+    def _at_least_a_second(cls, value: dt.timedelta) -> dt.timedelta:
+        if value < dt.timedelta(seconds=1):
+            raise ValueError("must be at least 1s")
+        return value
+
+
+class SmsConfig(_Section):
+    provider: Literal["console", "twilio"] = "console"
+    concurrency: int = Field(4, ge=1, le=100)
+    rate_per_second: float = Field(10.0, gt=0)
+    max_attempts: int = Field(6, ge=1)
+    retry_first: Duration = dt.timedelta(seconds=2)
+    retry_max: Duration = dt.timedelta(minutes=5)
 
 
 class LoggingConfig(_Section):
@@ -204,6 +224,7 @@ class Config(_Section):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    sms: SmsConfig = Field(default_factory=SmsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 

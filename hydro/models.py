@@ -150,3 +150,35 @@ class Rejection:
     reason: str  # for people: what exactly was wrong, e.g. "water_level 9999.0 above 6000.0"
     received_at: dt.datetime
     station: str | None = None
+
+
+class AlertChangeKind(StrEnum):
+    OPEN = "open"
+    ESCALATE = "escalate"
+    CLEAR = "clear"
+
+
+@dataclass(frozen=True, slots=True)
+class Sms:
+    """One message to one person."""
+
+    role: Role
+    person: str
+    phone: str  # E.164
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChange:
+    """One alert transition, with the messages it sends (none when it is late)."""
+
+    station: str
+    family: str
+    rule_id: str
+    severity: str
+    change: AlertChangeKind
+    rank: int
+    observed_at: dt.datetime
+    value: float
+    late: bool  # observed longer than alerting.max_age ago: history only, nobody is paged
+    messages: tuple[Sms, ...] = ()

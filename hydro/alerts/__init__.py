@@ -1,0 +1,1 @@
+"""The alert stage: evaluating rules on new readings and recording the alert lifecycle."""

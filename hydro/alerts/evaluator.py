@@ -1,0 +1,186 @@
+"""One evaluation tick: new readings from the journal -> threshold rules -> alert changes + SMS.
+
+The tick is one transaction: it takes the journal, records the changes and the outbox rows
+they cause, and advances its cursor, all or nothing. The per-station state (the rank an alert
+stands at and its readings below clearing) lives in the open alerts, loaded once at start and
+kept in memory, replaced only after a commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg_pool
+
+from hydro.config import AlertingConfig
+from hydro.models import AlertChange, AlertChangeKind, Sms, Station
+from hydro.rules import RuleSet, render
+from hydro.rules.evaluate import (
+    Change,
+    FamilyState,
+    NewReadings,
+    ThresholdTable,
+    Transitions,
+    evaluate_thresholds,
+    local_month_day,
+)
+from hydro.stations import Registry
+from hydro.store.alerts import open_alert_states, record_changes, set_below_counts
+from hydro.store.db import connection
+from hydro.store.journal import advance_journal, take_journal
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "alert-evaluator"
+_KINDS = {
+    Change.OPEN: AlertChangeKind.OPEN,
+    Change.ESCALATE: AlertChangeKind.ESCALATE,
+    Change.CLEAR: AlertChangeKind.CLEAR,
+}
+
+
+@dataclass(frozen=True)
+class TickReport:
+    readings: int
+    changes: tuple[AlertChange, ...]
+    seconds: float
+
+
+class AlertEvaluator:
+    def __init__(
+        self,
+        config: AlertingConfig,
+        registry: Registry,
+        rules: RuleSet,
+        pool: psycopg_pool.AsyncConnectionPool,
+        *,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._config = config
+        self._stations = registry.stations
+        self._index = {s.code: i for i, s in enumerate(self._stations)}
+        self._zones = sorted({s.timezone for s in self._stations})
+        self._zone_of = np.array([self._zones.index(s.timezone) for s in self._stations])
+        self._table = ThresholdTable.build(rules, self._stations)
+        self._pool = pool
+        self._clock = clock
+        self._states = [FamilyState.empty(len(self._stations)) for _ in self._table.families]
+
+    async def load_state(self) -> None:
+        """The open alerts are the state: a restart continues exactly where it stopped."""
+        async with connection(self._pool, "loading open alerts") as conn:
+            open_alerts = await open_alert_states(conn)
+        families = {name: i for i, name in enumerate(self._table.families)}
+        states = [FamilyState.empty(len(self._stations)) for _ in self._table.families]
+        for alert in open_alerts:
+            station, family = self._index.get(alert.station), families.get(alert.family)
+            if station is None or family is None:
+                log.warning(
+                    "alert for station=%s family=%s is no longer in the registry or rules",
+                    alert.station,
+                    alert.family,
+                )
+                continue
+            states[family].rank[station] = alert.rank
+            states[family].below[station] = alert.below_count
+        self._states = states
+        log.info("evaluator: %d open alerts loaded", len(open_alerts))
+
+    async def tick(self) -> TickReport:
+        started = self._clock()
+        async with connection(self._pool, "evaluating alerts") as conn:
+            taken = await take_journal(conn, CONSUMER)
+            readings = self._readings(taken.stations, taken.times, taken.water_levels)
+            new_states, transitions = evaluate_thresholds(
+                self._table,
+                self._states,
+                readings,
+                margin=self._config.clear_margin,
+                clear_after=self._config.clear_after,
+            )
+            changes = self._changes(transitions, now=started)
+            recorded = await record_changes(conn, changes)
+            await set_below_counts(conn, self._below_counts(new_states))
+            await advance_journal(conn, CONSUMER, taken.until)
+        self._states = new_states  # only now: the database holds the same
+        for change, ids in zip(changes, recorded, strict=True):
+            log.info(
+                "alert=%d %s station=%s rule=%s value=%.2f at %s%s outbox=%s",
+                ids.alert_id,
+                change.change,
+                change.station,
+                change.rule_id,
+                change.value,
+                change.observed_at.isoformat(),
+                " (late: nobody paged)" if change.late else "",
+                ",".join(map(str, ids.outbox_ids)) or "-",
+            )
+        return TickReport(len(taken), tuple(changes), (self._clock() - started).total_seconds())
+
+    def _readings(self, codes: list[str], times: np.ndarray, values: np.ndarray) -> NewReadings:
+        index = np.array([self._index.get(code, -1) for code in codes], dtype=np.int64)
+        known = index >= 0
+        index, times, values = index[known], times[known], values[known]
+        mmdd = local_month_day(times, self._zones, self._zone_of[index])
+        return NewReadings(index, times, values, mmdd)
+
+    def _changes(self, transitions: Transitions, *, now: dt.datetime) -> list[AlertChange]:
+        oldest_paged = now - self._config.max_age
+        changes = []
+        for f, s, c, rank, t, value in zip(
+            transitions.family.tolist(),
+            transitions.station.tolist(),
+            transitions.change.tolist(),
+            transitions.rank.tolist(),
+            transitions.time.tolist(),
+            transitions.value.tolist(),
+            strict=True,
+        ):
+            station: Station = self._stations[s]
+            rule = self._table.rules[f][rank - 1]
+            kind = _KINDS[Change(c)]
+            observed_at = dt.datetime.fromtimestamp(t, dt.UTC)
+            late = observed_at < oldest_paged
+            template = rule.clear_message if kind is AlertChangeKind.CLEAR else rule.message
+            messages: tuple[Sms, ...] = ()
+            if not late and template is not None:
+                body = render(
+                    template,
+                    station,
+                    observed_at=observed_at,
+                    severity=rule.severity,
+                    value=value,
+                    level_field=rule.level,
+                )
+                messages = tuple(
+                    Sms(person.role, person.name, person.phone, body)
+                    for person in station.persons
+                    if person.role in rule.roles
+                )
+            changes.append(
+                AlertChange(
+                    station=station.code,
+                    family=rule.family,
+                    rule_id=rule.id,
+                    severity=rule.severity.value,
+                    change=kind,
+                    rank=rank,
+                    observed_at=observed_at,
+                    value=value,
+                    late=late,
+                    messages=messages,
+                )
+            )
+        return changes
+
+    def _below_counts(self, new_states: list[FamilyState]) -> list[tuple[str, str, int]]:
+        counts: list[tuple[str, str, int]] = []
+        for f, (old, new) in enumerate(zip(self._states, new_states, strict=True)):
+            moved = np.flatnonzero((new.below != old.below) & (new.rank > 0))
+            family = self._table.families[f]
+            counts.extend((self._stations[s].code, family, int(new.below[s])) for s in moved)
+        return counts

@@ -1,0 +1,1 @@
+"""The notify stage: SMS providers and the outbox dispatcher."""
