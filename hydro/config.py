@@ -204,13 +204,42 @@ class AlertingConfig(_Section):
         return value
 
 
+class DutyOfficer(_Section):
+    name: str
+    phone: str
+
+    @field_validator("phone")
+    @classmethod
+    def _e164(cls, value: str) -> str:
+        if not re.fullmatch(r"\+[1-9]\d{6,14}", value):
+            raise ValueError("must be an E.164 number like +8613800000000")
+        return value
+
+
 class SmsConfig(_Section):
     provider: Literal["console", "twilio"] = "console"
+    duty_officers: tuple[DutyOfficer, ...] = ()  # told when an SMS fails for good
+    twilio_account_sid: SecretStr | None = Field(None, json_schema_extra={"secret": True})
+    twilio_auth_token: SecretStr | None = Field(None, json_schema_extra={"secret": True})
+    twilio_from: SecretStr | None = Field(None, json_schema_extra={"secret": True})
+    twilio_base_url: str | None = None  # a Twilio-compatible endpoint instead of api.twilio.com
     concurrency: int = Field(4, ge=1, le=100)
     rate_per_second: float = Field(10.0, gt=0)
     max_attempts: int = Field(6, ge=1)
     retry_first: Duration = dt.timedelta(seconds=2)
     retry_max: Duration = dt.timedelta(minutes=5)
+
+    @model_validator(mode="after")
+    def _twilio_credentials(self) -> SmsConfig:
+        if self.provider == "twilio":
+            missing = [
+                env_name(("sms", name))
+                for name in ("twilio_account_sid", "twilio_auth_token", "twilio_from")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(f"provider twilio needs {', '.join(missing)} in the environment")
+        return self
 
 
 class LoggingConfig(_Section):

@@ -1,0 +1,94 @@
+"""SMS providers behind one small interface: ``send`` returns the provider's message id or
+raises :class:`SmsError`, which says whether trying again may help (429, 5xx, network) or not
+(an invalid number, a refused sender)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass
+from typing import Protocol, TextIO
+
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.rest import Client
+
+from hydro.errors import HydroError
+from hydro.models import mask_phone
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingSms:
+    outbox_id: int
+    station: str | None
+    role: str
+    person: str
+    phone: str
+    body: str
+
+
+class SmsError(HydroError):
+    def __init__(self, message: str, *, retryable: bool, code: str | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.code = code
+
+
+class SmsProvider(Protocol):
+    name: str
+
+    async def send(self, sms: OutgoingSms) -> str:
+        """Hands the message over; returns the provider's id for it."""
+        ...
+
+
+class ConsoleProvider:
+    """Prints each SMS, for development and ``hydro demo``: who gets what, and why."""
+
+    name = "console"
+
+    def __init__(self, out: TextIO = sys.stdout) -> None:
+        self._out = out
+
+    async def send(self, sms: OutgoingSms) -> str:
+        print(
+            f"SMS #{sms.outbox_id} to {sms.role} {sms.person} {mask_phone(sms.phone)}"
+            f" (station {sms.station}): {sms.body}",
+            file=self._out,
+            flush=True,
+        )
+        return f"console-{sms.outbox_id}"
+
+
+class TwilioProvider:
+    """The real ``twilio`` client; ``base_url`` points it at a Twilio-compatible endpoint.
+
+    The client is synchronous (requests), so each send runs in a worker thread.
+    """
+
+    name = "twilio"
+
+    def __init__(
+        self, account_sid: str, auth_token: str, sender: str, base_url: str | None = None
+    ) -> None:
+        self._client = Client(account_sid, auth_token)
+        if base_url:
+            self._client.api.base_url = base_url.rstrip("/")
+        self._sender = sender
+
+    async def send(self, sms: OutgoingSms) -> str:
+        return await asyncio.to_thread(self._send, sms)
+
+    def _send(self, sms: OutgoingSms) -> str:
+        try:
+            message = self._client.messages.create(to=sms.phone, from_=self._sender, body=sms.body)
+        except TwilioRestException as exc:
+            retryable = exc.status == 429 or exc.status >= 500
+            code = str(exc.code) if exc.code is not None else str(exc.status)
+            raise SmsError(
+                f"twilio answered {exc.status} (code {code}): {exc.msg}",
+                retryable=retryable,
+                code=code,
+            ) from exc
+        except (TwilioException, OSError) as exc:
+            raise SmsError(f"twilio unreachable: {exc}", retryable=True) from exc
+        return str(message.sid)
