@@ -19,11 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg_pool
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from hydro.config import Config, LoggingConfig, find_config_path, load_config
+from hydro.alerts.evaluator import AlertEvaluator
+from hydro.config import Config, LoggingConfig, SmsConfig, find_config_path, load_config
 from hydro.errors import ConfigError, Problem
 from hydro.ingest.service import IngestService
 from hydro.local import LocalMosquitto, LocalPostgres
+from hydro.notify.dispatcher import Dispatcher
+from hydro.notify.providers import ConsoleProvider, SmsProvider, TwilioProvider
 from hydro.rules import RuleSet, check_rules, load_rules
 from hydro.simulate import REPORT_INTERVAL, PublishProgress, StormModel, publish_storm
 from hydro.stations import Registry, check_registry, load_registry
@@ -113,13 +117,17 @@ async def run_ingest(
     config: Config,
     stop: asyncio.Event | None = None,
     subscribed: asyncio.Event | None = None,
+    *,
+    alerting: bool = False,
 ) -> IngestService:
     """Ingests until SIGINT/SIGTERM (or ``stop``); migrates the schema first, idempotently.
 
-    ``subscribed`` is set once the broker holds our subscription: from then on nothing published
-    is lost, even while hydro is down.
+    With ``alerting`` the scheduler also evaluates the rules every ``alerting.interval`` and the
+    dispatcher sends the outbox. ``subscribed`` is set once the broker holds our subscription:
+    from then on nothing published is lost, even while hydro is down.
     """
     registry = load_stations(config)
+    rules = load_alert_rules(config) if alerting else None
     stop = stop or _stop_on_signals()
     async with database(config) as pool:
         async with pool.connection() as conn:
@@ -128,8 +136,59 @@ async def run_ingest(
         service = IngestService(config, registry.by_code, ReadingWriter(pool))
         if subscribed is not None:
             service.subscribed = subscribed
-        await service.run(stop)
+        scheduler = await _start_alerting(config, registry, rules, pool) if rules else None
+        try:
+            await service.run(stop)
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
     return service
+
+
+async def _start_alerting(
+    config: Config, registry: Registry, rules: RuleSet, pool: psycopg_pool.AsyncConnectionPool
+) -> AsyncIOScheduler:
+    evaluator = AlertEvaluator(config.alerting, registry, rules, pool)
+    await evaluator.load_state()
+    dispatcher = Dispatcher(config.sms, sms_provider(config.sms), pool)
+    await dispatcher.recover()
+
+    async def evaluate_then_send() -> None:
+        report = await evaluator.tick()
+        if any(change.messages for change in report.changes):
+            await dispatcher.run_once()  # the alert's SMS go now, not at the next poll
+
+    scheduler = AsyncIOScheduler(timezone=dt.UTC)
+    now = dt.datetime.now(dt.UTC)
+    for job, every in (
+        (evaluate_then_send, config.alerting.interval),
+        (dispatcher.run_once, dt.timedelta(seconds=1)),
+    ):
+        scheduler.add_job(
+            job,
+            "interval",
+            seconds=every.total_seconds(),
+            next_run_time=now,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+    scheduler.start()
+    log.info(
+        "alerting: every %ss, %d rules, SMS via %s",
+        config.alerting.interval.total_seconds(),
+        len(rules.rules),
+        config.sms.provider,
+    )
+    return scheduler
+
+
+def sms_provider(config: SmsConfig) -> SmsProvider:
+    if config.provider == "console":
+        return ConsoleProvider()
+    secrets = (config.twilio_account_sid, config.twilio_auth_token, config.twilio_from)
+    sid, token, sender = (s.get_secret_value() if s else "" for s in secrets)  # SmsConfig checked
+    return TwilioProvider(sid, token, sender, base_url=config.twilio_base_url)
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -203,18 +262,18 @@ async def _demo(config: Config, workdir: Path, plan: SimulationPlan) -> None:
         try:
             if not await asyncio.to_thread(postgres.database_exists, "hydro"):
                 await asyncio.to_thread(postgres.create_database, "hydro")
+            database = config.database.model_copy(update={"url": postgres.url("hydro")})
+            mqtt = config.mqtt.model_copy(update={"port": broker.port, "host": "127.0.0.1"})
+            # The storm is replayed from the past, faster than time passes: page for all of it.
+            replayed = plan.steps * REPORT_INTERVAL + dt.timedelta(hours=1)
+            alerting = config.alerting.model_copy(update={"max_age": replayed})
             demo = config.model_copy(
-                update={
-                    "database": config.database.model_copy(update={"url": postgres.url("hydro")}),
-                    "mqtt": config.mqtt.model_copy(
-                        update={"port": broker.port, "host": "127.0.0.1"}
-                    ),
-                }
+                update={"database": database, "mqtt": mqtt, "alerting": alerting}
             )
             _print_tour(demo)
             stop = _stop_on_signals()
             subscribed = asyncio.Event()
-            ingest = asyncio.create_task(run_ingest(demo, stop, subscribed))
+            ingest = asyncio.create_task(run_ingest(demo, stop, subscribed, alerting=True))
             # Gateways may publish only once the broker keeps a session for hydro.
             ready = asyncio.create_task(subscribed.wait())
             await asyncio.wait({ingest, ready}, return_when=asyncio.FIRST_COMPLETED)

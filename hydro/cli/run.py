@@ -12,14 +12,15 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     run = add_command(
         subparsers,
         "run",
-        "run everything hydro does (for now: ingest gateway readings) until Ctrl-C or SIGTERM",
+        "run everything hydro does until Ctrl-C or SIGTERM: ingest gateway readings, evaluate"
+        " the alert rules and send SMS",
         """
   hydro run                          # config.yaml in this folder, or the built-in defaults
   hydro --config /etc/hydro/config.yaml run
   HYDRO_DATABASE__URL=postgresql://hydro@db/hydro hydro run
 """,
     )
-    run.set_defaults(handler=_run)
+    run.set_defaults(handler=_run, alerting=True)
     ingest = add_command(
         subparsers,
         "ingest",
@@ -29,10 +30,10 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
   HYDRO_MQTT__SHARED_GROUP=ingest HYDRO_MQTT__CLIENT_ID=ingest-2 hydro ingest   # a second process
 """,
     )
-    ingest.set_defaults(handler=_run)
+    ingest.set_defaults(handler=_run, alerting=False)
 
 
 def _run(args: argparse.Namespace) -> int:
     config = app.configure(args.config)
-    run_async(app.run_ingest(config))
+    run_async(app.run_ingest(config, alerting=args.alerting))
     return 0
