@@ -31,6 +31,16 @@ from hydro.notify.providers import ConsoleProvider, SmsProvider, TwilioProvider
 from hydro.rules import RuleSet, check_rules, load_rules
 from hydro.simulate import REPORT_INTERVAL, PublishProgress, StormModel, publish_storm
 from hydro.stations import Registry, check_registry, load_registry
+from hydro.store.alerts import (
+    AlertEventRecord,
+    AlertFilter,
+    AlertRecord,
+    OutboxRecord,
+    acknowledge,
+    alert_detail,
+    list_alerts,
+    list_outbox,
+)
 from hydro.store.db import open_pool
 from hydro.store.queries import (
     QuarantineEntry,
@@ -305,3 +315,28 @@ def _print_tour(config: Config) -> None:
         "Ctrl-C stops everything; the data stays in the work folder for the next run.",
         flush=True,
     )
+
+
+async def alerts(config: Config, query: AlertFilter) -> list[AlertRecord]:
+    async with database(config) as pool:
+        return await list_alerts(pool, query)
+
+
+async def alert(
+    config: Config, alert_id: int
+) -> tuple[AlertRecord, list[AlertEventRecord], list[OutboxRecord]] | None:
+    async with database(config) as pool:
+        return await alert_detail(pool, alert_id)
+
+
+async def acknowledge_alert(config: Config, alert_id: int, by: str) -> AlertRecord | None:
+    async with database(config) as pool:
+        acknowledged = await acknowledge(pool, alert_id, by)
+    if acknowledged is not None:
+        log.info("alert=%d acknowledged by %s", alert_id, by)
+    return acknowledged
+
+
+async def outbox(config: Config, status: str | None, limit: int) -> list[OutboxRecord]:
+    async with database(config) as pool:
+        return await list_outbox(pool, status=status, limit=limit)

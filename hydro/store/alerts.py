@@ -7,13 +7,17 @@ a notification.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
+import psycopg_pool
+from psycopg import sql
+from psycopg.rows import class_row
 
 from hydro.models import AlertChange, AlertChangeKind
-from hydro.store.db import translate_errors
+from hydro.store.db import connection, translate_errors
 
 Connection = psycopg.AsyncConnection[tuple[object, ...]]
 
@@ -137,3 +141,155 @@ async def _returned_id(cur: psycopg.AsyncCursor[tuple[object, ...]]) -> int:
     if row is None:
         raise AssertionError("an alert change found no open alert to change")
     return int(str(row[0]))
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    id: int
+    station: str
+    family: str
+    rule_id: str
+    rank: int
+    severity: str
+    state: str
+    opened_at: dt.datetime
+    escalated_at: dt.datetime | None
+    cleared_at: dt.datetime | None
+    peak_value: float | None
+    late: bool
+    acknowledged_by: str | None
+    acknowledged_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEventRecord:
+    id: int
+    change: str
+    rule_id: str
+    rank: int
+    observed_at: dt.datetime
+    value: float | None
+    late: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    id: int
+    alert_id: int | None
+    event_id: int | None
+    station: str | None
+    role: str
+    person: str
+    phone: str
+    body: str
+    status: str
+    attempts: int
+    provider_id: str | None
+    last_error: str | None
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    station: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    severity: str | None = None
+    active: bool = False
+    limit: int = 100
+
+
+_ALERT_COLUMNS = sql.SQL(
+    "id, station, family, rule_id, rank, severity, state, opened_at, escalated_at, cleared_at,"
+    " peak_value, late, acknowledged_by, acknowledged_at"
+)
+_OUTBOX_COLUMNS = sql.SQL(
+    "id, alert_id, event_id, station, role, person, phone, body, status, attempts, provider_id,"
+    " last_error, created_at, sent_at"
+)
+
+
+async def list_alerts(
+    pool: psycopg_pool.AsyncConnectionPool, query: AlertFilter
+) -> list[AlertRecord]:
+    """Newest first (by observation time)."""
+    conditions: list[sql.Composable] = []
+    params: list[object] = []
+    for clause, value in (
+        ("station = %s", query.station),
+        ("opened_at >= %s", query.since),
+        ("opened_at < %s", query.until),
+        ("severity = %s", query.severity),
+    ):
+        if value is not None:
+            conditions.append(sql.SQL(clause))
+            params.append(value)
+    if query.active:
+        conditions.append(sql.SQL("state = 'open'"))
+    where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
+    statement = sql.SQL("SELECT {} FROM alerts{} ORDER BY opened_at DESC, id DESC LIMIT %s").format(
+        _ALERT_COLUMNS, where
+    )
+    async with connection(pool, "listing alerts") as conn:
+        cur = conn.cursor(row_factory=class_row(AlertRecord))
+        await cur.execute(statement, [*params, query.limit])
+        return await cur.fetchall()
+
+
+async def alert_detail(
+    pool: psycopg_pool.AsyncConnectionPool, alert_id: int
+) -> tuple[AlertRecord, list[AlertEventRecord], list[OutboxRecord]] | None:
+    """The alert, its transitions and every SMS it caused, or None."""
+    async with connection(pool, f"reading alert {alert_id}") as conn:
+        cur = conn.cursor(row_factory=class_row(AlertRecord))
+        await cur.execute(
+            sql.SQL("SELECT {} FROM alerts WHERE id = %s").format(_ALERT_COLUMNS), [alert_id]
+        )
+        alert = await cur.fetchone()
+        if alert is None:
+            return None
+        events_cur = conn.cursor(row_factory=class_row(AlertEventRecord))
+        await events_cur.execute(
+            "SELECT id, change, rule_id, rank, observed_at, value, late FROM alert_events"
+            " WHERE alert_id = %s ORDER BY id",
+            [alert_id],
+        )
+        events = await events_cur.fetchall()
+        outbox_cur = conn.cursor(row_factory=class_row(OutboxRecord))
+        await outbox_cur.execute(
+            sql.SQL("SELECT {} FROM outbox WHERE alert_id = %s ORDER BY id").format(
+                _OUTBOX_COLUMNS
+            ),
+            [alert_id],
+        )
+        return alert, events, await outbox_cur.fetchall()
+
+
+async def acknowledge(
+    pool: psycopg_pool.AsyncConnectionPool, alert_id: int, by: str
+) -> AlertRecord | None:
+    """Marks an alert acknowledged (once: the first operator's name and time are kept)."""
+    async with connection(pool, f"acknowledging alert {alert_id}") as conn:
+        cur = conn.cursor(row_factory=class_row(AlertRecord))
+        await cur.execute(
+            sql.SQL(
+                "UPDATE alerts SET acknowledged_by = coalesce(acknowledged_by, %s),"
+                " acknowledged_at = coalesce(acknowledged_at, now()) WHERE id = %s RETURNING {}"
+            ).format(_ALERT_COLUMNS),
+            [by, alert_id],
+        )
+        return await cur.fetchone()
+
+
+async def list_outbox(
+    pool: psycopg_pool.AsyncConnectionPool, *, status: str | None, limit: int
+) -> list[OutboxRecord]:
+    where = sql.SQL(" WHERE status = %s") if status else sql.SQL("")
+    statement = sql.SQL("SELECT {} FROM outbox{} ORDER BY id DESC LIMIT %s").format(
+        _OUTBOX_COLUMNS, where
+    )
+    async with connection(pool, "listing the outbox") as conn:
+        cur = conn.cursor(row_factory=class_row(OutboxRecord))
+        await cur.execute(statement, [status, limit] if status else [limit])
+        return await cur.fetchall()

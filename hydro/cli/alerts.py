@@ -1,0 +1,178 @@
+"""``hydro alerts ...`` and ``hydro outbox list``: every alert and every SMS, afterwards."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+
+from hydro import app
+from hydro.cli._common import Subparsers, add_command, ago, aware, run_async
+from hydro.models import mask_phone
+from hydro.rules import Severity
+from hydro.store.alerts import AlertFilter, AlertRecord, OutboxRecord
+
+
+def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
+    alerts = add_command(
+        subparsers,
+        "alerts",
+        "alert history: list, show one with its SMS, acknowledge",
+        """
+  hydro alerts list --active
+  hydro alerts show 42
+  hydro alerts ack 42 --by 王值班
+""",
+    )
+    commands = alerts.add_subparsers(dest="alerts_command", metavar="COMMAND", required=True)
+    listing = add_command(
+        commands,
+        "list",
+        "alerts, newest first (by observation time)",
+        """
+  hydro alerts list --since 24h
+  hydro alerts list --station 67901001 --format csv > maichong.csv
+  hydro alerts list --severity orange --active --format json
+""",
+    )
+    listing.add_argument("--station")
+    listing.add_argument("--since", type=ago, help="a time or an age like 2h, 7d")
+    listing.add_argument("--until", type=ago, help="a time or an age like 2h, 7d")
+    listing.add_argument("--severity", choices=[s.value for s in Severity])
+    listing.add_argument("--active", action="store_true", help="only alerts still open")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    listing.set_defaults(handler=_list)
+    show = add_command(
+        commands,
+        "show",
+        "one alert: its transitions and every SMS with its delivery status",
+        """
+  hydro alerts show 42
+""",
+    )
+    show.add_argument("id", type=int)
+    show.set_defaults(handler=_show)
+    ack = add_command(
+        commands,
+        "ack",
+        "acknowledge an alert (the first acknowledgement is kept)",
+        """
+  hydro alerts ack 42 --by 王值班
+""",
+    )
+    ack.add_argument("id", type=int)
+    ack.add_argument("--by", required=True, help="who acknowledges")
+    ack.set_defaults(handler=_ack)
+    outbox = add_command(
+        subparsers,
+        "outbox",
+        "the SMS outbox",
+        """
+  hydro outbox list --status failed
+""",
+    )
+    outbox_commands = outbox.add_subparsers(dest="outbox_command", metavar="COMMAND", required=True)
+    outbox_list = add_command(
+        outbox_commands,
+        "list",
+        "SMS newest first, with status, attempts and the last error",
+        """
+  hydro outbox list
+  hydro outbox list --status queued --limit 500
+""",
+    )
+    outbox_list.add_argument(
+        "--status", choices=["queued", "sending", "sent", "delivered", "failed"]
+    )
+    outbox_list.add_argument("--limit", type=int, default=100)
+    outbox_list.set_defaults(handler=_outbox)
+
+
+def _list(args: argparse.Namespace) -> int:
+    config = app.configure(args.config)
+    zone = config.registry.default_timezone
+    query = AlertFilter(
+        station=args.station,
+        since=aware(args.since, zone),
+        until=aware(args.until, zone),
+        severity=args.severity,
+        active=args.active,
+        limit=args.limit,
+    )
+    alerts = run_async(app.alerts(config, query))
+    if args.format == "json":
+        for alert in alerts:
+            print(json.dumps(dataclasses.asdict(alert), default=str, ensure_ascii=False))
+    elif args.format == "csv":
+        _csv(alerts)
+    else:
+        for alert in alerts:
+            print(_alert_line(alert))
+        if not alerts:
+            print("no alerts match")
+    return 0
+
+
+def _csv(alerts: Sequence[AlertRecord]) -> None:
+    writer = csv.writer(sys.stdout)
+    writer.writerow([f.name for f in dataclasses.fields(AlertRecord)])
+    for alert in alerts:
+        writer.writerow(dataclasses.astuple(alert))
+
+
+def _alert_line(a: AlertRecord) -> str:
+    ack = f" ack by {a.acknowledged_by}" if a.acknowledged_by else ""
+    cleared = f" cleared {a.cleared_at:%m-%d %H:%M}" if a.cleared_at else ""
+    late = " (late)" if a.late else ""
+    return (
+        f"{a.id:>7} {a.state:<7} {a.severity:<6} {a.station:<10} {a.rule_id:<24}"
+        f" opened {a.opened_at:%Y-%m-%d %H:%M}Z peak {a.peak_value}{cleared}{late}{ack}"
+    )
+
+
+def _show(args: argparse.Namespace) -> int:
+    config = app.configure(args.config)
+    detail = run_async(app.alert(config, args.id))
+    if detail is None:
+        print(f"error: no alert {args.id}", file=sys.stderr)
+        return 1
+    alert, events, messages = detail
+    print(_alert_line(alert))
+    for event in events:
+        late = " late: nobody paged" if event.late else ""
+        print(
+            f"  {event.observed_at:%Y-%m-%d %H:%M}Z {event.change:<9} {event.rule_id}"
+            f" value {event.value}{late}"
+        )
+    for sms in messages:
+        print(f"  {_outbox_line(sms)}")
+    return 0
+
+
+def _outbox_line(o: OutboxRecord) -> str:
+    error = f" error: {o.last_error}" if o.last_error else ""
+    return (
+        f"SMS #{o.id} {o.status:<9} x{o.attempts} {o.role:<14} {o.person}"
+        f" {mask_phone(o.phone)} id={o.provider_id or '-'}{error}: {o.body}"
+    )
+
+
+def _ack(args: argparse.Namespace) -> int:
+    config = app.configure(args.config)
+    alert = run_async(app.acknowledge_alert(config, args.id, args.by))
+    if alert is None:
+        print(f"error: no alert {args.id}", file=sys.stderr)
+        return 1
+    print(f"alert {alert.id} acknowledged by {alert.acknowledged_by} at {alert.acknowledged_at}")
+    return 0
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    config = app.configure(args.config)
+    for sms in run_async(app.outbox(config, args.status, args.limit)):
+        print(_outbox_line(sms))
+    return 0

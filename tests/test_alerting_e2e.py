@@ -1,0 +1,162 @@
+"""From gateway to SMS: ``hydro run`` with real Mosquitto, PostgreSQL and the twilio client."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hydro.cli import main
+from hydro.local import LocalMosquitto
+from tests.support import count_rows, publish_json, publisher, reading
+from tests.twilio_server import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+
+REPO = Path(__file__).resolve().parent.parent
+HEFENG = "61901002"  # 禾丰水文站 (开阳县, 贵阳市): warning 908.50, guaranteed 910.00
+GATEWAY = "gw-1-001"
+NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+
+
+def at(minutes_ago: int) -> str:
+    return (NOW - dt.timedelta(minutes=minutes_ago)).isoformat()
+
+
+def local_time(minutes_ago: int) -> str:
+    moment = (NOW - dt.timedelta(minutes=minutes_ago)).astimezone(
+        dt.timezone(dt.timedelta(hours=8))
+    )
+    return f"{moment.month}月{moment.day}日{moment.hour}时{moment.minute}分"
+
+
+@pytest.fixture
+def hydro_run(
+    tmp_path: Path, pg_url: str, local_mosquitto: LocalMosquitto, mqtt_topic_prefix: str
+) -> Callable[[FakeTwilio], subprocess.Popen[bytes]]:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "mqtt": {
+                    "port": local_mosquitto.port,
+                    "topic_prefix": mqtt_topic_prefix,
+                    "client_id": f"run-{mqtt_topic_prefix}",
+                },
+                "database": {"url": pg_url, "timescaledb": "off"},
+                "ingest": {"batch_interval": "50ms"},
+                "registry": {"stations": str(REPO / "stations")},
+                "alerting": {"rules": str(REPO / "alert_rules"), "interval": "1s"},
+                "sms": {"provider": "twilio", "retry_first": "100ms"},
+            }
+        )
+    )
+    log = tmp_path / "hydro.log"
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(fake: FakeTwilio) -> subprocess.Popen[bytes]:
+        env = {**os.environ, **twilio_environment(fake)}
+        before = log.read_text().count("subscribed to") if log.exists() else 0
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "hydro", "--config", str(config), "run"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        started.append(process)
+        deadline = time.monotonic() + 30
+        while log.read_text(errors="replace").count("subscribed to") <= before:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        return process
+
+    yield start  # type: ignore[misc]
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+
+
+def twilio_environment(fake: FakeTwilio) -> dict[str, str]:
+    return {
+        "HYDRO_SMS__TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "HYDRO_SMS__TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "HYDRO_SMS__TWILIO_FROM": "+15005550006",
+        "HYDRO_SMS__TWILIO_BASE_URL": fake.base_url,
+    }
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_warning_escalation_restart_and_clear_send_each_sms_once(
+    hydro_run: Callable[[FakeTwilio], subprocess.Popen[bytes]],
+    local_mosquitto: LocalMosquitto,
+    mqtt_topic_prefix: str,
+    pg_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    topic = f"{mqtt_topic_prefix}/{GATEWAY}/readings"
+
+    def publish(*levels: tuple[int, float]) -> None:
+        async def go() -> None:
+            async with publisher(local_mosquitto.port, f"gw-{mqtt_topic_prefix}") as gw:
+                await publish_json(
+                    gw,
+                    topic,
+                    {"readings": [reading(HEFENG, at(m), water_level=v) for m, v in levels]},
+                )
+
+        asyncio.run(go())
+
+    with FakeTwilio() as fake:
+        process = hydro_run(fake)
+        publish((60, 906.63), (55, 908.62))  # crosses 警戒
+        wait_for(lambda: len(fake.received) == 3, "three warning SMS")
+        assert sorted(m.to for m in fake.received) == [
+            "+8613885110202",
+            "+8613908510201",
+            "+8618785110203",
+        ]
+        assert {m.body for m in fake.received} == {
+            f"贵阳市开阳县禾丰水文站{local_time(55)}水位达到908.62米,超警戒水位0.12米,"
+            "请及时复核并提醒相关责任人戒备,注意防范"
+        }
+        publish((50, 908.9), (45, 908.48), (40, 908.52), (35, 908.47))  # above, then flicker
+        publish((30, 910.3))  # 保证
+        wait_for(lambda: len(fake.received) == 6, "three escalation SMS")
+        assert "超保证水位0.30米" in fake.received[-1].body
+
+        process.send_signal(signal.SIGKILL)  # restart mid-alert
+        process.wait()
+        process = hydro_run(fake)
+        publish((25, 910.1))  # still above: nothing new
+        publish((20, 908.4), (15, 908.3))  # two readings below 908.50 - 0.05: clear
+        wait_for(lambda: len(fake.received) == 9, "three clear SMS")
+        time.sleep(2)  # two more evaluation ticks: nothing else may go out
+        assert len(fake.received) == 9
+        assert "预警解除" in fake.received[-1].body
+    assert count_rows(pg_url, "SELECT count(*) FROM alerts") == 1
+    assert count_rows(pg_url, "SELECT count(*) FROM outbox WHERE status = 'sent'") == 9
+
+    config = str(process.args[4])  # type: ignore[index]
+    for name, value in twilio_environment(fake).items():
+        monkeypatch.setenv(name, value)
+    assert main(["--config", config, "alerts", "show", "1"]) == 0
+    shown = capsys.readouterr().out
+    assert [line.split()[2] for line in shown.splitlines()[1:4]] == ["open", "escalate", "clear"]
+    assert shown.count("SMS #") == 9
