@@ -178,7 +178,7 @@ class AlertChange:
     severity: str
     change: AlertChangeKind
     rank: int
-    observed_at: dt.datetime
-    value: float
+    observed_at: dt.datetime  # for a silence: the last reading before it fell silent
+    value: float | None
     late: bool  # observed longer than alerting.max_age ago: history only, nobody is paged
     messages: tuple[Sms, ...] = ()

@@ -125,7 +125,7 @@ def test_warning_escalation_restart_and_clear_send_each_sms_once(
 
     with FakeTwilio() as fake:
         process = hydro_run(fake)
-        publish((60, 906.63), (55, 908.62))  # crosses 警戒
+        publish((14, 906.63), (13, 908.62))  # crosses 警戒 (recent: no silence)
         wait_for(lambda: len(fake.received) == 3, "three warning SMS")
         assert sorted(m.to for m in fake.received) == [
             "+8613885110202",
@@ -133,19 +133,19 @@ def test_warning_escalation_restart_and_clear_send_each_sms_once(
             "+8618785110203",
         ]
         assert {m.body for m in fake.received} == {
-            f"贵阳市开阳县禾丰水文站{local_time(55)}水位达到908.62米,超警戒水位0.12米,"
+            f"贵阳市开阳县禾丰水文站{local_time(13)}水位达到908.62米,超警戒水位0.12米,"
             "请及时复核并提醒相关责任人戒备,注意防范"
         }
-        publish((50, 908.9), (45, 908.48), (40, 908.52), (35, 908.47))  # above, then flicker
-        publish((30, 910.3))  # 保证
+        publish((12, 908.9), (11, 908.48), (10, 908.52), (9, 908.47))  # above, then flicker
+        publish((8, 910.3))  # 保证
         wait_for(lambda: len(fake.received) == 6, "three escalation SMS")
         assert "超保证水位0.30米" in fake.received[-1].body
 
         process.send_signal(signal.SIGKILL)  # restart mid-alert
         process.wait()
         process = hydro_run(fake)
-        publish((25, 910.1))  # still above: nothing new
-        publish((20, 908.4), (15, 908.3))  # two readings below 908.50 - 0.05: clear
+        publish((7, 910.1))  # still above: nothing new
+        publish((6, 908.4), (5, 908.3))  # two readings below 908.50 - 0.05: clear
         wait_for(lambda: len(fake.received) == 9, "three clear SMS")
         time.sleep(2)  # two more evaluation ticks: nothing else may go out
         assert len(fake.received) == 9

@@ -26,6 +26,15 @@ REGISTRY = load_registry(REPO / "stations", "Asia/Shanghai")
 RULES = load_rules(REPO / "alert_rules")
 MAICHONG = "67901001"  # 麦冲水库, normal level 771.50
 NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+RESERVOIR = "reservoir_level"
+RESERVOIR_EVENTS = (
+    "SELECT e.change FROM alert_events e JOIN alerts a ON a.id = e.alert_id"
+    " WHERE a.family = 'reservoir_level' ORDER BY e.id"
+)
+RESERVOIR_SMS = (
+    "SELECT count(*) FROM outbox o JOIN alerts a ON a.id = o.alert_id"
+    " WHERE a.family = 'reservoir_level'"
+)
 
 
 def minutes_ago(m: int) -> dt.datetime:
@@ -40,7 +49,7 @@ def with_evaluator(
         async with open_pool(config) as pool:
             async with pool.connection() as conn:
                 await migrate(conn, config, "Asia/Shanghai")
-            evaluator = AlertEvaluator(AlertingConfig(), REGISTRY, RULES, pool)
+            evaluator = AlertEvaluator(AlertingConfig(), REGISTRY, RULES, pool, clock=lambda: NOW)
             await evaluator.load_state()
             return await body(pool, ReadingWriter(pool), evaluator)
 
@@ -91,11 +100,11 @@ def test_restart_mid_alert_neither_repeats_nor_forgets(pg_url: str) -> None:
         await writer.write([Reading(MAICHONG, minutes_ago(5), water_level=771.4)])
         await writer.write([Reading(MAICHONG, minutes_ago(0), water_level=771.3)])
         report = await restarted.tick()
-        return [c.change.value for c in report.changes]
+        return [c.change.value for c in report.changes if c.family == RESERVOIR]
 
     assert with_evaluator(pg_url, body) == ["clear"]
-    assert rows(pg_url, "SELECT change FROM alert_events ORDER BY id") == [("open",), ("clear",)]
-    assert rows(pg_url, "SELECT count(*) FROM outbox") == [(6,)]  # three to open, three to clear
+    assert rows(pg_url, RESERVOIR_EVENTS) == [("open",), ("clear",)]
+    assert rows(pg_url, RESERVOIR_SMS) == [(6,)]  # three to open, three to clear
 
 
 def test_a_late_back_filled_peak_is_history_and_pages_nobody(pg_url: str) -> None:
@@ -109,8 +118,52 @@ def test_a_late_back_filled_peak_is_history_and_pages_nobody(pg_url: str) -> Non
         await ev.tick()
 
     with_evaluator(pg_url, body)
-    assert rows(pg_url, "SELECT change, late, observed_at FROM alert_events ORDER BY id") == [
-        ("open", True, minutes_ago(175)),
-        ("clear", True, minutes_ago(165)),
+    assert rows(
+        pg_url,
+        "SELECT e.change, e.late, e.observed_at FROM alert_events e"
+        " JOIN alerts a ON a.id = e.alert_id WHERE a.family = 'reservoir_level' ORDER BY e.id",
+    ) == [("open", True, minutes_ago(175)), ("clear", True, minutes_ago(165))]
+    assert rows(pg_url, RESERVOIR_SMS) == [(0,)]
+
+
+def test_a_gauge_silent_at_its_peak_keeps_the_alert_open_and_says_so(pg_url: str) -> None:
+    hefeng = "61901002"  # a river: warning 908.50
+
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, ev: AlertEvaluator
+    ) -> list[list[tuple[str, str, str]]]:
+        await writer.write([Reading(MAICHONG, minutes_ago(25), water_level=771.6)])  # 超正常
+        await writer.write([Reading(hefeng, minutes_ago(20), water_level=906.6)])  # normal
+        ticks = [await ev.tick()]  # both silent since: 25 and 20 minutes
+        await writer.write([Reading(MAICHONG, minutes_ago(0), water_level=771.7)])
+        ticks.append(await ev.tick())  # 麦冲 reports again
+        return [[(c.station, c.family, c.change.value) for c in t.changes] for t in ticks]
+
+    first, second = with_evaluator(pg_url, body)
+    assert sorted(first) == [
+        (hefeng, "station_silent", "open"),
+        (MAICHONG, "reservoir_level", "open"),
+        (MAICHONG, "station_silent", "open"),
     ]
-    assert rows(pg_url, "SELECT count(*) FROM outbox") == [(0,)]
+    assert second == [(MAICHONG, "station_silent", "clear")]
+    assert rows(
+        pg_url, "SELECT family, state FROM alerts WHERE station = '67901001' ORDER BY id"
+    ) == [
+        ("reservoir_level", "open"),  # silence did not clear the level alert
+        ("station_silent", "cleared"),
+    ]
+    silent_sms = rows(
+        pg_url,
+        "SELECT o.station, o.role, o.body FROM outbox o JOIN alerts a ON a.id = o.alert_id"
+        " WHERE a.family = 'station_silent' AND o.body LIKE '%未收到%' ORDER BY o.id",
+    )
+    assert {(s, r) for s, r, _ in silent_sms} == {
+        (MAICHONG, "technical"),
+        (MAICHONG, "patrol"),
+        (hefeng, "technical"),
+        (hefeng, "patrol"),
+    }
+    by_station = {s: b for s, _, b in silent_sms}
+    assert "预警期间" in by_station[MAICHONG]
+    assert "25分钟未收到" in by_station[MAICHONG]
+    assert "预警期间" not in by_station[hefeng]

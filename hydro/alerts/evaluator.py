@@ -18,18 +18,24 @@ import psycopg_pool
 
 from hydro.config import AlertingConfig
 from hydro.models import AlertChange, AlertChangeKind, Sms, Station
-from hydro.rules import RuleSet, render
+from hydro.rules import RuleSet, SilenceRule, render
 from hydro.rules.evaluate import (
     Change,
     FamilyState,
     NewReadings,
     ThresholdTable,
     Transitions,
+    evaluate_silence,
     evaluate_thresholds,
     local_month_day,
 )
 from hydro.stations import Registry
-from hydro.store.alerts import open_alert_states, record_changes, set_below_counts
+from hydro.store.alerts import (
+    latest_observations,
+    open_alert_states,
+    record_changes,
+    set_below_counts,
+)
 from hydro.store.db import connection
 from hydro.store.journal import advance_journal, take_journal
 
@@ -69,15 +75,25 @@ class AlertEvaluator:
         self._pool = pool
         self._clock = clock
         self._states = [FamilyState.empty(len(self._stations)) for _ in self._table.families]
+        self._silence_rules = tuple(r for r in rules.rules if isinstance(r, SilenceRule))
+        self._silence_applies = [
+            np.array([s.kind in rule.kinds for s in self._stations]) for rule in self._silence_rules
+        ]
+        self._silent = [np.zeros(len(self._stations), dtype=bool) for _ in self._silence_rules]
 
     async def load_state(self) -> None:
         """The open alerts are the state: a restart continues exactly where it stopped."""
         async with connection(self._pool, "loading open alerts") as conn:
             open_alerts = await open_alert_states(conn)
         families = {name: i for i, name in enumerate(self._table.families)}
+        silences = {rule.id: i for i, rule in enumerate(self._silence_rules)}
         states = [FamilyState.empty(len(self._stations)) for _ in self._table.families]
+        silent = [np.zeros(len(self._stations), dtype=bool) for _ in self._silence_rules]
         for alert in open_alerts:
             station, family = self._index.get(alert.station), families.get(alert.family)
+            if station is not None and alert.family in silences:
+                silent[silences[alert.family]][station] = True
+                continue
             if station is None or family is None:
                 log.warning(
                     "alert for station=%s family=%s is no longer in the registry or rules",
@@ -88,6 +104,7 @@ class AlertEvaluator:
             states[family].rank[station] = alert.rank
             states[family].below[station] = alert.below_count
         self._states = states
+        self._silent = silent
         log.info("evaluator: %d open alerts loaded", len(open_alerts))
 
     async def tick(self) -> TickReport:
@@ -103,10 +120,14 @@ class AlertEvaluator:
                 clear_after=self._config.clear_after,
             )
             changes = self._changes(transitions, now=started)
+            latest = await latest_observations(conn)
+            new_silent, silence_changes = self._silences(latest, new_states, now=started)
+            changes += silence_changes
             recorded = await record_changes(conn, changes)
             await set_below_counts(conn, self._below_counts(new_states))
             await advance_journal(conn, CONSUMER, taken.until)
         self._states = new_states  # only now: the database holds the same
+        self._silent = new_silent
         for change, ids in zip(changes, recorded, strict=True):
             log.info(
                 "alert=%d %s station=%s rule=%s value=%.2f at %s%s outbox=%s",
@@ -114,7 +135,7 @@ class AlertEvaluator:
                 change.change,
                 change.station,
                 change.rule_id,
-                change.value,
+                float("nan") if change.value is None else change.value,
                 change.observed_at.isoformat(),
                 " (late: nobody paged)" if change.late else "",
                 ",".join(map(str, ids.outbox_ids)) or "-",
@@ -184,3 +205,72 @@ class AlertEvaluator:
             family = self._table.families[f]
             counts.extend((self._stations[s].code, family, int(new.below[s])) for s in moved)
         return counts
+
+    def _silences(
+        self,
+        latest: list[tuple[str, int]],
+        level_states: list[FamilyState],
+        *,
+        now: dt.datetime,
+    ) -> tuple[list[np.ndarray], list[AlertChange]]:
+        last_seen = np.full(len(self._stations), np.nan)
+        for code, seconds in latest:
+            index = self._index.get(code)
+            if index is not None:
+                last_seen[index] = seconds
+        in_alert = np.zeros(len(self._stations), dtype=bool)
+        for state in level_states:
+            in_alert |= state.rank > 0
+        changes: list[AlertChange] = []
+        new_silent = []
+        for rule, applies, silent in zip(
+            self._silence_rules, self._silence_applies, self._silent, strict=True
+        ):
+            result = evaluate_silence(
+                last_seen,
+                silent,
+                applies,
+                now=int(now.timestamp()),
+                after=int(rule.after.total_seconds()),
+            )
+            new_silent.append(result.silent)
+            for index, kind in [(i, AlertChangeKind.OPEN) for i in result.began.tolist()] + [
+                (i, AlertChangeKind.CLEAR) for i in result.ended.tolist()
+            ]:
+                station = self._stations[index]
+                seen = dt.datetime.fromtimestamp(float(last_seen[index]), dt.UTC)
+                if kind is AlertChangeKind.CLEAR:
+                    template = rule.clear_message
+                elif in_alert[index] and rule.during_alert_message:
+                    template = rule.during_alert_message
+                else:
+                    template = rule.message
+                messages: tuple[Sms, ...] = ()
+                if template is not None:
+                    body = render(
+                        template,
+                        station,
+                        observed_at=seen,
+                        severity=rule.severity,
+                        silent_for=now - seen if kind is AlertChangeKind.OPEN else None,
+                    )
+                    messages = tuple(
+                        Sms(p.role, p.name, p.phone, body)
+                        for p in station.persons
+                        if p.role in rule.roles
+                    )
+                changes.append(
+                    AlertChange(
+                        station=station.code,
+                        family=rule.id,
+                        rule_id=rule.id,
+                        severity=rule.severity.value,
+                        change=kind,
+                        rank=1,
+                        observed_at=seen,
+                        value=None,
+                        late=False,
+                        messages=messages,
+                    )
+                )
+        return new_silent, changes

@@ -263,3 +263,25 @@ def local_month_day(times: IntArray, zones: Sequence[str], zone_of_reading: IntA
 def _offset_seconds(hour: int, zone: ZoneInfo) -> int:
     offset = dt.datetime.fromtimestamp(hour * 3600, dt.UTC).astimezone(zone).utcoffset()
     return 0 if offset is None else int(offset.total_seconds())
+
+
+@dataclass(frozen=True)
+class Silences:
+    silent: BoolArray  # per station, after this tick
+    began: IntArray  # stations that fell silent this tick
+    ended: IntArray  # stations that reported again
+
+
+def evaluate_silence(
+    last_seen: FloatArray, silent: BoolArray, applies: BoolArray, *, now: int, after: int
+) -> Silences:
+    """Stations with no reading for more than ``after`` seconds. ``last_seen`` is each station's
+    latest observation time in Unix seconds, NaN for a station that never reported: with no
+    baseline it is not called silent (a new registry must not page every station at once)."""
+    with np.errstate(invalid="ignore"):
+        now_silent = applies & (now - last_seen > after)
+    return Silences(
+        silent=now_silent,
+        began=np.flatnonzero(now_silent & ~silent),
+        ended=np.flatnonzero(silent & ~now_silent),
+    )

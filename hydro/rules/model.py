@@ -122,6 +122,16 @@ class SilenceRule(_Rule):
     kinds: tuple[StationKind, ...] = tuple(StationKind)
     roles: tuple[Role, ...] = (Role.TECHNICAL, Role.PATROL)
     after: Duration = dt.timedelta(minutes=15)
+    # Sent instead of ``message`` when the station has an open level alert: the alert stays
+    # open (gauges are often destroyed at the peak) and people must know why data stopped.
+    during_alert_message: str | None = None
+
+    @field_validator("during_alert_message")
+    @classmethod
+    def _known_placeholders_during_alert(cls, template: str | None) -> str | None:
+        if template is not None:
+            check_template(template)
+        return template
 
 
 Rule = Annotated[LevelRule | RateOfRiseRule | SilenceRule, Field(discriminator="type")]

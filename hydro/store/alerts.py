@@ -293,3 +293,13 @@ async def list_outbox(
         cur = conn.cursor(row_factory=class_row(OutboxRecord))
         await cur.execute(statement, [status, limit] if status else [limit])
         return await cur.fetchall()
+
+
+async def latest_observations(conn: Connection) -> list[tuple[str, int]]:
+    """(station, Unix seconds of its newest observation) for every station that has reported."""
+    with translate_errors("reading the latest observations"):
+        cur = await conn.execute(
+            "SELECT station, extract(epoch FROM time)::bigint FROM station_latest"
+        )
+        rows = await cur.fetchall()
+    return [(str(station), int(str(seconds))) for station, seconds in rows]
