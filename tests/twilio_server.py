@@ -11,6 +11,7 @@ import base64
 import json
 import secrets
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +26,7 @@ class Received:
     to: str
     sender: str
     body: str
+    at: float  # time.time() when the request arrived
 
 
 class FakeTwilio:
@@ -63,7 +65,7 @@ class FakeTwilio:
                     return
                 length = int(self.headers.get("Content-Length", "0"))
                 form = parse_qs(self.rfile.read(length).decode())
-                message = Received(form["To"][0], form["From"][0], form["Body"][0])
+                message = Received(form["To"][0], form["From"][0], form["Body"][0], time.time())
                 with fake._lock:
                     fake.received.append(message)
                     status, code = fake.answers.popleft() if fake.answers else (201, None)

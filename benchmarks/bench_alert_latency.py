@@ -1,0 +1,126 @@
+"""Latency from publishing a crossing reading to its SMS request reaching a Twilio-compatible
+server: p50 and p99 over 200 crossings, with ``alerting.interval`` 1 s. Prints JSON.
+
+Everything is real and local: Mosquitto, PostgreSQL, ``hydro run`` as its own process with the
+twilio provider, and the test suite's Twilio-compatible HTTP server.
+
+    python3 -m benchmarks.bench_alert_latency     # from the repository root
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiomqtt
+import yaml
+
+from hydro.local import LocalMosquitto, LocalPostgres
+from hydro.models import StationKind
+from hydro.stations import generate_stations, write_stations_csv
+from tests.twilio_server import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+
+REPO = Path(__file__).resolve().parent.parent
+CROSSINGS = 200
+
+
+def main() -> None:
+    rivers = [s for s in generate_stations(800, seed=5) if s.kind is StationKind.RIVER][:CROSSINGS]
+    with tempfile.TemporaryDirectory(prefix="hydro-latency-") as tmp, FakeTwilio() as fake:
+        folder = Path(tmp)
+        write_stations_csv(rivers, folder / "stations.csv")
+        postgres, broker = LocalPostgres(folder / "pg"), LocalMosquitto(folder / "mq")
+        postgres.start()
+        broker.start()
+        try:
+            url = postgres.create_database("hydro")
+            config = folder / "config.yaml"
+            config.write_text(
+                yaml.safe_dump(
+                    {
+                        "mqtt": {"port": broker.port, "client_id": "latency"},
+                        "database": {"url": url, "timescaledb": "off"},
+                        "registry": {"stations": str(folder / "stations.csv")},
+                        "alerting": {"rules": str(REPO / "alert_rules"), "interval": "1s"},
+                        "sms": {"provider": "twilio", "rate_per_second": 1000, "concurrency": 16},
+                        "logging": {"level": "INFO"},
+                    }
+                )
+            )
+            env = {
+                **os.environ,
+                "HYDRO_SMS__TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+                "HYDRO_SMS__TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                "HYDRO_SMS__TWILIO_FROM": "+15005550006",
+                "HYDRO_SMS__TWILIO_BASE_URL": fake.base_url,
+            }
+            log = folder / "hydro.log"
+            with log.open("wb") as out:
+                hydro = subprocess.Popen(
+                    [sys.executable, "-m", "hydro", "--config", str(config), "run"],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
+            try:
+                while "alerting: every" not in log.read_text(errors="replace"):
+                    if hydro.poll() is not None:
+                        raise SystemExit(log.read_text())
+                    time.sleep(0.05)
+                latencies = asyncio.run(cross(rivers, broker.port, fake))
+            finally:
+                hydro.terminate()
+                hydro.wait(30)
+        finally:
+            broker.stop()
+            postgres.stop()
+    ordered = sorted(latencies)
+    print(
+        json.dumps(
+            {
+                "crossings": len(latencies),
+                "alerting_interval_s": 1,
+                "p50_s": round(statistics.median(ordered), 3),
+                "p99_s": round(ordered[int(0.99 * (len(ordered) - 1))], 3),
+                "max_s": round(ordered[-1], 3),
+                "goal_p99_s": 2,
+            },
+            indent=2,
+        )
+    )
+
+
+async def cross(rivers: list, port: int, fake: FakeTwilio) -> list[float]:  # type: ignore[type-arg]
+    """Publishes one crossing every 50 ms; returns each one's time to its first SMS."""
+    sent_at: dict[str, float] = {}
+    first_phone = {s.persons[0].phone: s.code for s in rivers}
+    async with aiomqtt.Client("127.0.0.1", port, identifier="latency-gateway") as gateway:
+        for station in rivers:
+            now = dt.datetime.now(dt.UTC).isoformat()
+            payload = {
+                "station": station.code,
+                "time": now,
+                "water_level": station.warning_level + 0.5,
+            }
+            sent_at[station.code] = time.time()
+            await gateway.publish(f"hydro/{station.gateway}/readings", json.dumps(payload), qos=1)
+            await asyncio.sleep(0.05)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        arrived = {first_phone[m.to]: m.at for m in fake.received if m.to in first_phone}
+        if len(arrived) == len(rivers):
+            break
+        await asyncio.sleep(0.1)
+    return [arrived[code] - sent_at[code] for code in arrived]
+
+
+if __name__ == "__main__":
+    main()
