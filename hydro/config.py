@@ -195,6 +195,7 @@ class AlertingConfig(_Section):
     max_age: Duration = dt.timedelta(hours=1)
     clear_margin: float = Field(0.05, ge=0)
     clear_after: int = Field(2, ge=1)
+    repeat_interval: Duration = dt.timedelta(hours=6)
 
     @field_validator("interval")
     @classmethod

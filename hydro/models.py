@@ -156,6 +156,7 @@ class AlertChangeKind(StrEnum):
     OPEN = "open"
     ESCALATE = "escalate"
     CLEAR = "clear"
+    REMIND = "remind"  # still active after alerting.repeat_interval
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,3 +167,23 @@ def test_a_gauge_silent_at_its_peak_keeps_the_alert_open_and_says_so(pg_url: str
     assert "预警期间" in by_station[MAICHONG]
     assert "25分钟未收到" in by_station[MAICHONG]
     assert "预警期间" not in by_station[hefeng]
+
+
+def test_an_alert_still_open_after_repeat_interval_is_repeated_once(pg_url: str) -> None:
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, ev: AlertEvaluator
+    ) -> list[list[str]]:
+        await writer.write([Reading(MAICHONG, minutes_ago(5), water_level=771.6)])
+        ticks = [await ev.tick()]
+        ticks.append(await ev.tick())  # notified a moment ago: nothing to repeat
+        async with pool.connection() as conn:
+            await conn.execute("UPDATE alerts SET last_notified_at = now() - interval '7 hours'")
+        await writer.write([Reading(MAICHONG, minutes_ago(0), water_level=771.8)])
+        ticks.append(await ev.tick())
+        ticks.append(await ev.tick())
+        return [[c.change.value for c in t.changes if c.family == RESERVOIR] for t in ticks]
+
+    assert with_evaluator(pg_url, body) == [["open"], [], ["remind"], []]
+    reminders = rows(pg_url, "SELECT body FROM outbox WHERE body LIKE '【预警持续】%'")
+    assert len(reminders) == 3
+    assert "水位达到771.80米,超正常水位0.30米" in str(reminders[0][0])

@@ -31,6 +31,8 @@ from hydro.rules.evaluate import (
 )
 from hydro.stations import Registry
 from hydro.store.alerts import (
+    DueReminder,
+    due_reminders,
     latest_observations,
     open_alert_states,
     record_changes,
@@ -42,6 +44,7 @@ from hydro.store.journal import advance_journal, take_journal
 log = logging.getLogger(__name__)
 
 CONSUMER = "alert-evaluator"
+REMINDER_PREFIX = "【预警持续】"
 _KINDS = {
     Change.OPEN: AlertChangeKind.OPEN,
     Change.ESCALATE: AlertChangeKind.ESCALATE,
@@ -120,10 +123,15 @@ class AlertEvaluator:
                 clear_after=self._config.clear_after,
             )
             changes = self._changes(transitions, now=started)
-            latest = await latest_observations(conn)
+            latest = {code: (seen, level) for code, seen, level in await latest_observations(conn)}
             new_silent, silence_changes = self._silences(latest, new_states, now=started)
             changes += silence_changes
             recorded = await record_changes(conn, changes)
+            # After the changes: an alert that just opened or escalated was just notified.
+            due = await due_reminders(conn, self._table.families, self._config.repeat_interval)
+            reminders = self._reminders(due, latest)
+            recorded += await record_changes(conn, reminders)
+            changes += reminders
             await set_below_counts(conn, self._below_counts(new_states))
             await advance_journal(conn, CONSUMER, taken.until)
         self._states = new_states  # only now: the database holds the same
@@ -206,15 +214,55 @@ class AlertEvaluator:
             counts.extend((self._stations[s].code, family, int(new.below[s])) for s in moved)
         return counts
 
+    def _reminders(
+        self, due: list[DueReminder], latest: dict[str, tuple[int, float | None]]
+    ) -> list[AlertChange]:
+        """The rule's message again, with the station's latest reading, marked as ongoing."""
+        rules = {rule.id: rule for family in self._table.rules for rule in family}
+        reminders = []
+        for alert in due:
+            station, rule = self._stations[self._index[alert.station]], rules.get(alert.rule_id)
+            if rule is None or alert.station not in latest:
+                continue
+            seconds, level = latest[alert.station]
+            seen = dt.datetime.fromtimestamp(seconds, dt.UTC)
+            body = REMINDER_PREFIX + render(
+                rule.message,
+                station,
+                observed_at=seen,
+                severity=rule.severity,
+                value=level,
+                level_field=rule.level,
+            )
+            reminders.append(
+                AlertChange(
+                    station=alert.station,
+                    family=alert.family,
+                    rule_id=rule.id,
+                    severity=rule.severity.value,
+                    change=AlertChangeKind.REMIND,
+                    rank=alert.rank,
+                    observed_at=seen,
+                    value=level,
+                    late=False,
+                    messages=tuple(
+                        Sms(p.role, p.name, p.phone, body)
+                        for p in station.persons
+                        if p.role in rule.roles
+                    ),
+                )
+            )
+        return reminders
+
     def _silences(
         self,
-        latest: list[tuple[str, int]],
+        latest: dict[str, tuple[int, float | None]],
         level_states: list[FamilyState],
         *,
         now: dt.datetime,
     ) -> tuple[list[np.ndarray], list[AlertChange]]:
         last_seen = np.full(len(self._stations), np.nan)
-        for code, seconds in latest:
+        for code, (seconds, _) in latest.items():
             index = self._index.get(code)
             if index is not None:
                 last_seen[index] = seconds

@@ -40,19 +40,26 @@ async def open_alert_states(conn: Connection) -> list[OpenAlertState]:
 
 
 _OPEN = """
-INSERT INTO alerts (station, family, rule_id, rank, severity, state, opened_at, peak_value, late)
+INSERT INTO alerts (station, family, rule_id, rank, severity, state, opened_at, peak_value, late,
+                    last_notified_at)
 VALUES (%(station)s, %(family)s, %(rule_id)s, %(rank)s, %(severity)s, 'open',
-        %(observed_at)s, %(value)s, %(late)s)
+        %(observed_at)s, %(value)s, %(late)s, now())
 RETURNING id
 """
 _ESCALATE = """
 UPDATE alerts SET rule_id = %(rule_id)s, rank = %(rank)s, severity = %(severity)s,
-    escalated_at = %(observed_at)s, peak_value = greatest(peak_value, %(value)s), below_count = 0
+    escalated_at = %(observed_at)s, peak_value = greatest(peak_value, %(value)s), below_count = 0,
+    last_notified_at = now()
 WHERE station = %(station)s AND family = %(family)s AND state = 'open'
 RETURNING id
 """
 _CLEAR = """
 UPDATE alerts SET state = 'cleared', cleared_at = %(observed_at)s, below_count = 0
+WHERE station = %(station)s AND family = %(family)s AND state = 'open'
+RETURNING id
+"""
+_REMIND = """
+UPDATE alerts SET last_notified_at = now()
 WHERE station = %(station)s AND family = %(family)s AND state = 'open'
 RETURNING id
 """
@@ -81,6 +88,7 @@ async def record_changes(conn: Connection, changes: Sequence[AlertChange]) -> li
         AlertChangeKind.OPEN: _OPEN,
         AlertChangeKind.ESCALATE: _ESCALATE,
         AlertChangeKind.CLEAR: _CLEAR,
+        AlertChangeKind.REMIND: _REMIND,
     }
     recorded = []
     with translate_errors("recording alert changes"):
@@ -295,11 +303,37 @@ async def list_outbox(
         return await cur.fetchall()
 
 
-async def latest_observations(conn: Connection) -> list[tuple[str, int]]:
-    """(station, Unix seconds of its newest observation) for every station that has reported."""
+async def latest_observations(conn: Connection) -> list[tuple[str, int, float | None]]:
+    """(station, Unix seconds of its newest observation, its water level) for every station
+    that has reported."""
     with translate_errors("reading the latest observations"):
         cur = await conn.execute(
-            "SELECT station, extract(epoch FROM time)::bigint FROM station_latest"
+            "SELECT station, extract(epoch FROM time)::bigint, water_level FROM station_latest"
         )
         rows = await cur.fetchall()
-    return [(str(station), int(str(seconds))) for station, seconds in rows]
+    return [
+        (str(station), int(str(seconds)), None if level is None else float(str(level)))
+        for station, seconds, level in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class DueReminder:
+    station: str
+    family: str
+    rule_id: str
+    rank: int
+
+
+async def due_reminders(
+    conn: Connection, families: Sequence[str], every: dt.timedelta
+) -> list[DueReminder]:
+    """Open alerts of ``families`` whose last notification is older than ``every``."""
+    with translate_errors("finding due reminders"):
+        cur = await conn.execute(
+            "SELECT station, family, rule_id, rank FROM alerts WHERE state = 'open'"
+            " AND family = ANY(%s) AND last_notified_at < now() - %s ORDER BY id",
+            (list(families), every),
+        )
+        rows = await cur.fetchall()
+    return [DueReminder(str(s), str(f), str(r), int(str(k))) for s, f, r, k in rows]

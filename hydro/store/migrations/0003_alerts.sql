@@ -14,6 +14,7 @@ CREATE TABLE alerts (
     cleared_at      timestamptz,
     peak_value      double precision,
     below_count     smallint    NOT NULL DEFAULT 0,  -- consecutive readings below clearing
+    last_notified_at timestamptz,              -- wall time of the last open/escalate/reminder
     late            boolean     NOT NULL DEFAULT false,
     acknowledged_by text,
     acknowledged_at timestamptz,
@@ -25,7 +26,7 @@ CREATE INDEX alerts_opened_at_idx ON alerts (opened_at);
 CREATE TABLE alert_events (
     id          bigserial   PRIMARY KEY,
     alert_id    bigint      NOT NULL REFERENCES alerts (id),
-    change      text        NOT NULL CHECK (change IN ('open', 'escalate', 'clear')),
+    change      text        NOT NULL CHECK (change IN ('open', 'escalate', 'clear', 'remind')),
     rule_id     text        NOT NULL,
     rank        smallint    NOT NULL,
     observed_at timestamptz NOT NULL,
