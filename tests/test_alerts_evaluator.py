@@ -187,3 +187,26 @@ def test_an_alert_still_open_after_repeat_interval_is_repeated_once(pg_url: str)
     reminders = rows(pg_url, "SELECT body FROM outbox WHERE body LIKE '【预警持续】%'")
     assert len(reminders) == 3
     assert "水位达到771.80米,超正常水位0.30米" in str(reminders[0][0])
+
+
+def test_a_fast_rise_below_any_level_opens_a_rate_of_rise_alert(pg_url: str) -> None:
+    hefeng = "61901002"  # warning 908.50: nothing here reaches it
+
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, ev: AlertEvaluator
+    ) -> list[list[tuple[str, str, float | None]]]:
+        ticks = []
+        for minutes, level in ((60, 906.0), (40, 906.1), (20, 906.3), (5, 906.62)):
+            await writer.write([Reading(hefeng, minutes_ago(minutes), water_level=level)])
+            ticks.append(await ev.tick())
+        await writer.write([Reading(hefeng, minutes_ago(0), water_level=906.7)])  # still rising
+        ticks.append(await ev.tick())
+        return [
+            [(c.family, c.change.value, c.value) for c in t.changes if c.family == "rapid_rise"]
+            for t in ticks
+        ]
+
+    ticks = with_evaluator(pg_url, body)
+    assert ticks == [[], [], [], [("rapid_rise", "open", 906.62)], []]
+    [(sms,)] = rows(pg_url, "SELECT DISTINCT body FROM outbox WHERE body LIKE '%上涨%'")
+    assert "水位1小时内上涨0.62米,现为906.62米" in str(sms)

@@ -18,6 +18,7 @@ from hydro.rules.evaluate import (
     ThresholdTable,
     evaluate_thresholds,
     local_month_day,
+    rises,
 )
 from tests.support import station
 
@@ -147,3 +148,11 @@ def test_local_month_day(utc: str, zone: str, mmdd: int) -> None:
     seconds = int(dt.datetime.fromisoformat(utc).replace(tzinfo=dt.UTC).timestamp())
     result = local_month_day(np.array([seconds]), [zone], np.array([0]))
     assert result.tolist() == [mmdd]
+
+
+def test_rise_is_measured_from_the_lowest_level_within_the_window() -> None:
+    station = np.array([0, 0, 0, 0, 1, 1])
+    time = np.array([0, 300, 600, 4000, 0, 300])
+    value = np.array([1.0, 0.8, 1.5, 2.0, 5.0, 5.6])
+    # At 4000 s the window (3600 s) reaches back to 400 s: the lowest is then 1.5, not 0.8.
+    assert rises(station, time, value, window=3600).round(2).tolist() == [0, 0, 0.7, 0.5, 0, 0.6]

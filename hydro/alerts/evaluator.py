@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import psycopg
 import psycopg_pool
 
 from hydro.config import AlertingConfig
 from hydro.models import AlertChange, AlertChangeKind, Sms, Station
-from hydro.rules import RuleSet, SilenceRule, render
+from hydro.rules import RateOfRiseRule, RuleSet, SilenceRule, render
 from hydro.rules.evaluate import (
     Change,
     FamilyState,
@@ -28,6 +29,8 @@ from hydro.rules.evaluate import (
     evaluate_silence,
     evaluate_thresholds,
     local_month_day,
+    rises,
+    single_threshold_table,
 )
 from hydro.stations import Registry
 from hydro.store.alerts import (
@@ -37,11 +40,13 @@ from hydro.store.alerts import (
     open_alert_states,
     record_changes,
     set_below_counts,
+    water_levels,
 )
 from hydro.store.db import connection
 from hydro.store.journal import advance_journal, take_journal
 
 log = logging.getLogger(__name__)
+Connection = psycopg.AsyncConnection[tuple[object, ...]]
 
 CONSUMER = "alert-evaluator"
 REMINDER_PREFIX = "【预警持续】"
@@ -83,6 +88,14 @@ class AlertEvaluator:
             np.array([s.kind in rule.kinds for s in self._stations]) for rule in self._silence_rules
         ]
         self._silent = [np.zeros(len(self._stations), dtype=bool) for _ in self._silence_rules]
+        self._rise_rules = tuple(r for r in rules.rules if isinstance(r, RateOfRiseRule))
+        self._rise_tables = [
+            single_threshold_table(
+                rule.rise, np.array([s.kind in rule.kinds for s in self._stations]), rule.id
+            )
+            for rule in self._rise_rules
+        ]
+        self._rising = [FamilyState.empty(len(self._stations)) for _ in self._rise_rules]
 
     async def load_state(self) -> None:
         """The open alerts are the state: a restart continues exactly where it stopped."""
@@ -90,12 +103,18 @@ class AlertEvaluator:
             open_alerts = await open_alert_states(conn)
         families = {name: i for i, name in enumerate(self._table.families)}
         silences = {rule.id: i for i, rule in enumerate(self._silence_rules)}
+        rising_rules = {rule.id: i for i, rule in enumerate(self._rise_rules)}
         states = [FamilyState.empty(len(self._stations)) for _ in self._table.families]
         silent = [np.zeros(len(self._stations), dtype=bool) for _ in self._silence_rules]
+        rising = [FamilyState.empty(len(self._stations)) for _ in self._rise_rules]
         for alert in open_alerts:
             station, family = self._index.get(alert.station), families.get(alert.family)
             if station is not None and alert.family in silences:
                 silent[silences[alert.family]][station] = True
+                continue
+            if station is not None and alert.family in rising_rules:
+                rising[rising_rules[alert.family]].rank[station] = alert.rank
+                rising[rising_rules[alert.family]].below[station] = alert.below_count
                 continue
             if station is None or family is None:
                 log.warning(
@@ -108,6 +127,7 @@ class AlertEvaluator:
             states[family].below[station] = alert.below_count
         self._states = states
         self._silent = silent
+        self._rising = rising
         log.info("evaluator: %d open alerts loaded", len(open_alerts))
 
     async def tick(self) -> TickReport:
@@ -123,6 +143,8 @@ class AlertEvaluator:
                 clear_after=self._config.clear_after,
             )
             changes = self._changes(transitions, now=started)
+            new_rising, rise_changes = await self._rises(conn, readings, now=started)
+            changes += rise_changes
             latest = {code: (seen, level) for code, seen, level in await latest_observations(conn)}
             new_silent, silence_changes = self._silences(latest, new_states, now=started)
             changes += silence_changes
@@ -132,10 +154,17 @@ class AlertEvaluator:
             reminders = self._reminders(due, latest)
             recorded += await record_changes(conn, reminders)
             changes += reminders
-            await set_below_counts(conn, self._below_counts(new_states))
+            await set_below_counts(
+                conn,
+                self._below_counts(self._states, new_states, self._table.families)
+                + self._below_counts(
+                    self._rising, new_rising, tuple(rule.id for rule in self._rise_rules)
+                ),
+            )
             await advance_journal(conn, CONSUMER, taken.until)
         self._states = new_states  # only now: the database holds the same
         self._silent = new_silent
+        self._rising = new_rising
         for change, ids in zip(changes, recorded, strict=True):
             log.info(
                 "alert=%d %s station=%s rule=%s value=%.2f at %s%s outbox=%s",
@@ -206,11 +235,15 @@ class AlertEvaluator:
             )
         return changes
 
-    def _below_counts(self, new_states: list[FamilyState]) -> list[tuple[str, str, int]]:
+    def _below_counts(
+        self,
+        old_states: list[FamilyState],
+        new_states: list[FamilyState],
+        families: tuple[str, ...],
+    ) -> list[tuple[str, str, int]]:
         counts: list[tuple[str, str, int]] = []
-        for f, (old, new) in enumerate(zip(self._states, new_states, strict=True)):
+        for family, old, new in zip(families, old_states, new_states, strict=True):
             moved = np.flatnonzero((new.below != old.below) & (new.rank > 0))
-            family = self._table.families[f]
             counts.extend((self._stations[s].code, family, int(new.below[s])) for s in moved)
         return counts
 
@@ -322,3 +355,92 @@ class AlertEvaluator:
                     )
                 )
         return new_silent, changes
+
+    async def _rises(
+        self, conn: Connection, readings: NewReadings, *, now: dt.datetime
+    ) -> tuple[list[FamilyState], list[AlertChange]]:
+        """Rate-of-rise rules: each new level against the lowest of the window before it."""
+        if not self._rise_rules or readings.station.size == 0:
+            return self._rising, []
+        window = max(int(rule.window.total_seconds()) for rule in self._rise_rules)
+        codes = sorted({self._stations[i].code for i in readings.station.tolist()})
+        history = await water_levels(
+            conn,
+            codes,
+            dt.datetime.fromtimestamp(int(readings.time.min()) - window, dt.UTC),
+            dt.datetime.fromtimestamp(int(readings.time.max()), dt.UTC),
+        )
+        station = np.array([self._index[code] for code, _, _ in history], dtype=np.int64)
+        times = np.array([t for _, t, _ in history], dtype=np.int64)
+        levels = np.array([v for _, _, v in history], dtype=float)
+        fresh = set(zip(readings.station.tolist(), readings.time.tolist(), strict=True))
+        is_new = np.array(
+            [(s, t) in fresh for s, t in zip(station.tolist(), times.tolist(), strict=True)],
+            dtype=bool,
+        )
+        new_states: list[FamilyState] = []
+        changes: list[AlertChange] = []
+        oldest_paged = now - self._config.max_age
+        for rule, table, state in zip(
+            self._rise_rules, self._rise_tables, self._rising, strict=True
+        ):
+            rise = rises(station, times, levels, window=int(rule.window.total_seconds()))
+            (updated,), transitions = evaluate_thresholds(
+                table,
+                [state],
+                NewReadings(
+                    station[is_new],
+                    times[is_new],
+                    rise[is_new],
+                    np.zeros(int(is_new.sum()), dtype=np.int64),
+                ),
+                margin=self._config.clear_margin,
+                clear_after=self._config.clear_after,
+            )
+            new_states.append(updated)
+            level_at = dict(
+                zip(zip(station.tolist(), times.tolist(), strict=True), levels, strict=True)
+            )
+            for s, c, t, r in zip(
+                transitions.station.tolist(),
+                transitions.change.tolist(),
+                transitions.time.tolist(),
+                transitions.value.tolist(),
+                strict=True,
+            ):
+                target = self._stations[s]
+                kind = _KINDS[Change(c)]
+                observed_at = dt.datetime.fromtimestamp(t, dt.UTC)
+                late = observed_at < oldest_paged
+                template = rule.clear_message if kind is AlertChangeKind.CLEAR else rule.message
+                messages: tuple[Sms, ...] = ()
+                if template is not None and not late:
+                    body = render(
+                        template,
+                        target,
+                        observed_at=observed_at,
+                        severity=rule.severity,
+                        value=float(level_at[(s, t)]),
+                        rise=r,
+                        window=rule.window,
+                    )
+                    messages = tuple(
+                        Sms(p.role, p.name, p.phone, body)
+                        for p in target.persons
+                        if p.role in rule.roles
+                    )
+                changes.append(
+                    AlertChange(
+                        station=target.code,
+                        family=rule.id,
+                        rule_id=rule.id,
+                        severity=rule.severity.value,
+                        change=kind,
+                        rank=1,
+                        observed_at=observed_at,
+                        value=float(level_at[(s, t)]),
+                        late=late,
+                        messages=messages,
+                    )
+                )
+        return new_states, changes

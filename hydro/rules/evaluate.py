@@ -285,3 +285,32 @@ def evaluate_silence(
         began=np.flatnonzero(now_silent & ~silent),
         ended=np.flatnonzero(silent & ~now_silent),
     )
+
+
+def rises(station: IntArray, time: IntArray, value: FloatArray, *, window: int) -> FloatArray:
+    """For readings sorted by station then time: each value minus the lowest value of the same
+    station within the ``window`` seconds up to it (0 for a station's first reading)."""
+    lowest = value.copy()
+    for back in range(1, station.size):
+        earlier = np.arange(back, station.size)
+        within = (station[earlier - back] == station[earlier]) & (
+            time[earlier] - time[earlier - back] <= window
+        )
+        if not within.any():
+            break  # readings further back are further apart still
+        np.fmin.at(lowest, earlier[within], value[earlier - back][within])
+    return value - lowest
+
+
+def single_threshold_table(threshold: float, applies: BoolArray, family: str) -> ThresholdTable:
+    """A one-rank family comparing a derived quantity (a rise) with one threshold everywhere the
+    rule applies, so rate-of-rise alerts share the threshold lifecycle and hysteresis."""
+    return ThresholdTable(
+        families=(family,),
+        rules=((),),
+        levels=(np.where(applies, threshold, np.nan)[None, :],),
+        strict=(np.array([False]),),
+        seasonal=(np.array([False]),),
+        season_start=np.full(applies.size, -1, dtype=np.int64),
+        season_end=np.full(applies.size, -1, dtype=np.int64),
+    )

@@ -337,3 +337,19 @@ async def due_reminders(
         )
         rows = await cur.fetchall()
     return [DueReminder(str(s), str(f), str(r), int(str(k))) for s, f, r, k in rows]
+
+
+async def water_levels(
+    conn: Connection, stations: Sequence[str], since: dt.datetime, until: dt.datetime
+) -> list[tuple[str, int, float]]:
+    """(station, Unix seconds, water level) of the stations' stored readings in [since, until],
+    by station and time: the history a rate-of-rise rule looks back over."""
+    with translate_errors("reading recent water levels"):
+        cur = await conn.execute(
+            "SELECT station, extract(epoch FROM time)::bigint, water_level FROM readings"
+            " WHERE station = ANY(%s) AND time >= %s AND time <= %s AND water_level IS NOT NULL"
+            " ORDER BY station, time",
+            (list(stations), since, until),
+        )
+        rows = await cur.fetchall()
+    return [(str(s), int(str(t)), float(str(v))) for s, t, v in rows]
