@@ -167,3 +167,39 @@ def test_warning_escalation_restart_and_clear_send_each_sms_once(
     shown = capsys.readouterr().out
     assert [line.split()[2] for line in shown.splitlines()[1:4]] == ["open", "escalate", "clear"]
     assert shown.count("SMS #") == 9
+
+
+def test_a_back_filled_report_opens_at_its_peak_and_a_silent_gauge_keeps_the_alert(
+    hydro_run: Callable[[FakeTwilio], subprocess.Popen[bytes]],
+    local_mosquitto: LocalMosquitto,
+    mqtt_topic_prefix: str,
+    pg_url: str,
+) -> None:
+    """An hourly BeiDou report arrives late: the level crossed 正常蓄水位 inside it, and the
+    gauge has said nothing since (it may have been destroyed at the peak)."""
+    maichong, gateway = "67901001", "gw-7-001"  # 麦冲水库, normal level 771.50
+    levels = [(45, 771.30), (40, 771.42), (35, 771.56), (30, 771.58), (25, 771.57)]
+
+    async def publish() -> None:
+        async with publisher(local_mosquitto.port, f"bd-{mqtt_topic_prefix}") as gw:
+            await publish_json(
+                gw,
+                f"{mqtt_topic_prefix}/{gateway}/readings",
+                {"readings": [reading(maichong, at(m), water_level=v) for m, v in levels]},
+            )
+
+    with FakeTwilio() as fake:
+        hydro_run(fake)
+        asyncio.run(publish())
+        wait_for(lambda: len(fake.received) == 5, "three alert SMS and two silence notices")
+        bodies = [m.body for m in fake.received]
+    assert sum(f"{local_time(35)}水位达到771.56米,超正常水位0.06米" in b for b in bodies) == 3
+    assert sum("预警期间" in b and "预警继续有效" in b for b in bodies) == 2
+    assert (
+        count_rows(
+            pg_url,
+            "SELECT count(*) FROM alerts WHERE family = 'reservoir_level' AND state = 'open'"
+            f" AND opened_at = '{at(35)}'",
+        )
+        == 1
+    )
