@@ -13,6 +13,12 @@ CREATE TABLE ingest_journal (
     rainfalls    float8[]    NOT NULL
 );
 CREATE INDEX ingest_journal_xid_idx ON ingest_journal (xid);
+-- Kept for seconds, read once: compressing the arrays would cost the ingest path CPU for nothing.
+ALTER TABLE ingest_journal
+    ALTER COLUMN stations SET STORAGE EXTERNAL,
+    ALTER COLUMN times SET STORAGE EXTERNAL,
+    ALTER COLUMN water_levels SET STORAGE EXTERNAL,
+    ALTER COLUMN rainfalls SET STORAGE EXTERNAL;
 
 -- Where each consumer of the journal stands: everything below xid has been taken.
 CREATE TABLE journal_cursors (
