@@ -210,3 +210,22 @@ def test_a_fast_rise_below_any_level_opens_a_rate_of_rise_alert(pg_url: str) -> 
     assert ticks == [[], [], [], [("rapid_rise", "open", 906.62)], []]
     [(sms,)] = rows(pg_url, "SELECT DISTINCT body FROM outbox WHERE body LIKE '%上涨%'")
     assert "水位1小时内上涨0.62米,现为906.62米" in str(sms)
+
+
+def test_a_standby_evaluator_picks_up_what_the_active_one_did(pg_url: str) -> None:
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, active: AlertEvaluator
+    ) -> tuple[int, int, list[str]]:
+        standby = AlertEvaluator(AlertingConfig(), REGISTRY, RULES, pool, clock=lambda: NOW)
+        await standby.load_state()
+        async with pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (0x6879_6576,))
+            skipped = await standby.tick()  # the lock is taken: it stands by
+        await writer.write([Reading(MAICHONG, minutes_ago(5), water_level=771.6)])
+        opened = await active.tick()
+        await writer.write([Reading(MAICHONG, minutes_ago(0), water_level=771.7)])
+        taken_over = await standby.tick()  # reloads the alerts before evaluating
+        return skipped.readings, len(opened.changes), [c.change.value for c in taken_over.changes]
+
+    assert with_evaluator(pg_url, body) == (0, 1, [])
+    assert rows(pg_url, "SELECT count(*) FROM alerts") == [(1,)]

@@ -1,4 +1,4 @@
-"""The ingest journal: every change taken once, in commit safety, with concurrent writers."""
+"""The ingest journal: every change taken once, safe against crashes and concurrent writers."""
 
 from __future__ import annotations
 
@@ -12,19 +12,16 @@ from psycopg_pool import AsyncConnectionPool
 from hydro.config import DatabaseConfig
 from hydro.models import Reading
 from hydro.store.db import open_pool
-from hydro.store.journal import JournalTake, advance_journal, take_journal
+from hydro.store.journal import JournalTake, lock_evaluation, take_journal
 from hydro.store.readings import ReadingWriter
 from hydro.store.schema import migrate
 
 T0 = dt.datetime(2026, 5, 7, 0, 0, tzinfo=dt.UTC)
 
 
-async def _take(pool: AsyncConnectionPool, *, advance: bool = True) -> JournalTake:
+async def _take(pool: AsyncConnectionPool) -> JournalTake:
     async with pool.connection() as conn, conn.transaction():
-        taken = await take_journal(conn, "test")
-        if advance:
-            await advance_journal(conn, "test", taken.until)
-    return taken
+        return await take_journal(conn)
 
 
 def scenario(pg_url: str, body: object) -> object:
@@ -73,25 +70,38 @@ def test_a_take_that_is_not_committed_is_taken_again(pg_url: str) -> None:
     async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> tuple[int, int]:
         await writer.write([Reading("S1", T0, water_level=1.0)])
         async with pool.connection() as conn, conn.transaction(force_rollback=True):
-            lost = await take_journal(conn, "test")
-            await advance_journal(conn, "test", lost.until)
+            lost = await take_journal(conn)  # and then hydro dies before committing
         return len(lost), len(await _take(pool))
 
     assert scenario(pg_url, body) == (1, 1)
 
 
-def test_a_batch_still_committing_holds_back_later_ones(pg_url: str) -> None:
-    """Two ingest processes: the later batch commits first; neither may be skipped."""
+def test_a_batch_still_committing_is_taken_once_it_commits(pg_url: str) -> None:
+    """Two ingest processes: the later batch commits first; neither may be skipped, and an
+    open transaction elsewhere must not hold the committed one back."""
 
-    async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> tuple[int, int]:
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> tuple[list[str], list[str]]:
         async with await psycopg.AsyncConnection.connect(pg_url) as slow:
             await slow.execute(
                 "INSERT INTO ingest_journal (stations, times, water_levels, rainfalls)"
                 " VALUES ('{S9}', ARRAY[now()], '{1.0}', '{NULL}')"
-            )  # its transaction has an id now, and is still open
-            await writer.write([Reading("S1", T0, water_level=2.0)])  # commits, later id
-            while_open = len(await _take(pool))
+            )  # not committed yet
+            await writer.write([Reading("S1", T0, water_level=2.0)])
+            while_open = (await _take(pool)).stations
             await slow.commit()
-        return while_open, len(await _take(pool))
+        return while_open, (await _take(pool)).stations
 
-    assert scenario(pg_url, body) == (0, 2)
+    assert scenario(pg_url, body) == (["S1"], ["S9"])
+
+
+def test_only_one_evaluator_at_a_time(pg_url: str) -> None:
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> tuple[bool, bool, bool]:
+        async with pool.connection() as first, first.transaction():
+            held = await lock_evaluation(first)
+            async with await psycopg.AsyncConnection.connect(pg_url) as second:
+                refused = await lock_evaluation(second)
+        async with await psycopg.AsyncConnection.connect(pg_url) as third:
+            after = await lock_evaluation(third)
+        return held, refused, after
+
+    assert scenario(pg_url, body) == (True, False, True)

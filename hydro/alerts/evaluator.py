@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -19,7 +20,7 @@ import psycopg_pool
 
 from hydro.config import AlertingConfig
 from hydro.models import AlertChange, AlertChangeKind, Sms, Station
-from hydro.rules import RateOfRiseRule, RuleSet, SilenceRule, render
+from hydro.rules import RateOfRiseRule, Rule, RuleSet, SilenceRule, render
 from hydro.rules.evaluate import (
     Change,
     FamilyState,
@@ -43,12 +44,11 @@ from hydro.store.alerts import (
     water_levels,
 )
 from hydro.store.db import connection
-from hydro.store.journal import advance_journal, take_journal
+from hydro.store.journal import lock_evaluation, take_journal
 
 log = logging.getLogger(__name__)
 Connection = psycopg.AsyncConnection[tuple[object, ...]]
 
-CONSUMER = "alert-evaluator"
 REMINDER_PREFIX = "【预警持续】"
 _KINDS = {
     Change.OPEN: AlertChangeKind.OPEN,
@@ -96,11 +96,15 @@ class AlertEvaluator:
             for rule in self._rise_rules
         ]
         self._rising = [FamilyState.empty(len(self._stations)) for _ in self._rise_rules]
+        self._stale = False
 
     async def load_state(self) -> None:
         """The open alerts are the state: a restart continues exactly where it stopped."""
         async with connection(self._pool, "loading open alerts") as conn:
-            open_alerts = await open_alert_states(conn)
+            await self._load_state(conn)
+
+    async def _load_state(self, conn: Connection) -> None:
+        open_alerts = await open_alert_states(conn)
         families = {name: i for i, name in enumerate(self._table.families)}
         silences = {rule.id: i for i, rule in enumerate(self._silence_rules)}
         rising_rules = {rule.id: i for i, rule in enumerate(self._rise_rules)}
@@ -131,9 +135,24 @@ class AlertEvaluator:
         log.info("evaluator: %d open alerts loaded", len(open_alerts))
 
     async def tick(self) -> TickReport:
+        try:
+            return await self._tick()
+        except Exception:
+            # Whatever failed, the next tick starts again from what the database holds.
+            self._stale = True
+            raise
+
+    async def _tick(self) -> TickReport:
         started = self._clock()
         async with connection(self._pool, "evaluating alerts") as conn:
-            taken = await take_journal(conn, CONSUMER)
+            if not await lock_evaluation(conn):
+                log.debug("another hydro process is evaluating; skipping this tick")
+                self._stale = True  # the other process changes the alerts meanwhile
+                return TickReport(0, (), 0.0)
+            if self._stale:
+                await self._load_state(conn)
+                self._stale = False
+            taken = await take_journal(conn)
             readings = self._readings(taken.stations, taken.times, taken.water_levels)
             new_states, transitions = evaluate_thresholds(
                 self._table,
@@ -161,7 +180,6 @@ class AlertEvaluator:
                     self._rising, new_rising, tuple(rule.id for rule in self._rise_rules)
                 ),
             )
-            await advance_journal(conn, CONSUMER, taken.until)
         self._states = new_states  # only now: the database holds the same
         self._silent = new_silent
         self._rising = new_rising
@@ -204,21 +222,14 @@ class AlertEvaluator:
             observed_at = dt.datetime.fromtimestamp(t, dt.UTC)
             late = observed_at < oldest_paged
             template = rule.clear_message if kind is AlertChangeKind.CLEAR else rule.message
-            messages: tuple[Sms, ...] = ()
-            if not late and template is not None:
-                body = render(
-                    template,
-                    station,
-                    observed_at=observed_at,
-                    severity=rule.severity,
-                    value=value,
-                    level_field=rule.level,
-                )
-                messages = tuple(
-                    Sms(person.role, person.name, person.phone, body)
-                    for person in station.persons
-                    if person.role in rule.roles
-                )
+            messages = _messages(
+                rule,
+                station,
+                None if late else template,
+                observed_at=observed_at,
+                value=value,
+                level_field=rule.level,
+            )
             changes.append(
                 AlertChange(
                     station=station.code,
@@ -259,11 +270,11 @@ class AlertEvaluator:
                 continue
             seconds, level = latest[alert.station]
             seen = dt.datetime.fromtimestamp(seconds, dt.UTC)
-            body = REMINDER_PREFIX + render(
-                rule.message,
+            messages = _messages(
+                rule,
                 station,
+                REMINDER_PREFIX + rule.message,
                 observed_at=seen,
-                severity=rule.severity,
                 value=level,
                 level_field=rule.level,
             )
@@ -278,11 +289,7 @@ class AlertEvaluator:
                     observed_at=seen,
                     value=level,
                     late=False,
-                    messages=tuple(
-                        Sms(p.role, p.name, p.phone, body)
-                        for p in station.persons
-                        if p.role in rule.roles
-                    ),
+                    messages=messages,
                 )
             )
         return reminders
@@ -326,20 +333,13 @@ class AlertEvaluator:
                     template = rule.during_alert_message
                 else:
                     template = rule.message
-                messages: tuple[Sms, ...] = ()
-                if template is not None:
-                    body = render(
-                        template,
-                        station,
-                        observed_at=seen,
-                        severity=rule.severity,
-                        silent_for=now - seen if kind is AlertChangeKind.OPEN else None,
-                    )
-                    messages = tuple(
-                        Sms(p.role, p.name, p.phone, body)
-                        for p in station.persons
-                        if p.role in rule.roles
-                    )
+                messages = _messages(
+                    rule,
+                    station,
+                    template,
+                    observed_at=seen,
+                    silent_for=now - seen if kind is AlertChangeKind.OPEN else None,
+                )
                 changes.append(
                     AlertChange(
                         station=station.code,
@@ -413,22 +413,15 @@ class AlertEvaluator:
                 observed_at = dt.datetime.fromtimestamp(t, dt.UTC)
                 late = observed_at < oldest_paged
                 template = rule.clear_message if kind is AlertChangeKind.CLEAR else rule.message
-                messages: tuple[Sms, ...] = ()
-                if template is not None and not late:
-                    body = render(
-                        template,
-                        target,
-                        observed_at=observed_at,
-                        severity=rule.severity,
-                        value=float(level_at[(s, t)]),
-                        rise=r,
-                        window=rule.window,
-                    )
-                    messages = tuple(
-                        Sms(p.role, p.name, p.phone, body)
-                        for p in target.persons
-                        if p.role in rule.roles
-                    )
+                messages = _messages(
+                    rule,
+                    target,
+                    None if late else template,
+                    observed_at=observed_at,
+                    value=float(level_at[(s, t)]),
+                    rise=r,
+                    window=rule.window,
+                )
                 changes.append(
                     AlertChange(
                         station=target.code,
@@ -444,3 +437,18 @@ class AlertEvaluator:
                     )
                 )
         return new_states, changes
+
+
+def _messages(
+    rule: Rule, station: Station, template: str | None, **situation: Any
+) -> tuple[Sms, ...]:
+    """The SMS ``template`` makes for each of the station's people the rule notifies; none
+    without a template (a late reading, a rule that stays quiet when it clears)."""
+    if template is None:
+        return ()
+    body = render(template, station, severity=rule.severity, **situation)
+    return tuple(
+        Sms(person.role, person.name, person.phone, body)
+        for person in station.persons
+        if person.role in rule.roles
+    )

@@ -153,33 +153,16 @@ class ReadingWriter:
         """What commits with the readings that changed the table: the per-station latest
         reading, the journal entry for evaluation, and the quarantined items."""
         if readings:
-            await conn.execute(
-                _JOURNAL,
-                (
-                    [r.station for r in readings],
-                    [r.time for r in readings],
-                    [r.water_level for r in readings],
-                    [r.rainfall for r in readings],
-                ),
-            )
+            stations, times, levels, _, rainfalls, _ = map(list, zip(*readings, strict=True))
+            await conn.execute(_JOURNAL, (stations, times, levels, rainfalls))
         latest: dict[str, Reading] = {}
         for r in readings:
             held = latest.get(r.station)
             if held is None or r.time >= held.time:
                 latest[r.station] = r
         if latest:
-            rows = list(latest.values())
-            await conn.execute(
-                _UPDATE_LATEST,
-                (
-                    [r.station for r in rows],
-                    [r.time for r in rows],
-                    [r.water_level for r in rows],
-                    [r.flow for r in rows],
-                    [r.rainfall for r in rows],
-                    [r.battery_v for r in rows],
-                ),
-            )
+            # A Reading is a tuple: transposed, the rows are the six array parameters.
+            await conn.execute(_UPDATE_LATEST, tuple(map(list, zip(*latest.values(), strict=True))))
         if rejections:
             await write_rejections(conn, rejections)
 
