@@ -35,6 +35,7 @@ from hydro.models import Station, StationKind
 from hydro.stations import generate_stations, write_stations_csv
 
 PREFIX = "bench"
+JOURNAL = os.environ.get("BENCH_JOURNAL", "true") == "true"  # the hand-over to alerting
 REFERENCE_STATIONS = 6951
 
 
@@ -185,6 +186,7 @@ def hydro_ingest(
                 "database": {"url": url, "timescaledb": "off"},
                 "registry": {"stations": str(registry_csv)},
                 "logging": {"level": "INFO"},
+                "ingest": {"journal": JOURNAL},
             }
         )
     )

@@ -143,7 +143,8 @@ async def run_ingest(
         async with pool.connection() as conn:
             report = await migrate(conn, config.database, config.registry.default_timezone)
         log.info("storage mode: %s", report.mode)
-        service = IngestService(config, registry.by_code, ReadingWriter(pool))
+        writer = ReadingWriter(pool, journal=config.ingest.journal)
+        service = IngestService(config, registry.by_code, writer)
         if subscribed is not None:
             service.subscribed = subscribed
         scheduler = await _start_alerting(config, registry, rules, pool) if rules else None

@@ -159,6 +159,7 @@ def _default_bounds() -> dict[Variable, Bounds]:
 
 
 class IngestConfig(_Section):
+    journal: bool = True  # hand new readings to the alert evaluator; off only if none ever runs
     batch_size: int = Field(5000, ge=1, le=100_000)
     batch_interval: Duration = dt.timedelta(milliseconds=200)
     max_future: Duration = dt.timedelta(minutes=10)

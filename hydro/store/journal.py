@@ -20,11 +20,11 @@ _EVALUATOR_LOCK = 0x6879_6576  # "hyev"
 
 _TAKE = """
 WITH taken AS (
-    DELETE FROM ingest_journal RETURNING id, stations, times, water_levels, rainfalls
+    DELETE FROM ingest_journal RETURNING id, stations, times, water_levels
 )
-SELECT u.station, extract(epoch FROM u.time)::bigint, u.water_level, u.rainfall
-FROM taken, unnest(taken.stations, taken.times, taken.water_levels, taken.rainfalls)
-         AS u(station, time, water_level, rainfall)
+SELECT u.station, extract(epoch FROM u.time)::bigint, u.water_level
+FROM taken, unnest(taken.stations, taken.times, taken.water_levels)
+         AS u(station, time, water_level)
 ORDER BY taken.id
 """
 
@@ -35,8 +35,7 @@ class JournalTake:
 
     stations: list[str]
     times: npt.NDArray[np.int64]  # Unix seconds
-    water_levels: npt.NDArray[np.float64]  # NaN where absent
-    rainfalls: npt.NDArray[np.float64]
+    water_levels: npt.NDArray[np.float64]
 
     def __len__(self) -> int:
         return len(self.stations)
@@ -58,6 +57,5 @@ async def take_journal(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> Jou
     return JournalTake(
         stations=[str(row[0]) for row in rows],
         times=np.array([row[1] for row in rows], dtype=np.int64),
-        water_levels=np.array([np.nan if row[2] is None else row[2] for row in rows], dtype=float),
-        rainfalls=np.array([np.nan if row[3] is None else row[3] for row in rows], dtype=float),
+        water_levels=np.array([row[2] for row in rows], dtype=float),
     )

@@ -81,8 +81,8 @@ WHERE excluded.time >= station_latest.time
 
 # Arrays go as binary parameters (%b), like the latest readings above.
 _JOURNAL = """
-INSERT INTO ingest_journal (stations, times, water_levels, rainfalls)
-VALUES (%b::text[], %b::timestamptz[], %b::float8[], %b::float8[])
+INSERT INTO ingest_journal (stations, times, water_levels)
+VALUES (%b::text[], %b::timestamptz[], %b::float8[])
 """
 
 _QUARANTINE_TYPES = ["timestamptz", "text", "text", "text", "text", "text", "bytea"]
@@ -102,8 +102,9 @@ class BatchOutcome:
 class ReadingWriter:
     """Stores batches of accepted readings and rejections; the only writer of ``readings``."""
 
-    def __init__(self, pool: psycopg_pool.AsyncConnectionPool) -> None:
+    def __init__(self, pool: psycopg_pool.AsyncConnectionPool, *, journal: bool = True) -> None:
         self._pool = pool
+        self._journal = journal
 
     async def write(
         self, readings: Sequence[Reading], rejections: Sequence[Rejection] = ()
@@ -152,9 +153,10 @@ class ReadingWriter:
     ) -> None:
         """What commits with the readings that changed the table: the per-station latest
         reading, the journal entry for evaluation, and the quarantined items."""
-        if readings:
-            stations, times, levels, _, rainfalls, _ = map(list, zip(*readings, strict=True))
-            await conn.execute(_JOURNAL, (stations, times, levels, rainfalls))
+        levels = [r for r in readings if r.water_level is not None] if self._journal else []
+        if levels:
+            stations, times, values, *_ = map(list, zip(*levels, strict=True))
+            await conn.execute(_JOURNAL, (stations, times, values))
         latest: dict[str, Reading] = {}
         for r in readings:
             held = latest.get(r.station)
