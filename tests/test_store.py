@@ -215,6 +215,7 @@ def test_status_and_station_readings(pg_url: str) -> None:
 
     status, window = with_store(pg_url, body)
     assert status.mode is StorageMode.POSTGRESQL
+    assert (status.open_alerts, status.journal_backlog, status.outbox) == (0, 1, {})
     assert status.stations_reporting == 1
     assert status.latest_reading == at(25)
     assert [r.water_level for r in window] == [1.0, 2.0, 3.0]

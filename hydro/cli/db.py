@@ -31,7 +31,8 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     status = add_command(
         subparsers,
         "status",
-        "show the storage mode (TimescaleDB or plain PostgreSQL) and what has been stored",
+        "show the storage mode (TimescaleDB or plain PostgreSQL), what has been stored, open"
+        " alerts, the evaluation backlog and SMS by status",
         """
   hydro status
 """,
@@ -62,6 +63,9 @@ def _status(args: argparse.Namespace) -> int:
         ("latest received", str(s.latest_received or "-")),
         ("quarantined, last 24 h", f"{s.quarantined_24h:,}"),
         ("revised values, last 24 h", f"{s.revisions_24h:,}"),
+        ("open alerts", f"{s.open_alerts:,}"),
+        ("batches awaiting evaluation", f"{s.journal_backlog:,}"),
+        ("SMS", ", ".join(f"{n:,} {status}" for status, n in sorted(s.outbox.items())) or "-"),
     ]
     width = max(len(label) for label, _ in rows)
     for label, value in rows:

@@ -48,6 +48,9 @@ class StorageStatus:
     latest_received: dt.datetime | None
     quarantined_24h: int
     revisions_24h: int
+    open_alerts: int
+    journal_backlog: int  # batches committed but not yet evaluated
+    outbox: dict[str, int]  # SMS by status
 
 
 async def list_quarantine(
@@ -103,6 +106,10 @@ async def storage_status(pool: psycopg_pool.AsyncConnectionPool) -> StorageStatu
             "SELECT count(*) FROM reading_revisions"
             " WHERE replaced_at > now() - interval '24 hours'",
         )
+        open_alerts = await _scalar(conn, "SELECT count(*) FROM alerts WHERE state = 'open'")
+        backlog = await _scalar(conn, "SELECT count(*) FROM ingest_journal")
+        cur = await conn.execute("SELECT status, count(*) FROM outbox GROUP BY status")
+        outbox = {str(status): int(str(n)) for status, n in await cur.fetchall()}
     return StorageStatus(
         mode=mode,
         timescaledb_version=None if ts_version is None else str(ts_version),
@@ -113,6 +120,9 @@ async def storage_status(pool: psycopg_pool.AsyncConnectionPool) -> StorageStatu
         latest_received=latest_received if isinstance(latest_received, dt.datetime) else None,
         quarantined_24h=int(str(quarantined)),
         revisions_24h=int(str(revisions)),
+        open_alerts=int(str(open_alerts)),
+        journal_backlog=int(str(backlog)),
+        outbox=outbox,
     )
 
 
