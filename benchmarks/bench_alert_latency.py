@@ -26,7 +26,7 @@ import yaml
 from hydro.local import LocalMosquitto, LocalPostgres
 from hydro.models import StationKind
 from hydro.stations import generate_stations, write_stations_csv
-from tests.twilio_server import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.twilio_server import FakeTwilio
 
 REPO = Path(__file__).resolve().parent.parent
 CROSSINGS = 200
@@ -55,13 +55,7 @@ def main() -> None:
                     }
                 )
             )
-            env = {
-                **os.environ,
-                "HYDRO_SMS__TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-                "HYDRO_SMS__TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-                "HYDRO_SMS__TWILIO_FROM": "+15005550006",
-                "HYDRO_SMS__TWILIO_BASE_URL": fake.base_url,
-            }
+            env = {**os.environ, **fake.environment()}
             log = folder / "hydro.log"
             with log.open("wb") as out:
                 hydro = subprocess.Popen(

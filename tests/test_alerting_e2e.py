@@ -18,7 +18,7 @@ import yaml
 from hydro.cli import main
 from hydro.local import LocalMosquitto
 from tests.support import count_rows, publish_json, publisher, reading
-from tests.twilio_server import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.twilio_server import FakeTwilio
 
 REPO = Path(__file__).resolve().parent.parent
 HEFENG = "61901002"  # 禾丰水文站 (开阳县, 贵阳市): warning 908.50, guaranteed 910.00
@@ -69,7 +69,7 @@ def hydro_run(
     started: list[subprocess.Popen[bytes]] = []
 
     def start(fake: FakeTwilio) -> subprocess.Popen[bytes]:
-        env = {**os.environ, **twilio_environment(fake)}
+        env = {**os.environ, **fake.environment()}
         before = log.read_text().count("subscribed to") if log.exists() else 0
         with log.open("ab") as out:
             process = subprocess.Popen(
@@ -91,15 +91,6 @@ def hydro_run(
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             process.wait(30)
-
-
-def twilio_environment(fake: FakeTwilio) -> dict[str, str]:
-    return {
-        "HYDRO_SMS__TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "HYDRO_SMS__TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "HYDRO_SMS__TWILIO_FROM": "+15005550006",
-        "HYDRO_SMS__TWILIO_BASE_URL": fake.base_url,
-    }
 
 
 def wait_for(condition: Callable[[], bool], what: str, seconds: float = 30) -> None:
@@ -161,7 +152,7 @@ def test_warning_escalation_restart_and_clear_send_each_sms_once(
     assert count_rows(pg_url, "SELECT count(*) FROM outbox WHERE status = 'sent'") == 9
 
     config = str(process.args[4])  # type: ignore[index]
-    for name, value in twilio_environment(fake).items():
+    for name, value in fake.environment().items():
         monkeypatch.setenv(name, value)
     assert main(["--config", config, "alerts", "show", "1"]) == 0
     shown = capsys.readouterr().out

@@ -41,6 +41,15 @@ class FakeTwilio:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
+    def environment(self) -> dict[str, str]:
+        """What ``hydro run`` needs in its environment to send through this server."""
+        return {
+            "HYDRO_SMS__TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "HYDRO_SMS__TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "HYDRO_SMS__TWILIO_FROM": "+15005550006",
+            "HYDRO_SMS__TWILIO_BASE_URL": self.base_url,
+        }
+
     def __enter__(self) -> FakeTwilio:
         self._thread.start()
         return self

@@ -221,27 +221,18 @@ class AlertEvaluator:
             kind = _KINDS[Change(c)]
             observed_at = dt.datetime.fromtimestamp(t, dt.UTC)
             late = observed_at < oldest_paged
-            template = rule.clear_message if kind is AlertChangeKind.CLEAR else rule.message
-            messages = _messages(
-                rule,
-                station,
-                None if late else template,
-                observed_at=observed_at,
-                value=value,
-                level_field=rule.level,
-            )
             changes.append(
-                AlertChange(
-                    station=station.code,
+                _change(
+                    rule,
+                    station,
+                    kind,
                     family=rule.family,
-                    rule_id=rule.id,
-                    severity=rule.severity.value,
-                    change=kind,
                     rank=rank,
                     observed_at=observed_at,
                     value=value,
                     late=late,
-                    messages=messages,
+                    template=rule.clear_message if kind is AlertChangeKind.CLEAR else rule.message,
+                    level_field=rule.level,
                 )
             )
         return changes
@@ -270,26 +261,18 @@ class AlertEvaluator:
                 continue
             seconds, level = latest[alert.station]
             seen = dt.datetime.fromtimestamp(seconds, dt.UTC)
-            messages = _messages(
-                rule,
-                station,
-                REMINDER_PREFIX + rule.message,
-                observed_at=seen,
-                value=level,
-                level_field=rule.level,
-            )
             reminders.append(
-                AlertChange(
-                    station=alert.station,
+                _change(
+                    rule,
+                    station,
+                    AlertChangeKind.REMIND,
                     family=alert.family,
-                    rule_id=rule.id,
-                    severity=rule.severity.value,
-                    change=AlertChangeKind.REMIND,
                     rank=alert.rank,
                     observed_at=seen,
                     value=level,
                     late=False,
-                    messages=messages,
+                    template=REMINDER_PREFIX + rule.message,
+                    level_field=rule.level,
                 )
             )
         return reminders
@@ -333,25 +316,18 @@ class AlertEvaluator:
                     template = rule.during_alert_message
                 else:
                     template = rule.message
-                messages = _messages(
-                    rule,
-                    station,
-                    template,
-                    observed_at=seen,
-                    silent_for=now - seen if kind is AlertChangeKind.OPEN else None,
-                )
                 changes.append(
-                    AlertChange(
-                        station=station.code,
+                    _change(
+                        rule,
+                        station,
+                        kind,
                         family=rule.id,
-                        rule_id=rule.id,
-                        severity=rule.severity.value,
-                        change=kind,
                         rank=1,
                         observed_at=seen,
                         value=None,
                         late=False,
-                        messages=messages,
+                        template=template,
+                        silent_for=now - seen if kind is AlertChangeKind.OPEN else None,
                     )
                 )
         return new_silent, changes
@@ -413,42 +389,63 @@ class AlertEvaluator:
                 observed_at = dt.datetime.fromtimestamp(t, dt.UTC)
                 late = observed_at < oldest_paged
                 template = rule.clear_message if kind is AlertChangeKind.CLEAR else rule.message
-                messages = _messages(
-                    rule,
-                    target,
-                    None if late else template,
-                    observed_at=observed_at,
-                    value=float(level_at[(s, t)]),
-                    rise=r,
-                    window=rule.window,
-                )
                 changes.append(
-                    AlertChange(
-                        station=target.code,
+                    _change(
+                        rule,
+                        target,
+                        kind,
                         family=rule.id,
-                        rule_id=rule.id,
-                        severity=rule.severity.value,
-                        change=kind,
                         rank=1,
                         observed_at=observed_at,
                         value=float(level_at[(s, t)]),
                         late=late,
-                        messages=messages,
+                        template=template,
+                        rise=r,
+                        window=rule.window,
                     )
                 )
         return new_states, changes
 
 
-def _messages(
-    rule: Rule, station: Station, template: str | None, **situation: Any
-) -> tuple[Sms, ...]:
-    """The SMS ``template`` makes for each of the station's people the rule notifies; none
-    without a template (a late reading, a rule that stays quiet when it clears)."""
-    if template is None:
-        return ()
-    body = render(template, station, severity=rule.severity, **situation)
-    return tuple(
-        Sms(person.role, person.name, person.phone, body)
-        for person in station.persons
-        if person.role in rule.roles
+def _change(
+    rule: Rule,
+    station: Station,
+    kind: AlertChangeKind,
+    *,
+    family: str,
+    rank: int,
+    observed_at: dt.datetime,
+    value: float | None,
+    late: bool,
+    template: str | None,
+    **situation: Any,
+) -> AlertChange:
+    """One transition with the SMS it sends to each person the rule notifies: none when it is
+    late or the rule has no template for it (a rule that stays quiet when it clears)."""
+    messages: tuple[Sms, ...] = ()
+    if template is not None and not late:
+        body = render(
+            template,
+            station,
+            observed_at=observed_at,
+            severity=rule.severity,
+            value=value,
+            **situation,
+        )
+        messages = tuple(
+            Sms(person.role, person.name, person.phone, body)
+            for person in station.persons
+            if person.role in rule.roles
+        )
+    return AlertChange(
+        station=station.code,
+        family=family,
+        rule_id=rule.id,
+        severity=rule.severity.value,
+        change=kind,
+        rank=rank,
+        observed_at=observed_at,
+        value=value,
+        late=late,
+        messages=messages,
     )
