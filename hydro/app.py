@@ -14,7 +14,7 @@ import logging
 import shutil
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +87,8 @@ def configure_logging(config: LoggingConfig) -> None:
     # paho logs every packet at DEBUG; only hydro's own DEBUG is worth reading.
     logging.getLogger("mqtt").setLevel(max(logging.INFO, root.level))
     logging.getLogger("psycopg").setLevel(max(logging.WARNING, root.level))
+    # APScheduler reports every run of every job at INFO.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
 
 
 @contextlib.asynccontextmanager
@@ -147,51 +149,81 @@ async def run_ingest(
         service = IngestService(config, registry.by_code, writer)
         if subscribed is not None:
             service.subscribed = subscribed
-        scheduler = await _start_alerting(config, registry, rules, pool) if rules else None
+        jobs = await _start_alerting(config, registry, rules, pool) if rules else None
         try:
             await service.run(stop)
         finally:
-            if scheduler is not None:
-                scheduler.shutdown(wait=False)
+            if jobs is not None:
+                await jobs.stop()
     return service
+
+
+class _ScheduledJobs:
+    """Alerting's periodic jobs. Stopping lets a running tick or send finish (up to a grace
+    period), so a shutdown does not leave SMS half-sent for the next start to repeat."""
+
+    def __init__(self) -> None:
+        self._scheduler = AsyncIOScheduler(timezone=dt.UTC)
+        self._running: set[asyncio.Task[None]] = set()
+
+    def every(self, interval: dt.timedelta, job: Callable[[], Awaitable[None]]) -> None:
+        async def tracked() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)
+            try:
+                await job()
+            finally:
+                self._running.discard(task)
+
+        self._scheduler.add_job(
+            tracked,
+            "interval",
+            seconds=interval.total_seconds(),
+            next_run_time=dt.datetime.now(dt.UTC),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    async def stop(self, grace: float = 10.0) -> None:
+        # APScheduler's shutdown cancels running coroutine jobs: let them finish first.
+        self._scheduler.pause()
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=grace)
+        self._scheduler.shutdown(wait=False)
 
 
 async def _start_alerting(
     config: Config, registry: Registry, rules: RuleSet, pool: psycopg_pool.AsyncConnectionPool
-) -> AsyncIOScheduler:
+) -> _ScheduledJobs:
     evaluator = AlertEvaluator(config.alerting, registry, rules, pool)
     await evaluator.load_state()
     dispatcher = Dispatcher(config.sms, sms_provider(config.sms), pool)
     await dispatcher.recover()
 
+    async def send_due() -> None:
+        await dispatcher.run_once()  # a second's worth at the configured rate
+
     async def evaluate_then_send() -> None:
         report = await evaluator.tick()
         if any(change.messages for change in report.changes):
-            await dispatcher.run_once()  # the alert's SMS go now, not at the next poll
+            await send_due()  # the alert's SMS go now, not at the next poll
 
-    scheduler = AsyncIOScheduler(timezone=dt.UTC)
-    now = dt.datetime.now(dt.UTC)
-    for job, every in (
-        (evaluate_then_send, config.alerting.interval),
-        (dispatcher.run_once, dt.timedelta(seconds=1)),
-    ):
-        scheduler.add_job(
-            job,
-            "interval",
-            seconds=every.total_seconds(),
-            next_run_time=now,
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
-    scheduler.start()
+    jobs = _ScheduledJobs()
+    jobs.every(config.alerting.interval, evaluate_then_send)
+    jobs.every(dt.timedelta(seconds=1), send_due)  # retries that came due
+    jobs.start()
     log.info(
         "alerting: every %ss, %d rules, SMS via %s",
         config.alerting.interval.total_seconds(),
         len(rules.rules),
         config.sms.provider,
     )
-    return scheduler
+    return jobs
 
 
 def sms_provider(config: SmsConfig) -> SmsProvider:

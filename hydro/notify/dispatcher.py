@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import time
 
 import psycopg
@@ -67,8 +68,10 @@ class Dispatcher:
                 ",".join(map(str, ids)),
             )
 
-    async def run_once(self, limit: int = 100) -> int:
-        """Sends what is due now; returns how many rows were attempted."""
+    async def run_once(self) -> int:
+        """Sends what is due now, about a second's worth at the configured rate (so a stop never
+        waits long and little is left half-done); returns how many rows were attempted."""
+        limit = max(self._config.concurrency, math.ceil(self._config.rate_per_second))
         async with connection(self._pool, "claiming SMS") as conn:
             cur = await conn.execute(_CLAIM, (limit,))
             claimed = await cur.fetchall()
