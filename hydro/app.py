@@ -11,7 +11,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,7 +24,6 @@ from hydro.alerts.evaluator import AlertEvaluator
 from hydro.config import Config, LoggingConfig, SmsConfig, find_config_path, load_config
 from hydro.errors import ConfigError, Problem
 from hydro.ingest.service import IngestService
-from hydro.local import LocalMosquitto, LocalPostgres
 from hydro.notify.dispatcher import Dispatcher
 from hydro.notify.providers import ConsoleProvider, SmsProvider, TwilioProvider
 from hydro.rules import RuleSet, check_rules, load_rules
@@ -140,7 +138,7 @@ async def run_ingest(
     """
     registry = load_stations(config)
     rules = load_alert_rules(config) if alerting else None
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     async with database(config) as pool:
         async with pool.connection() as conn:
             report = await migrate(conn, config.database, config.registry.default_timezone)
@@ -234,7 +232,7 @@ def sms_provider(config: SmsConfig) -> SmsProvider:
     return TwilioProvider(sid, token, sender, base_url=config.twilio_base_url)
 
 
-def _stop_on_signals() -> asyncio.Event:
+def stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -284,70 +282,6 @@ async def run_simulation(config: Config, plan: SimulationPlan) -> PublishProgres
 def _latest_report_time() -> dt.datetime:
     now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     return now - dt.timedelta(minutes=now.minute % 5)
-
-
-def run_demo(config: Config, workdir: Path, plan: SimulationPlan, *, reset: bool) -> None:
-    """Local PostgreSQL and Mosquitto in ``workdir``, ingest and the simulator, until Ctrl-C.
-
-    The servers stop on the way out; their data stays for the next run unless ``reset``.
-    """
-    if reset and workdir.exists():
-        shutil.rmtree(workdir)
-    asyncio.run(_demo(config, workdir, plan))
-
-
-async def _demo(config: Config, workdir: Path, plan: SimulationPlan) -> None:
-    postgres = LocalPostgres(workdir / "postgres")
-    broker = LocalMosquitto(workdir / "mosquitto")
-    await asyncio.to_thread(postgres.start)
-    try:
-        await asyncio.to_thread(broker.start)
-        try:
-            if not await asyncio.to_thread(postgres.database_exists, "hydro"):
-                await asyncio.to_thread(postgres.create_database, "hydro")
-            database = config.database.model_copy(update={"url": postgres.url("hydro")})
-            mqtt = config.mqtt.model_copy(update={"port": broker.port, "host": "127.0.0.1"})
-            # The storm is replayed from the past, faster than time passes: page for all of it.
-            replayed = plan.steps * REPORT_INTERVAL + dt.timedelta(hours=1)
-            alerting = config.alerting.model_copy(update={"max_age": replayed})
-            demo = config.model_copy(
-                update={"database": database, "mqtt": mqtt, "alerting": alerting}
-            )
-            _print_tour(demo)
-            stop = _stop_on_signals()
-            subscribed = asyncio.Event()
-            ingest = asyncio.create_task(run_ingest(demo, stop, subscribed, alerting=True))
-            # Gateways may publish only once the broker keeps a session for hydro.
-            ready = asyncio.create_task(subscribed.wait())
-            await asyncio.wait({ingest, ready}, return_when=asyncio.FIRST_COMPLETED)
-            ready.cancel()
-            simulation = asyncio.create_task(run_simulation(demo, plan))
-            done, _ = await asyncio.wait({ingest, simulation}, return_when=asyncio.FIRST_COMPLETED)
-            if simulation in done:
-                progress = simulation.result()
-                log.info(
-                    "simulation finished: %d readings in %d messages; Ctrl-C to stop",
-                    progress.readings,
-                    progress.messages,
-                )
-            else:
-                simulation.cancel()
-            await ingest
-        finally:
-            await asyncio.to_thread(broker.stop)
-    finally:
-        await asyncio.to_thread(postgres.stop)
-
-
-def _print_tour(config: Config) -> None:
-    print(
-        "hydro demo is running. In another terminal, point hydro at it:\n"
-        f"  export HYDRO_DATABASE__URL={config.database.url} HYDRO_MQTT__PORT={config.mqtt.port}\n"
-        "  hydro status                      # storage mode and what has been stored\n"
-        "  hydro quarantine list --since 1h  # what gateways sent that was refused\n"
-        "Ctrl-C stops everything; the data stays in the work folder for the next run.",
-        flush=True,
-    )
 
 
 async def alerts(config: Config, query: AlertFilter) -> list[AlertRecord]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hydro import app
+from hydro import app, demo
 from hydro.cli._common import Subparsers, add_command, aware, run_async, timestamp
 
 
@@ -23,7 +23,7 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     )
     _simulation_options(simulate, default_speed=300.0)
     simulate.set_defaults(handler=_simulate)
-    demo = add_command(
+    demo_command = add_command(
         subparsers,
         "demo",
         "run hydro on local defaults: PostgreSQL and Mosquitto in ./var, ingest and a simulated "
@@ -34,13 +34,13 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
   hydro demo --workdir /tmp/hydro-demo --storm 1 --speed 1200
 """,
     )
-    demo.add_argument("--workdir", type=Path, default=Path("var"), help="default: ./var")
-    demo.add_argument("--reset", action="store_true", help="delete the work folder first")
-    demo.add_argument(
+    demo_command.add_argument("--workdir", type=Path, default=Path("var"), help="default: ./var")
+    demo_command.add_argument("--reset", action="store_true", help="delete the work folder first")
+    demo_command.add_argument(
         "--resume", action="store_true", help="keep the work folder's data (the default)"
     )
-    _simulation_options(demo, default_speed=600.0)
-    demo.set_defaults(handler=_demo)
+    _simulation_options(demo_command, default_speed=600.0)
+    demo_command.set_defaults(handler=_demo)
 
 
 def _simulation_options(parser: argparse.ArgumentParser, *, default_speed: float) -> None:
@@ -84,5 +84,5 @@ def _simulate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     config = app.configure(args.config)
     plan = _plan(args, config.registry.default_timezone)
-    app.run_demo(config, args.workdir, plan, reset=args.reset)
+    demo.run_demo(config, args.workdir, plan, reset=args.reset)
     return 0
