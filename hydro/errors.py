@@ -7,7 +7,6 @@ callers decide what to do from two facts: the class, and whether trying again ma
     ├── ConfigError                 a config.yaml key or HYDRO_* variable is wrong (start-up stops)
     ├── RegistryError               the station registry cannot be used
     ├── RulesError                  an alert rule file is invalid
-    ├── PayloadError                a gateway message cannot be read at all (quarantined whole)
     ├── StorageError                the database refused or failed
     │   └── StorageUnavailable      retryable: connection lost, server restarting, pool exhausted
     ├── BrokerUnavailable           retryable: the MQTT broker cannot be reached
@@ -57,10 +56,6 @@ class RegistryError(ProblemsError):
 
 class RulesError(ProblemsError):
     """An alert rule file has problems; hydro will not evaluate a rule set it cannot trust."""
-
-
-class PayloadError(HydroError):
-    """A gateway message that cannot be parsed at all; the reason goes to quarantine."""
 
 
 class StorageError(HydroError):

@@ -37,18 +37,11 @@ class Variable(StrEnum):
     BATTERY_V = "battery_v"  # volts
 
 
-VARIABLES: tuple[Variable, ...] = tuple(Variable)
-
-
 @dataclass(frozen=True, slots=True)
 class ResponsiblePerson:
     role: Role
     name: str
     phone: str  # E.164, e.g. +8613800000000
-
-    @property
-    def masked_phone(self) -> str:
-        return mask_phone(self.phone)
 
 
 def mask_phone(phone: str) -> str:
@@ -98,9 +91,6 @@ class Station:
     @cached_property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
-
-    def person(self, role: Role) -> ResponsiblePerson | None:
-        return next((p for p in self.persons if p.role is role), None)
 
 
 class Reading(NamedTuple):
