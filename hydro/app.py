@@ -22,7 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from hydro.alerts.evaluator import AlertEvaluator
 from hydro.config import Config, LoggingConfig, SmsConfig, find_config_path, load_config
-from hydro.errors import ConfigError, Problem
+from hydro.errors import ConfigError, HydroError, Problem
 from hydro.ingest.service import IngestService
 from hydro.notify.dispatcher import Dispatcher
 from hydro.notify.providers import ConsoleProvider, SmsProvider, TwilioProvider
@@ -171,6 +171,11 @@ class _ScheduledJobs:
             self._running.add(task)
             try:
                 await job()
+            except HydroError as exc:
+                if not exc.retryable:
+                    raise
+                # The database or broker is away: the next run tries again, no traceback needed.
+                log.warning("%s: %s; trying again at the next run", job.__name__, exc)
             finally:
                 self._running.discard(task)
 
