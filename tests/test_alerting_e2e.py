@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from hydro.cli import main
-from hydro.local import LocalMosquitto
+from hydro.local import LocalMosquitto, LocalPostgres
 from tests.support import count_rows, publish_json, publisher, reading
 from tests.twilio_server import FakeTwilio
 
@@ -40,7 +40,7 @@ def local_time(minutes_ago: int) -> str:
 @pytest.fixture
 def hydro_run(
     tmp_path: Path, pg_url: str, local_mosquitto: LocalMosquitto, mqtt_topic_prefix: str
-) -> Callable[[FakeTwilio], subprocess.Popen[bytes]]:
+) -> Callable[..., subprocess.Popen[bytes]]:
     # The threshold lifecycle without the rate-of-rise rule, which a 1.7 m climb also fires.
     rules = yaml.safe_load((REPO / "alert_rules" / "default.yaml").read_text(encoding="utf-8"))
     rules["rules"] = [rule for rule in rules["rules"] if rule["type"] != "rate_of_rise"]
@@ -48,27 +48,31 @@ def hydro_run(
     (tmp_path / "rules" / "rules.yaml").write_text(
         yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8"
     )
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "mqtt": {
-                    "port": local_mosquitto.port,
-                    "topic_prefix": mqtt_topic_prefix,
-                    "client_id": f"run-{mqtt_topic_prefix}",
-                },
-                "database": {"url": pg_url, "timescaledb": "off"},
-                "ingest": {"batch_interval": "50ms"},
-                "registry": {"stations": str(REPO / "stations")},
-                "alerting": {"rules": str(tmp_path / "rules"), "interval": "1s"},
-                "sms": {"provider": "twilio", "retry_first": "100ms"},
-            }
-        )
-    )
     log = tmp_path / "hydro.log"
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(fake: FakeTwilio) -> subprocess.Popen[bytes]:
+    def start(fake: FakeTwilio, database_url: str | None = None) -> subprocess.Popen[bytes]:
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "mqtt": {
+                        "port": local_mosquitto.port,
+                        "topic_prefix": mqtt_topic_prefix,
+                        "client_id": f"run-{mqtt_topic_prefix}",
+                    },
+                    "database": {
+                        "url": database_url or pg_url,
+                        "timescaledb": "off",
+                        "connect_timeout": "2s",
+                    },
+                    "ingest": {"batch_interval": "50ms"},
+                    "registry": {"stations": str(REPO / "stations")},
+                    "alerting": {"rules": str(tmp_path / "rules"), "interval": "1s"},
+                    "sms": {"provider": "twilio", "retry_first": "100ms"},
+                }
+            )
+        )
         env = {**os.environ, **fake.environment()}
         before = log.read_text().count("subscribed to") if log.exists() else 0
         with log.open("ab") as out:
@@ -101,7 +105,7 @@ def wait_for(condition: Callable[[], bool], what: str, seconds: float = 30) -> N
 
 
 def test_warning_escalation_restart_and_clear_send_each_sms_once(
-    hydro_run: Callable[[FakeTwilio], subprocess.Popen[bytes]],
+    hydro_run: Callable[..., subprocess.Popen[bytes]],
     local_mosquitto: LocalMosquitto,
     mqtt_topic_prefix: str,
     pg_url: str,
@@ -161,7 +165,7 @@ def test_warning_escalation_restart_and_clear_send_each_sms_once(
 
 
 def test_a_back_filled_report_opens_at_its_peak_and_a_silent_gauge_keeps_the_alert(
-    hydro_run: Callable[[FakeTwilio], subprocess.Popen[bytes]],
+    hydro_run: Callable[..., subprocess.Popen[bytes]],
     local_mosquitto: LocalMosquitto,
     mqtt_topic_prefix: str,
     pg_url: str,
@@ -194,3 +198,33 @@ def test_a_back_filled_report_opens_at_its_peak_and_a_silent_gauge_keeps_the_ale
         )
         == 1
     )
+
+
+def test_a_crossing_during_a_database_outage_is_announced_when_it_returns(
+    hydro_run: Callable[..., subprocess.Popen[bytes]],
+    postgres_factory: Callable[[], LocalPostgres],
+    local_mosquitto: LocalMosquitto,
+    mqtt_topic_prefix: str,
+) -> None:
+    cluster = postgres_factory()
+    database = cluster.create_database("hydro")
+    topic = f"{mqtt_topic_prefix}/{GATEWAY}/readings"
+
+    def publish(minutes: int, level: float) -> None:
+        async def go() -> None:
+            async with publisher(local_mosquitto.port, f"gw-{mqtt_topic_prefix}") as gw:
+                await publish_json(gw, topic, reading(HEFENG, at(minutes), water_level=level))
+
+        asyncio.run(go())
+
+    with FakeTwilio() as fake:
+        hydro_run(fake, database)
+        publish(10, 908.7)
+        wait_for(lambda: len(fake.received) == 3, "three warning SMS")
+        cluster.stop()
+        publish(5, 910.4)  # 保证, while nothing can be stored
+        time.sleep(3)
+        assert len(fake.received) == 3
+        cluster.start()
+        wait_for(lambda: len(fake.received) == 6, "three escalation SMS after the outage")
+    assert all("超保证水位0.40米" in m.body for m in fake.received[3:])
