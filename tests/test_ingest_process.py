@@ -72,6 +72,8 @@ def test_kill_9_mid_stream_loses_nothing_and_doubles_nothing(
         async with publisher(port) as gw:
             for m in range(messages):
                 if m == kill_at:
+                    # Mid-stream for certain: some of it stored, the rest still coming.
+                    await wait_until(lambda: count_rows(pg_url) > 0, what="a first batch")
                     stored_at_kill = count_rows(pg_url)
                     process.send_signal(signal.SIGKILL)
                     process.wait()
