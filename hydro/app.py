@@ -263,13 +263,18 @@ class SimulationPlan:
     batch: int
     seed: int
     stations: int | None  # the first N of the registry; None for all
-    start: dt.datetime | None  # None: end the run at the current time
+    start: dt.datetime | None  # None: in real time from now, else replayed up to now
 
 
 async def run_simulation(config: Config, plan: SimulationPlan) -> PublishProgress:
     registry = load_stations(config)
     stations = registry.stations[: plan.stations] if plan.stations else registry.stations
-    start = plan.start or _latest_report_time() - (plan.steps - 1) * REPORT_INTERVAL
+    if plan.start is not None:
+        start = plan.start
+    elif 0 < plan.speed <= 1:  # real time: a live feed from now on, as gateways would send
+        start = _latest_report_time()
+    else:
+        start = _latest_report_time() - (plan.steps - 1) * REPORT_INTERVAL
     model = StormModel(stations, start=start, steps=plan.steps, storm=plan.storm, seed=plan.seed)
     log.info(
         "simulating %d stations, %d steps from %s, storm %.2f, speed %gx",

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from hydro import app, demo
 from hydro.cli._common import Subparsers, add_command, aware, run_async, timestamp
+from hydro.config import parse_duration
+from hydro.simulate import REPORT_INTERVAL
+
+T = TypeVar("T", int, float)
 
 
 def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
@@ -15,10 +23,11 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "simulate",
         "publish realistic readings for the registry to the broker, as station gateways would",
         """
-  hydro simulate                                   # a day of reports, 1 step (5 min) per second
-  hydro simulate --storm 1 --speed 600             # a strong storm, 2 steps per second
-  hydro simulate --stations 500 --steps 12 --speed 0   # one hour for 500 stations, unpaced
-  hydro simulate --start "2026-05-07 08:00" --steps 288
+  hydro simulate                                    # a day, one 5-minute step per second
+  hydro simulate --storm 1 --speed 600              # a strong storm, two steps per second
+  hydro simulate --storm 0 --duration 6h --speed 60 # six calm hours in six minutes
+  hydro simulate --stations 500 --steps 12 --as-fast-as-possible
+  hydro simulate --start 2026-05-07T08:00 --duration 1d --seed 7 --batch 20
 """,
     )
     _simulation_options(simulate, default_speed=300.0)
@@ -46,20 +55,73 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
 def _simulation_options(parser: argparse.ArgumentParser, *, default_speed: float) -> None:
     parser.add_argument(
         "--speed",
-        type=float,
+        type=_at_least(0.0),
         default=default_speed,
         help=f"simulated seconds per real second; 0 publishes unpaced (default {default_speed:g})",
     )
     parser.add_argument(
-        "--storm", type=float, default=0.8, help="0 calm .. 1 a storm that crosses warning levels"
+        "--as-fast-as-possible",
+        dest="speed",
+        action="store_const",
+        const=0.0,
+        help="the same as --speed 0",
     )
-    parser.add_argument("--steps", type=int, default=288, help="5-minute reports (288 = a day)")
-    parser.add_argument("--stations", type=int, help="only the first N stations of the registry")
-    parser.add_argument("--batch", type=int, default=100, help="readings per message, at most")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--start", type=timestamp, help="simulated time of the first report (default: end now)"
+        "--storm",
+        type=_at_least(0.0),
+        default=0.8,
+        help="0 calm (no level is crossed) .. 1 a storm past warning levels (default 0.8)",
     )
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument(
+        "--steps", type=_at_least(1), default=288, help="5-minute reports (default 288, a day)"
+    )
+    length.add_argument(
+        "--duration",
+        type=_duration,
+        dest="steps",
+        metavar="DURATION",
+        help="simulated time to cover instead, like 90m, 6h or 2d",
+    )
+    parser.add_argument(
+        "--stations", type=_at_least(1), help="only the first N stations of the registry"
+    )
+    parser.add_argument(
+        "--batch", type=_at_least(1), default=100, help="readings per message, at most"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same weather")
+    parser.add_argument(
+        "--start",
+        type=timestamp,
+        help="simulated time of the first report, ISO 8601, in registry.default_timezone "
+        "unless it has an offset (default: now at --speed 1 or slower; otherwise the run ends "
+        "now, so hydro accepts every report)",
+    )
+
+
+def _at_least(low: T) -> Callable[[str], T]:
+    """An argparse type: a number of ``low``'s type that is not below ``low``."""
+
+    def parse(text: str) -> T:
+        try:
+            value = type(low)(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low:g}, not {text}")
+        return value
+
+    return parse
+
+
+def _duration(text: str) -> int:
+    """A duration as a number of report steps, at least one."""
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    assert isinstance(value, dt.timedelta)
+    return max(1, math.ceil(value / REPORT_INTERVAL))
 
 
 def _plan(args: argparse.Namespace, zone: str) -> app.SimulationPlan:
@@ -77,7 +139,10 @@ def _plan(args: argparse.Namespace, zone: str) -> app.SimulationPlan:
 def _simulate(args: argparse.Namespace) -> int:
     config = app.configure(args.config)
     progress = run_async(app.run_simulation(config, _plan(args, config.registry.default_timezone)))
-    print(f"published {progress.readings:,} readings in {progress.messages:,} messages")
+    print(
+        f"published {progress.readings:,} readings in {progress.messages:,} messages"
+        f" in {progress.seconds:.1f} s ({progress.rate:,.0f} readings/s)"
+    )
     return 0
 
 

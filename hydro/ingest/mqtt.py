@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from hydro.broker import connection_options
 from hydro.config import MqttConfig
 from hydro.errors import BrokerUnavailable
 
@@ -56,18 +56,12 @@ class BrokerSession:
     def __init__(self, config: MqttConfig) -> None:
         self._config = config
         self._client = aiomqtt.Client(
-            config.host,
-            config.port,
             identifier=config.client_id,
-            username=config.username,
-            password=config.password.get_secret_value() if config.password else None,
-            protocol=_protocol(config),
             # Keep our subscription and the messages queued for it across disconnects.
             clean_session=False if config.protocol == "3.1.1" else None,
             clean_start=False if config.protocol == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
             properties=_connect_properties(config),
-            keepalive=config.keepalive,
-            tls_params=_tls(config),
+            **connection_options(config),
         )
         # The documented workaround for aiomqtt issue #345: paho's own switch, set before connect.
         self._client._client.manual_ack_set(True)
@@ -129,10 +123,6 @@ class BrokerSession:
         return True
 
 
-def _protocol(config: MqttConfig) -> aiomqtt.ProtocolVersion:
-    return aiomqtt.ProtocolVersion.V5 if config.protocol == "5" else aiomqtt.ProtocolVersion.V311
-
-
 def _connect_properties(config: MqttConfig) -> Properties | None:
     if config.protocol != "5":
         return None
@@ -142,12 +132,3 @@ def _connect_properties(config: MqttConfig) -> Properties | None:
     # a couple of batches while one commits, few enough to bound our memory.
     properties.ReceiveMaximum = config.max_inflight
     return properties
-
-
-def _tls(config: MqttConfig) -> aiomqtt.TLSParameters | None:
-    if not config.tls:
-        return None
-    return aiomqtt.TLSParameters(
-        ca_certs=str(config.ca_file) if config.ca_file else None,
-        cert_reqs=ssl.CERT_REQUIRED,
-    )

@@ -1,13 +1,23 @@
 """Simulated gateways: a storm model for the registry and a publisher that speaks the contract."""
 
 from hydro.simulate.model import REPORT_INTERVAL, Step, StormModel
-from hydro.simulate.publisher import PublishProgress, publish_storm, step_messages
+from hydro.simulate.publisher import (
+    SIMULATED_GATEWAY_SIZE,
+    Message,
+    PayloadEncoder,
+    PublishProgress,
+    gateways,
+    publish_storm,
+)
 
 __all__ = [
     "REPORT_INTERVAL",
+    "SIMULATED_GATEWAY_SIZE",
+    "Message",
+    "PayloadEncoder",
     "PublishProgress",
     "Step",
     "StormModel",
+    "gateways",
     "publish_storm",
-    "step_messages",
 ]
