@@ -51,6 +51,7 @@ def main() -> None:
                         "registry": {"stations": str(folder / "stations.csv")},
                         "alerting": {"rules": str(REPO / "alert_rules"), "interval": "1s"},
                         "sms": {"provider": "twilio", "rate_per_second": 1000, "concurrency": 16},
+                        "api": {"enabled": False},
                         "logging": {"level": "INFO"},
                     }
                 )

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import logging
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -21,12 +22,15 @@ import psycopg_pool
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from hydro.alerts.evaluator import AlertEvaluator
-from hydro.config import Config, LoggingConfig, SmsConfig, find_config_path, load_config
+from hydro.api import TWILIO_STATUS_PATH, ApiContext, create_api, listen, serve
+from hydro.broker import broker_problem
+from hydro.config import Config, LoggingConfig, find_config_path, load_config
 from hydro.errors import ConfigError, HydroError, Problem
 from hydro.ingest.service import IngestService
 from hydro.notify.dispatcher import Dispatcher
 from hydro.notify.providers import ConsoleProvider, SmsProvider, TwilioProvider
 from hydro.rules import RuleSet, check_rules, load_rules
+from hydro.rules.model import SilenceRule
 from hydro.simulate import REPORT_INTERVAL, PublishProgress, StormModel, publish_storm
 from hydro.stations import Registry, check_registry, load_registry
 from hydro.store.alerts import (
@@ -132,9 +136,10 @@ async def run_ingest(
 ) -> IngestService:
     """Ingests until SIGINT/SIGTERM (or ``stop``); migrates the schema first, idempotently.
 
-    With ``alerting`` the scheduler also evaluates the rules every ``alerting.interval`` and the
-    dispatcher sends the outbox. ``subscribed`` is set once the broker holds our subscription:
-    from then on nothing published is lost, even while hydro is down.
+    With ``alerting`` the scheduler also evaluates the rules every ``alerting.interval``, the
+    dispatcher sends the outbox and, if ``api.enabled``, the API and web page are served.
+    ``subscribed`` is set once the broker holds our subscription: from then on nothing
+    published is lost, even while hydro is down.
     """
     registry = load_stations(config)
     rules = load_alert_rules(config) if alerting else None
@@ -147,13 +152,70 @@ async def run_ingest(
         service = IngestService(config, registry.by_code, writer)
         if subscribed is not None:
             service.subscribed = subscribed
+        listener = (
+            listen(config.api.host, config.api.port) if rules and config.api.enabled else None
+        )
         jobs = await _start_alerting(config, registry, rules, pool) if rules else None
+        api = (
+            asyncio.create_task(_serve_api(config, pool, registry, rules, listener, stop))
+            if rules and listener
+            else None
+        )
         try:
             await service.run(stop)
         finally:
+            stop.set()
+            if api is not None:
+                await api
             if jobs is not None:
                 await jobs.stop()
     return service
+
+
+async def run_api(config: Config, stop: asyncio.Event | None = None) -> None:
+    """Only the API and web page, until SIGINT/SIGTERM (or ``stop``)."""
+    registry = load_stations(config)
+    rules = load_alert_rules(config)
+    stop = stop or stop_on_signals()
+    async with database(config) as pool:
+        async with pool.connection() as conn:
+            await migrate(conn, config.database, config.registry.default_timezone)
+        listener = listen(config.api.host, config.api.port)
+        await _serve_api(config, pool, registry, rules, listener, stop)
+
+
+async def _serve_api(  # noqa: PLR0917 - the parts it serves, built by its callers
+    config: Config,
+    pool: psycopg_pool.AsyncConnectionPool,
+    registry: Registry,
+    rules: RuleSet,
+    listener: socket.socket,
+    stop: asyncio.Event,
+) -> None:
+    await serve(create_api(api_context(config, pool, registry, rules)), listener, stop)
+
+
+def api_context(
+    config: Config, pool: psycopg_pool.AsyncConnectionPool, registry: Registry, rules: RuleSet
+) -> ApiContext:
+    tokens = config.api.token_table()
+    if not tokens:
+        log.warning(
+            "api: no tokens configured (HYDRO_API__TOKENS): only /healthz, /readyz and /metrics"
+            " answer; every other request gets 401"
+        )
+    auth_token = config.sms.twilio_auth_token
+    return ApiContext(
+        pool=pool,
+        registry=registry,
+        tokens=tokens,
+        rule_names={rule.id: rule.name for rule in rules.rules},
+        silence_families=frozenset(r.id for r in rules.rules if isinstance(r, SilenceRule)),
+        twilio_auth_token=auth_token.get_secret_value() if auth_token else None,
+        public_url=config.api.public_url,
+        duty_officers=config.sms.duty_officers,
+        broker_reachable=lambda: broker_problem(config.mqtt),
+    )
 
 
 class _ScheduledJobs:
@@ -205,7 +267,7 @@ async def _start_alerting(
 ) -> _ScheduledJobs:
     evaluator = AlertEvaluator(config.alerting, registry, rules, pool)
     await evaluator.load_state()
-    dispatcher = Dispatcher(config.sms, sms_provider(config.sms), pool)
+    dispatcher = Dispatcher(config.sms, sms_provider(config), pool)
     await dispatcher.recover()
 
     async def send_due() -> None:
@@ -229,12 +291,20 @@ async def _start_alerting(
     return jobs
 
 
-def sms_provider(config: SmsConfig) -> SmsProvider:
-    if config.provider == "console":
+def sms_provider(config: Config) -> SmsProvider:
+    sms = config.sms
+    if sms.provider == "console":
         return ConsoleProvider()
-    secrets = (config.twilio_account_sid, config.twilio_auth_token, config.twilio_from)
+    secrets = (sms.twilio_account_sid, sms.twilio_auth_token, sms.twilio_from)
     sid, token, sender = (s.get_secret_value() if s else "" for s in secrets)  # SmsConfig checked
-    return TwilioProvider(sid, token, sender, base_url=config.twilio_base_url)
+    public_url = config.api.public_url
+    return TwilioProvider(
+        sid,
+        token,
+        sender,
+        base_url=sms.twilio_base_url,
+        status_callback=f"{public_url}{TWILIO_STATUS_PATH}" if public_url else None,
+    )
 
 
 def stop_on_signals() -> asyncio.Event:

@@ -3,12 +3,16 @@ from :class:`MqttConfig`, so the ingestor and the simulator never drift apart.""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import ssl
 from typing import Any
 
 import aiomqtt
 
 from hydro.config import MqttConfig
+
+_PROBE_TIMEOUT = 3.0  # seconds; a readiness probe must answer before its caller gives up
 
 
 def connection_options(config: MqttConfig) -> dict[str, Any]:
@@ -31,3 +35,15 @@ def connection_options(config: MqttConfig) -> dict[str, Any]:
             else None
         ),
     }
+
+
+async def broker_problem(config: MqttConfig) -> str | None:
+    """None if a client with our credentials can connect now, else why not (for /readyz)."""
+    try:
+        async with asyncio.timeout(_PROBE_TIMEOUT):
+            async with aiomqtt.Client(
+                identifier=f"{config.client_id}-readyz-{os.getpid()}", **connection_options(config)
+            ):
+                return None
+    except (aiomqtt.MqttError, TimeoutError) as exc:
+        return f"unreachable: {exc or 'no answer in time'}"

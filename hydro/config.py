@@ -244,6 +244,63 @@ class SmsConfig(_Section):
         return self
 
 
+ApiRole = Literal["viewer", "operator", "admin"]
+
+
+class ApiToken(_Section):
+    """One bearer token: who holds it (named in acknowledgements) and what it may do."""
+
+    name: str
+    role: ApiRole
+    token: SecretStr
+
+
+class ApiConfig(_Section):
+    enabled: bool = True  # `hydro run` serves the API and web page; `hydro api` serves only them
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)  # 0: any free port (tests, demo)
+    # The address Twilio reaches this API at, e.g. https://hydro.example.org: SMS are sent with
+    # a status callback to <public_url>/api/v1/twilio/status, and its signature is checked
+    # against that URL. None: no delivery receipts are asked for.
+    public_url: str | None = None
+    # NAME:ROLE:TOKEN entries, comma-separated, roles viewer|operator|admin. Environment only.
+    tokens: SecretStr | None = Field(None, json_schema_extra={"secret": True})
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", value):
+            raise ValueError("must be an http(s) URL like https://hydro.example.org")
+        return None if value is None else value.rstrip("/")
+
+    @field_validator("tokens")
+    @classmethod
+    def _token_entries(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_api_tokens(value.get_secret_value())  # raises naming the bad entry
+        return value
+
+    def token_table(self) -> tuple[ApiToken, ...]:
+        return () if self.tokens is None else parse_api_tokens(self.tokens.get_secret_value())
+
+
+def parse_api_tokens(text: str) -> tuple[ApiToken, ...]:
+    """``alice:operator:s3cret,bob:viewer:t0ken`` -> tokens; errors never echo a token."""
+    tokens: list[ApiToken] = []
+    for number, entry in enumerate(filter(None, (e.strip() for e in text.split(","))), 1):
+        name, role, token = [*entry.split(":", 2), "", ""][:3]
+        if not name or role not in ("viewer", "operator", "admin") or len(token) < 16:
+            raise ValueError(
+                f"entry {number} must be NAME:ROLE:TOKEN with ROLE viewer, operator or admin "
+                "and a token of at least 16 characters"
+            )
+        tokens.append(ApiToken(name=name, role=role, token=SecretStr(token)))
+    names = [t.name for t in tokens]
+    if len(set(names)) != len(names):
+        raise ValueError("token names must be unique: they name who acknowledged an alert")
+    return tuple(tokens)
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -256,6 +313,7 @@ class Config(_Section):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     sms: SmsConfig = Field(default_factory=SmsConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 

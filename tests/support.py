@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import psycopg
+import yaml
 
 from hydro.config import Config
 from hydro.models import ResponsiblePerson, Role, Station, StationKind
@@ -102,6 +107,50 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {seconds}s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def write_config(
+    path: Path, pg_url: str, broker_port: int, topic_prefix: str, **sections: Mapping[str, Any]
+) -> Path:
+    """A config file for ``hydro run`` on the local services with the repository's registry;
+    ``sections`` add to or override its sections."""
+    repo = Path(__file__).resolve().parent.parent
+    data: dict[str, Any] = {
+        "mqtt": {
+            "port": broker_port,
+            "topic_prefix": topic_prefix,
+            "client_id": f"run-{topic_prefix}",
+        },
+        "database": {"url": pg_url, "timescaledb": "off", "connect_timeout": "2s"},
+        "ingest": {"batch_interval": "50ms"},
+        "registry": {"stations": str(repo / "stations")},
+        "alerting": {"rules": str(repo / "alert_rules"), "interval": "1s"},
+        "api": {"port": 0},
+    }
+    for name, values in sections.items():
+        data[name] = {**data.get(name, {}), **values}
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def start_hydro(
+    command: str, config: Path, log: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``hydro --config CONFIG COMMAND`` writing to ``log``; returns once it has subscribed."""
+    before = log.read_text(errors="replace").count("subscribed to") if log.exists() else 0
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hydro", "--config", str(config), command],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+    deadline = time.monotonic() + 30
+    while log.read_text(errors="replace").count("subscribed to") <= before:
+        assert process.poll() is None, log.read_text(errors="replace")
+        assert time.monotonic() < deadline, log.read_text(errors="replace")
+        time.sleep(0.05)
+    return process
 
 
 def readings_payload(codes: Iterable[str], times: Iterable[str], level: float) -> dict[str, Any]:

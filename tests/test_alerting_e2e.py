@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +15,7 @@ import yaml
 
 from hydro.cli import main
 from hydro.local import LocalMosquitto, LocalPostgres
-from tests.support import count_rows, publish_json, publisher, reading
+from tests.support import count_rows, publish_json, publisher, reading, start_hydro, write_config
 from tests.twilio_server import FakeTwilio
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,42 +50,16 @@ def hydro_run(
     started: list[subprocess.Popen[bytes]] = []
 
     def start(fake: FakeTwilio, database_url: str | None = None) -> subprocess.Popen[bytes]:
-        config = tmp_path / "config.yaml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "mqtt": {
-                        "port": local_mosquitto.port,
-                        "topic_prefix": mqtt_topic_prefix,
-                        "client_id": f"run-{mqtt_topic_prefix}",
-                    },
-                    "database": {
-                        "url": database_url or pg_url,
-                        "timescaledb": "off",
-                        "connect_timeout": "2s",
-                    },
-                    "ingest": {"batch_interval": "50ms"},
-                    "registry": {"stations": str(REPO / "stations")},
-                    "alerting": {"rules": str(tmp_path / "rules"), "interval": "1s"},
-                    "sms": {"provider": "twilio", "retry_first": "100ms"},
-                }
-            )
+        config = write_config(
+            tmp_path / "config.yaml",
+            database_url or pg_url,
+            local_mosquitto.port,
+            mqtt_topic_prefix,
+            alerting={"rules": str(tmp_path / "rules")},
+            sms={"provider": "twilio", "retry_first": "100ms"},
         )
-        env = {**os.environ, **fake.environment()}
-        before = log.read_text().count("subscribed to") if log.exists() else 0
-        with log.open("ab") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "hydro", "--config", str(config), "run"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
+        process = start_hydro("run", config, log, fake.environment())
         started.append(process)
-        deadline = time.monotonic() + 30
-        while log.read_text(errors="replace").count("subscribed to") <= before:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
         return process
 
     yield start  # type: ignore[misc]

@@ -12,21 +12,27 @@ import json
 import secrets
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
+
+from twilio.request_validator import RequestValidator
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "test-auth-token"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Received:
     to: str
     sender: str
     body: str
     at: float  # time.time() when the request arrived
+    status_callback: str | None = None
+    sid: str | None = None  # set when the message was accepted
 
 
 class FakeTwilio:
@@ -49,6 +55,38 @@ class FakeTwilio:
             "HYDRO_SMS__TWILIO_FROM": "+15005550006",
             "HYDRO_SMS__TWILIO_BASE_URL": self.base_url,
         }
+
+    def report_status(
+        self, message: Received, status: str, error_code: str | None = None, *, sign: bool = True
+    ) -> int:
+        """Calls the message's StatusCallback as Twilio does: a form POST signed with the auth
+        token (X-Twilio-Signature over the URL and the sorted fields). Returns the HTTP status."""
+        assert message.status_callback, "the message asked for no receipts"
+        assert message.sid, "the message was not accepted"
+        fields = {
+            "AccountSid": ACCOUNT_SID,
+            "MessageSid": message.sid,
+            "SmsSid": message.sid,
+            "MessageStatus": status,
+            "SmsStatus": status,
+            "To": message.to,
+            "From": message.sender,
+            "ApiVersion": "2010-04-01",
+        }
+        if error_code is not None:
+            fields["ErrorCode"] = error_code
+        signature = RequestValidator(AUTH_TOKEN).compute_signature(message.status_callback, fields)
+        request = urllib.request.Request(
+            message.status_callback,
+            data=urlencode(fields).encode(),
+            headers={"X-Twilio-Signature": signature if sign else "forged"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
 
     def __enter__(self) -> FakeTwilio:
         self._thread.start()
@@ -74,12 +112,18 @@ class FakeTwilio:
                     return
                 length = int(self.headers.get("Content-Length", "0"))
                 form = parse_qs(self.rfile.read(length).decode())
-                message = Received(form["To"][0], form["From"][0], form["Body"][0], time.time())
+                message = Received(
+                    form["To"][0],
+                    form["From"][0],
+                    form["Body"][0],
+                    time.time(),
+                    form.get("StatusCallback", [None])[0],
+                )
                 with fake._lock:
                     fake.received.append(message)
                     status, code = fake.answers.popleft() if fake.answers else (201, None)
                 if status == 201:
-                    sid = "SM" + secrets.token_hex(16)
+                    sid = message.sid = "SM" + secrets.token_hex(16)
                     self._reply(
                         201,
                         {

@@ -100,7 +100,7 @@ def _list(args: argparse.Namespace) -> int:
         since=aware(args.since, zone),
         until=aware(args.until, zone),
         severity=args.severity,
-        active=args.active,
+        state="open" if args.active else None,
         limit=args.limit,
     )
     alerts = run_async(app.alerts(config, query))

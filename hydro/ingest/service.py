@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from hydro import metrics
 from hydro.config import Config
 from hydro.errors import BrokerUnavailable, StorageUnavailable
 from hydro.ingest.mqtt import BrokerSession, Delivery
@@ -238,6 +239,10 @@ class IngestService:
                     await asyncio.sleep(delay)
             backoff.reset()
             self.stats.add(outcome)
+            metrics.READINGS_STORED.inc(outcome.inserted + outcome.revised)
+            metrics.READINGS_DUPLICATE.inc(outcome.duplicates)
+            for rejection in batch.rejections:
+                metrics.REJECTED.labels(rejection.code.value).inc()
             for delivery in batch.deliveries:
                 if not delivery.session.acknowledge(delivery):
                     self.stats.unacknowledged += 1

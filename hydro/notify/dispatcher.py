@@ -17,13 +17,14 @@ import logging
 import math
 import time
 
-import psycopg
 import psycopg_pool
 
 from hydro.config import SmsConfig
 from hydro.models import mask_phone
 from hydro.notify.providers import OutgoingSms, SmsError, SmsProvider
+from hydro.rules.messages import delivery_failure_notice, undelivered_notice
 from hydro.store.db import connection
+from hydro.store.outbox import DutyNotices, apply_receipts, queue_duty_notices
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class Dispatcher:
         self._provider = provider
         self._pool = pool
         self._duty = config.duty_officers
+        self._notices = DutyNotices(config.duty_officers, undelivered_notice)
         self._slots = asyncio.Semaphore(config.concurrency)
         self._spacing = 1.0 / config.rate_per_second
         self._next_start = 0.0
@@ -99,6 +101,8 @@ class Dispatcher:
                 " updated_at = now(), last_error = NULL WHERE id = %s",
                 (provider_id, sms.outbox_id),
             )
+            # A receipt that beat this commit (a fast carrier) was kept; apply it now.
+            await apply_receipts(conn, provider_id, self._notices)
         log.info(
             "outbox=%d sent station=%s to %s %s via %s id=%s",
             sms.outbox_id,
@@ -130,7 +134,10 @@ class Dispatcher:
                 ("queued" if retry else "failed", str(exc), delay, sms.outbox_id),
             )
             if not retry and sms.role != "duty":
-                await self._tell_duty_officers(conn, sms, exc)
+                body = delivery_failure_notice(
+                    sms.station, sms.role, sms.person, sms.phone, str(exc)
+                )
+                await queue_duty_notices(conn, sms.station, self._duty, body)
         log.warning(
             "outbox=%d station=%s to %s %s %s: %s",
             sms.outbox_id,
@@ -140,20 +147,6 @@ class Dispatcher:
             f"retry in {delay.total_seconds():.0f}s" if retry else "FAILED",
             exc,
         )
-
-    async def _tell_duty_officers(
-        self, conn: psycopg.AsyncConnection[tuple[object, ...]], sms: OutgoingSms, exc: SmsError
-    ) -> None:
-        body = (
-            f"hydro短信发送失败: 测站{sms.station or '-'}的{sms.role}责任人{sms.person}"
-            f"({mask_phone(sms.phone)})未能收到预警短信,原因: {exc}。请电话通知。"
-        )
-        for officer in self._duty:
-            await conn.execute(
-                "INSERT INTO outbox (station, role, person, phone, body)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                (sms.station, "duty", officer.name, officer.phone, body),
-            )
 
 
 def _opt(value: object) -> str | None:

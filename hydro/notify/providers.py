@@ -68,19 +68,31 @@ class TwilioProvider:
     name = "twilio"
 
     def __init__(
-        self, account_sid: str, auth_token: str, sender: str, base_url: str | None = None
+        self,
+        account_sid: str,
+        auth_token: str,
+        sender: str,
+        *,
+        base_url: str | None = None,
+        status_callback: str | None = None,
     ) -> None:
         self._client = Client(account_sid, auth_token)
         if base_url:
             self._client.api.base_url = base_url.rstrip("/")
         self._sender = sender
+        self._status_callback = status_callback
 
     async def send(self, sms: OutgoingSms) -> str:
         return await asyncio.to_thread(self._send, sms)
 
     def _send(self, sms: OutgoingSms) -> str:
         try:
-            message = self._client.messages.create(to=sms.phone, from_=self._sender, body=sms.body)
+            message = self._client.messages.create(
+                to=sms.phone,
+                from_=self._sender,
+                body=sms.body,
+                **({"status_callback": self._status_callback} if self._status_callback else {}),
+            )
         except TwilioRestException as exc:
             retryable = exc.status == 429 or exc.status >= 500
             code = str(exc.code) if exc.code is not None else str(exc.status)

@@ -194,17 +194,21 @@ class OutboxRecord:
     attempts: int
     provider_id: str | None
     last_error: str | None
+    error_code: str | None
     created_at: dt.datetime
     sent_at: dt.datetime | None
+    delivered_at: dt.datetime | None
 
 
 @dataclass(frozen=True, slots=True)
 class AlertFilter:
     station: str | None = None
+    stations: tuple[str, ...] | None = None  # any of these (a prefecture's); None: no limit
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     severity: str | None = None
-    active: bool = False
+    state: str | None = None  # open or cleared
+    before: tuple[dt.datetime, int] | None = None  # (opened_at, id) of the last row of a page
     limit: int = 100
 
 
@@ -214,27 +218,28 @@ _ALERT_COLUMNS = sql.SQL(
 )
 _OUTBOX_COLUMNS = sql.SQL(
     "id, alert_id, event_id, station, role, person, phone, body, status, attempts, provider_id,"
-    " last_error, created_at, sent_at"
+    " last_error, error_code, created_at, sent_at, delivered_at"
 )
 
 
 async def list_alerts(
     pool: psycopg_pool.AsyncConnectionPool, query: AlertFilter
 ) -> list[AlertRecord]:
-    """Newest first (by observation time)."""
+    """Newest first (by observation time, then id): pages continue from ``before``."""
     conditions: list[sql.Composable] = []
     params: list[object] = []
     for clause, value in (
         ("station = %s", query.station),
+        ("station = ANY(%s)", None if query.stations is None else list(query.stations)),
         ("opened_at >= %s", query.since),
         ("opened_at < %s", query.until),
         ("severity = %s", query.severity),
+        ("state = %s", query.state),
+        ("(opened_at, id) < (%s, %s)", query.before),
     ):
         if value is not None:
             conditions.append(sql.SQL(clause))
-            params.append(value)
-    if query.active:
-        conditions.append(sql.SQL("state = 'open'"))
+            params.extend(value if isinstance(value, tuple) else [value])
     where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
     statement = sql.SQL("SELECT {} FROM alerts{} ORDER BY opened_at DESC, id DESC LIMIT %s").format(
         _ALERT_COLUMNS, where
@@ -242,6 +247,16 @@ async def list_alerts(
     async with connection(pool, "listing alerts") as conn:
         cur = conn.cursor(row_factory=class_row(AlertRecord))
         await cur.execute(statement, [*params, query.limit])
+        return await cur.fetchall()
+
+
+async def open_alerts(pool: psycopg_pool.AsyncConnectionPool) -> list[AlertRecord]:
+    """Every open alert: what the map colours stations by."""
+    async with connection(pool, "listing open alerts") as conn:
+        cur = conn.cursor(row_factory=class_row(AlertRecord))
+        await cur.execute(
+            sql.SQL("SELECT {} FROM alerts WHERE state = 'open' ORDER BY id").format(_ALERT_COLUMNS)
+        )
         return await cur.fetchall()
 
 

@@ -1,9 +1,10 @@
-"""Read-only queries for operators: the quarantine, the storage status, a station's readings."""
+"""Read-only queries for operators: the quarantine, the storage status, readings and series."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Literal
 
 import psycopg
 import psycopg_pool
@@ -141,6 +142,99 @@ async def station_readings(
             (station, since, until),
         )
         return await cur.fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class LatestReading:
+    station: str
+    time: dt.datetime
+    received_at: dt.datetime
+    water_level: float | None
+    flow: float | None
+    rainfall: float | None
+    battery_v: float | None
+
+
+async def latest_readings(
+    pool: psycopg_pool.AsyncConnectionPool, station: str | None = None
+) -> list[LatestReading]:
+    """Each station's newest reading (one station's, if given)."""
+    where = sql.SQL(" WHERE station = %s") if station else sql.SQL("")
+    async with connection(pool, "reading the latest readings") as conn:
+        cur = conn.cursor(row_factory=class_row(LatestReading))
+        await cur.execute(
+            sql.SQL(
+                "SELECT station, time, received_at, water_level, flow, rainfall, battery_v"
+                " FROM station_latest{}"
+            ).format(where),
+            [station] if station else [],
+        )
+        return await cur.fetchall()
+
+
+Every = Literal["raw", "5m", "1h", "1d"]
+
+# (time, level, level min, level max, rainfall, flow) per point; 1h and 1d read the aggregates,
+# continuous aggregates where TimescaleDB is installed. A day starts at 08:00 local time.
+_SERIES: dict[str, str] = {
+    "raw": "SELECT time, water_level, water_level, water_level, rainfall, flow FROM readings"
+    " WHERE station = %s AND time >= %s AND time < %s ORDER BY time",
+    "5m": "SELECT date_bin('5 minutes', time, TIMESTAMPTZ '2000-01-01'), avg(water_level),"
+    " min(water_level), max(water_level), sum(rainfall), max(flow) FROM readings"
+    " WHERE station = %s AND time >= %s AND time < %s GROUP BY 1 ORDER BY 1",
+    "1h": "SELECT bucket, water_level_avg, water_level_min, water_level_max, rainfall_sum,"
+    " flow_max FROM readings_hourly WHERE station = %s AND bucket >= %s AND bucket < %s"
+    " ORDER BY bucket",
+    "1d": "SELECT day_start, water_level_avg, water_level_min, water_level_max, rainfall_sum,"
+    " flow_max FROM readings_daily WHERE station = %s AND day_start >= %s AND day_start < %s"
+    " ORDER BY day_start",
+}
+
+SeriesPoint = tuple[
+    dt.datetime, float | None, float | None, float | None, float | None, float | None
+]
+
+
+async def station_series(
+    pool: psycopg_pool.AsyncConnectionPool,
+    station: str,
+    since: dt.datetime,
+    until: dt.datetime,
+    every: Every,
+) -> list[SeriesPoint]:
+    """A station's readings in [since, until), raw or bucketed, oldest first."""
+    async with connection(pool, f"reading the series of station {station}") as conn:
+        cur = await conn.execute(_SERIES[every], (station, since, until))
+        rows = await cur.fetchall()
+    return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryCounts:
+    sms_by_status: dict[str, int]
+    journal_backlog: int
+    stations_reporting_5m: int
+    last_received_at: dt.datetime | None
+
+
+async def delivery_counts(pool: psycopg_pool.AsyncConnectionPool) -> DeliveryCounts:
+    """SMS by status, the evaluation backlog and how many stations reported lately."""
+    async with connection(pool, "counting SMS and backlog") as conn:
+        cur = await conn.execute("SELECT status, count(*) FROM outbox GROUP BY status")
+        by_status = {str(status): int(str(n)) for status, n in await cur.fetchall()}
+        backlog = await _scalar(conn, "SELECT count(*) FROM ingest_journal")
+        cur = await conn.execute(
+            "SELECT count(*) FILTER (WHERE received_at > now() - interval '5 minutes'),"
+            " max(received_at) FROM station_latest"
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return DeliveryCounts(
+        by_status,
+        int(str(backlog)),
+        int(str(row[0])),
+        row[1] if isinstance(row[1], dt.datetime) else None,
+    )
 
 
 async def _scalar(conn: psycopg.AsyncConnection[tuple[object, ...]], query: str) -> object:

@@ -1,0 +1,131 @@
+"""``/api/v1/alerts``: history with filters, pages and CSV; one alert with every SMS; ack."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import io
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi.responses import StreamingResponse
+
+from hydro.api.auth import Context, Operator, Viewer
+from hydro.api.context import ApiContext
+from hydro.api.schemas import AlertDetail, AlertOut, AlertPage, EventOut, NotificationOut
+from hydro.api.views import alert_out, aware, decode_cursor, encode_cursor, phone_for
+from hydro.rules.model import Severity
+from hydro.store.alerts import AlertFilter, acknowledge, alert_detail, list_alerts
+
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+
+AlertId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+_CSV_PAGE = 2000
+
+
+@router.get(
+    "",
+    response_model=AlertPage,
+    responses={200: {"content": {"text/csv": {}}, "description": "a page, or CSV of all"}},
+)
+async def list_alert_history(
+    *,
+    ctx: Context,
+    _: Viewer,
+    station: str | None = None,
+    prefecture: str | None = None,
+    county: str | None = None,
+    severity: Severity | None = None,
+    state: Literal["open", "cleared"] | None = None,
+    from_: Annotated[
+        dt.datetime | None, Query(alias="from", description="opened at or after")
+    ] = None,
+    to: Annotated[dt.datetime | None, Query(description="opened before")] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    format: Literal["json", "csv"] = "json",
+) -> AlertPage | StreamingResponse:
+    """Newest first. ``format=csv`` returns every matching alert, not one page."""
+    stations = None
+    if prefecture is not None or county is not None:
+        stations = tuple(
+            s.code
+            for s in ctx.registry.stations
+            if (prefecture is None or s.prefecture == prefecture)
+            and (county is None or s.county == county)
+        )
+    try:
+        before = decode_cursor(cursor) if cursor else None
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    query = AlertFilter(
+        station=station,
+        stations=stations,
+        since=aware(from_),
+        until=aware(to),
+        severity=severity.value if severity else None,
+        state=state,
+        before=before,
+        limit=limit,
+    )
+    if format == "csv":
+        return StreamingResponse(
+            _csv(ctx, query),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="alerts.csv"'},
+        )
+    rows = await list_alerts(ctx.pool, query)
+    items = [alert_out(a, ctx.registry.get(a.station), ctx.rule_names) for a in rows]
+    last = rows[-1] if len(rows) == limit else None
+    return AlertPage(
+        items=items, next_cursor=encode_cursor(last.opened_at, last.id) if last else None
+    )
+
+
+async def _csv(ctx: ApiContext, query: AlertFilter) -> AsyncIterator[str]:
+    fields = list(AlertOut.model_fields)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")  # Excel opens UTF-8 Chinese text correctly only with a BOM
+    writer.writerow(fields)
+    query = dataclasses.replace(query, limit=_CSV_PAGE)
+    while True:
+        rows = await list_alerts(ctx.pool, query)
+        for alert in rows:
+            out = alert_out(alert, ctx.registry.get(alert.station), ctx.rule_names)
+            writer.writerow(["" if v is None else v for v in out.model_dump(mode="json").values()])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        if len(rows) < _CSV_PAGE:
+            return
+        query = dataclasses.replace(query, before=(rows[-1].opened_at, rows[-1].id))
+
+
+@router.get("/{alert_id}", response_model=AlertDetail)
+async def get_alert(ctx: Context, principal: Viewer, alert_id: AlertId) -> AlertDetail:
+    found = await alert_detail(ctx.pool, alert_id)
+    if found is None:
+        raise HTTPException(404, f"no alert {alert_id}")
+    alert, events, outbox = found
+    return AlertDetail(
+        alert=alert_out(alert, ctx.registry.get(alert.station), ctx.rule_names),
+        events=[EventOut.model_validate(e, from_attributes=True) for e in events],
+        notifications=[
+            NotificationOut.model_validate(o, from_attributes=True).model_copy(
+                update={"phone": phone_for(o.phone, full=principal.sees_phones)}
+            )
+            for o in outbox
+        ],
+    )
+
+
+@router.post("/{alert_id}/ack", response_model=AlertOut)
+async def acknowledge_alert(ctx: Context, principal: Operator, alert_id: AlertId) -> AlertOut:
+    """Recorded once, under the token holder's name: a second ack keeps the first."""
+    alert = await acknowledge(ctx.pool, alert_id, principal.name)
+    if alert is None:
+        raise HTTPException(404, f"no alert {alert_id}")
+    return alert_out(alert, ctx.registry.get(alert.station), ctx.rule_names)

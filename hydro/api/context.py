@@ -1,0 +1,24 @@
+"""What the API's handlers need, built once by the wiring (``hydro.app``)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+import psycopg_pool
+
+from hydro.config import ApiToken, DutyOfficer
+from hydro.stations.registry import Registry
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    pool: psycopg_pool.AsyncConnectionPool
+    registry: Registry
+    tokens: tuple[ApiToken, ...]
+    rule_names: Mapping[str, str]  # rule id -> its name (超警戒水位), for people
+    silence_families: frozenset[str]  # alert families that mean "no data"
+    twilio_auth_token: str | None  # None: the status webhook refuses everything
+    public_url: str | None  # what Twilio signs; None: the URL as this server received it
+    duty_officers: tuple[DutyOfficer, ...]
+    broker_reachable: Callable[[], Awaitable[str | None]]  # None when fine, else why not

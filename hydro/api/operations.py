@@ -1,0 +1,183 @@
+"""Health, readiness, Prometheus metrics, the province summary and the Twilio status webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import logging
+from typing import Annotated
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Header, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Gauge,
+    generate_latest,
+)
+from twilio.request_validator import RequestValidator
+
+from hydro.api.auth import Context, Viewer
+from hydro.api.context import ApiContext
+from hydro.api.schemas import Readiness, SilentStation, Summary
+from hydro.api.views import station_statuses
+from hydro.errors import HydroError
+from hydro.rules.messages import undelivered_notice
+from hydro.store.alerts import open_alerts
+from hydro.store.db import connection
+from hydro.store.outbox import DutyNotices, record_receipt
+from hydro.store.queries import delivery_counts, latest_readings
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+TWILIO_STATUS_PATH = "/api/v1/twilio/status"
+_READY_TIMEOUT = 3.0
+
+
+@router.get("/healthz", tags=["operations"])
+async def healthz() -> dict[str, str]:
+    """The process answers; says nothing about the database or broker (see /readyz)."""
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    tags=["operations"],
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "database or broker unreachable"}},
+)
+async def readyz(ctx: Context) -> JSONResponse:
+    database, broker = await asyncio.gather(_database_problem(ctx), ctx.broker_reachable())
+    body = Readiness(database=database or "ok", broker=broker or "ok")
+    return JSONResponse(body.model_dump(), status_code=503 if database or broker else 200)
+
+
+async def _database_problem(ctx: ApiContext) -> str | None:
+    try:
+        async with asyncio.timeout(_READY_TIMEOUT):
+            async with connection(ctx.pool, "checking readiness") as conn:
+                await conn.execute("SELECT 1")
+    except (HydroError, TimeoutError) as exc:
+        return f"unreachable: {exc or 'no answer in time'}"
+    return None
+
+
+@router.get("/metrics", tags=["operations"], response_class=Response)
+async def metrics(ctx: Context) -> Response:
+    """This process's counters, and what the database holds (the same from every process)."""
+    scrape = CollectorRegistry()
+    open_by = Gauge("hydro_alerts_open", "Open alerts by severity", ["severity"], registry=scrape)
+    sms = Gauge("hydro_sms", "SMS in the outbox by status", ["status"], registry=scrape)
+    backlog = Gauge("hydro_evaluation_backlog", "Stored batches not yet evaluated", registry=scrape)
+    silent = Gauge("hydro_stations_silent", "Stations with an open silence alert", registry=scrape)
+    alerts = await open_alerts(ctx.pool)
+    counts = await delivery_counts(ctx.pool)
+    for severity, n in collections.Counter(
+        a.severity for a in alerts if a.family not in ctx.silence_families
+    ).items():
+        open_by.labels(severity).set(n)
+    for status, n in counts.sms_by_status.items():
+        sms.labels(status).set(n)
+    backlog.set(counts.journal_backlog)
+    silent.set(len({a.station for a in alerts if a.family in ctx.silence_families}))
+    return Response(
+        generate_latest(REGISTRY) + generate_latest(scrape), media_type=CONTENT_TYPE_LATEST
+    )
+
+
+@router.get("/api/v1/me", tags=["summary"])
+async def me(principal: Viewer) -> dict[str, str]:
+    """Who the token belongs to and its role: the web page shows the ack button to operators."""
+    return {"name": principal.name, "role": principal.role}
+
+
+@router.get("/api/v1/summary", tags=["summary"], response_model=Summary)
+async def summary(ctx: Context, _: Viewer) -> Summary:
+    """The province at a glance: open alerts by prefecture and severity, silent stations, SMS."""
+    alerts = await open_alerts(ctx.pool)
+    latest = {row.station: row for row in await latest_readings(ctx.pool)}
+    counts = await delivery_counts(ctx.pool)
+    statuses = station_statuses(ctx.registry.stations, alerts, latest, ctx.silence_families)
+    by_prefecture: dict[str, dict[str, int]] = {}
+    by_severity: collections.Counter[str] = collections.Counter()
+    for alert in alerts:
+        station = ctx.registry.get(alert.station)
+        if alert.family in ctx.silence_families:
+            continue
+        prefecture = station.prefecture if station else "?"
+        by_prefecture.setdefault(prefecture, collections.Counter())[alert.severity] += 1
+        by_severity[alert.severity] += 1
+    silent = [
+        SilentStation(
+            code=s.code,
+            name=s.name,
+            prefecture=s.prefecture,
+            last_time=latest[s.code].time if s.code in latest else None,
+        )
+        for s in ctx.registry.stations
+        if statuses[s.code][1]
+    ]
+    return Summary(
+        generated_at=dt.datetime.now(dt.UTC),
+        stations=len(ctx.registry),
+        stations_reporting_5m=counts.stations_reporting_5m,
+        last_received_at=counts.last_received_at,
+        open_alerts=sum(by_severity.values()),
+        by_prefecture={p: dict(c) for p, c in sorted(by_prefecture.items())},
+        by_severity=dict(by_severity),
+        silent=silent,
+        no_data=sum(1 for status, _ in statuses.values() if status == "no_data"),
+        outbox_backlog=counts.sms_by_status.get("queued", 0)
+        + counts.sms_by_status.get("sending", 0),
+        sms_by_status=counts.sms_by_status,
+        journal_backlog=counts.journal_backlog,
+    )
+
+
+@router.post(
+    TWILIO_STATUS_PATH,
+    tags=["webhooks"],
+    status_code=204,
+    responses={403: {"description": "missing or invalid X-Twilio-Signature"}},
+)
+async def twilio_status(
+    ctx: Context,
+    request: Request,
+    x_twilio_signature: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Twilio's message status callback: delivered, undelivered or failed with an error code.
+
+    Signed by Twilio with the account's auth token over the URL and the form fields; anything
+    unsigned or signed wrongly is refused before it is read further.
+    """
+    body = (await request.body()).decode("utf-8", "replace")
+    params = dict(parse_qsl(body, keep_blank_values=True))
+    url = _signed_url(ctx, request)
+    if (
+        ctx.twilio_auth_token is None
+        or x_twilio_signature is None
+        or not RequestValidator(ctx.twilio_auth_token).validate(url, params, x_twilio_signature)
+    ):
+        raise HTTPException(403, "not signed by Twilio")
+    sid, status = params.get("MessageSid"), params.get("MessageStatus")
+    if not sid or not status:
+        raise HTTPException(422, "MessageSid and MessageStatus are required")
+    error_code = params.get("ErrorCode") or None
+    notices = DutyNotices(ctx.duty_officers, undelivered_notice)
+    async with connection(ctx.pool, f"recording the receipt for {sid}") as conn:
+        await record_receipt(conn, sid, status, error_code, notices)
+    log.info("receipt %s: %s%s", sid, status, f" (error {error_code})" if error_code else "")
+    return Response(status_code=204)
+
+
+def _signed_url(ctx: ApiContext, request: Request) -> str:
+    """What Twilio signed: the public address when configured (a proxy in front changes what
+    this server sees), else the URL as received."""
+    if ctx.public_url is None:
+        return str(request.url)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return f"{ctx.public_url}{request.url.path}{query}"

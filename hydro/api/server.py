@@ -1,0 +1,117 @@
+"""The FastAPI application and how it is served inside hydro's own event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+from importlib import resources
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from hydro.api import alerts, operations, stations
+from hydro.api.context import ApiContext
+from hydro.api.operations import TWILIO_STATUS_PATH
+from hydro.errors import ConfigError, Problem, StorageUnavailable
+
+__all__ = ["TWILIO_STATUS_PATH", "create_api", "listen", "serve"]
+
+log = logging.getLogger(__name__)
+_WEB = resources.files("hydro.api") / "web"
+
+
+def create_api(context: ApiContext) -> FastAPI:
+    api = FastAPI(
+        title="hydro",
+        summary="Flood monitoring: stations, readings, alerts and SMS delivery",
+        version="1",
+        description="Every /api/v1 endpoint needs `Authorization: Bearer <token>` (roles viewer,"
+        " operator, admin; HYDRO_API__TOKENS). /healthz, /readyz, /metrics and the signed Twilio"
+        " webhook do not.",
+    )
+    api.state.context = context
+    api.add_middleware(_RefuseNul)
+    api.add_exception_handler(StorageUnavailable, _database_unavailable)
+    api.include_router(stations.router)
+    api.include_router(alerts.router)
+    api.include_router(operations.router)
+    web = str(_WEB)
+    api.mount("/static", StaticFiles(directory=web), name="static")
+
+    @api.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(f"{web}/index.html", headers={"Cache-Control": "no-cache"})
+
+    return api
+
+
+class _RefuseNul:
+    """PostgreSQL text cannot hold NUL: a request with one is refused before any handler runs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
+        ):
+            response = JSONResponse({"detail": "NUL characters are not allowed"}, status_code=400)
+            await response(scope, receive, send)
+            return
+        await self._app(scope, receive, send)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("api: %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        {"detail": "the database is unavailable; try again shortly"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn inside hydro's loop: hydro owns the signals and stops every part together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Binds before anything else starts, so a taken port stops start-up with its name."""
+    try:
+        listener = socket.create_server((host, port))
+    except OSError as exc:
+        raise ConfigError(
+            [Problem("api", f"cannot listen on {host}:{port} (api.host, api.port): {exc.strerror}")]
+        ) from exc
+    # Accepted connections inherit this on Linux. asyncio sets it only on sockets it made with
+    # proto IPPROTO_TCP, and create_server's have proto 0: without it, delayed ACKs add 40 ms
+    # to every response written in two parts (headers, body).
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    listener.setblocking(False)
+    return listener
+
+
+async def serve(api: FastAPI, listener: socket.socket, stop: asyncio.Event) -> None:
+    """Serves on ``listener`` until ``stop`` is set, then lets open requests finish (5 s)."""
+    host, port = listener.getsockname()[:2]
+    server = _Server(
+        uvicorn.Config(
+            api, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
+        )
+    )
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    log.info("api: web page and API at http://%s:%d/", host, port)
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    server.should_exit = True
+    await task

@@ -1,0 +1,115 @@
+"""``/api/v1/stations``: the registry with each station's status, latest reading and series."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+
+from hydro.api.auth import Context, Viewer
+from hydro.api.schemas import Person, Series, StationDetail, StationOut, StationStatus
+from hydro.api.views import alert_out, aware, phone_for, station_out, station_statuses
+from hydro.models import StationKind
+from hydro.store.alerts import open_alerts
+from hydro.store.queries import Every, latest_readings, station_series
+
+router = APIRouter(prefix="/api/v1/stations", tags=["stations"])
+
+# The longest range one request may ask for, per resolution: enough for a flood season of hourly
+# points, bounded so one request cannot make the database read years of raw readings.
+_MAX_RANGE = {
+    "raw": dt.timedelta(days=62),
+    "5m": dt.timedelta(days=62),
+    "1h": dt.timedelta(days=400),
+    "1d": dt.timedelta(days=3660),
+}
+
+
+@router.get("", response_model=list[StationOut])
+async def list_stations(
+    *,
+    ctx: Context,
+    _: Viewer,
+    prefecture: str | None = None,
+    county: str | None = None,
+    kind: StationKind | None = None,
+    status: Annotated[
+        StationStatus | None, Query(description="silent matches every silent station")
+    ] = None,
+) -> list[StationOut]:
+    latest = {row.station: row for row in await latest_readings(ctx.pool)}
+    stations = [
+        s
+        for s in ctx.registry.stations
+        if (prefecture is None or s.prefecture == prefecture)
+        and (county is None or s.county == county)
+        and (kind is None or s.kind == kind)
+    ]
+    statuses = station_statuses(stations, await open_alerts(ctx.pool), latest, ctx.silence_families)
+    return [
+        station_out(s, statuses[s.code], latest.get(s.code))
+        for s in stations
+        if status is None
+        or statuses[s.code][0] == status
+        or (status == "silent" and statuses[s.code][1])
+    ]
+
+
+@router.get("/{code}", response_model=StationDetail)
+async def station_detail(ctx: Context, principal: Viewer, code: str) -> StationDetail:
+    station = ctx.registry.get(code)
+    if station is None:
+        raise HTTPException(404, f"no station {code} in the registry")
+    latest = {row.station: row for row in await latest_readings(ctx.pool, code)}
+    active = [a for a in await open_alerts(ctx.pool) if a.station == code]
+    status = station_statuses([station], active, latest, ctx.silence_families)[code]
+    summary = station_out(station, status, latest.get(code))
+    return StationDetail(
+        **summary.model_dump(),
+        gateway=station.gateway,
+        timezone=station.timezone,
+        persons=[
+            Person(
+                role=p.role.value,
+                name=p.name,
+                phone=phone_for(p.phone, full=principal.sees_phones),
+            )
+            for p in station.persons
+        ],
+        active_alerts=[alert_out(a, station, ctx.rule_names) for a in active],
+    )
+
+
+@router.get("/{code}/readings", response_model=Series)
+async def station_readings(
+    *,
+    ctx: Context,
+    _: Viewer,
+    code: str,
+    from_: Annotated[dt.datetime | None, Query(alias="from")] = None,
+    to: dt.datetime | None = None,
+    every: Annotated[
+        Every, Query(description="raw, 5m, 1h or 1d (hydrological day, from 08:00 local)")
+    ] = "raw",
+) -> Series:
+    """Defaults to the last 24 hours. Times without an offset are read as UTC."""
+    if ctx.registry.get(code) is None:
+        raise HTTPException(404, f"no station {code} in the registry")
+    until = aware(to) or dt.datetime.now(dt.UTC)
+    since = aware(from_) or until - dt.timedelta(days=1)
+    if since >= until:
+        raise HTTPException(422, "from must be before to")
+    if until - since > _MAX_RANGE[every]:
+        raise HTTPException(422, f"at most {_MAX_RANGE[every].days} days at every={every}")
+    rows = await station_series(ctx.pool, code, since, until, every)
+    return Series(
+        station=code,
+        every=every,
+        time=[r[0] for r in rows],
+        water_level=[r[1] for r in rows],
+        water_level_min=[r[2] for r in rows],
+        water_level_max=[r[3] for r in rows],
+        rainfall=[r[4] for r in rows],
+        flow=[r[5] for r in rows],
+    )

@@ -1,0 +1,133 @@
+"""Turning stored rows and registry entries into API shapes. Pure: no I/O."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable, Mapping
+
+from fastapi import HTTPException
+
+from hydro.api.schemas import AlertOut, Latest, Levels, StationOut, StationStatus
+from hydro.models import Station, mask_phone
+from hydro.rules.model import Severity
+from hydro.store.alerts import AlertRecord
+from hydro.store.queries import LatestReading
+
+
+def station_statuses(
+    stations: Iterable[Station],
+    open_alerts: Iterable[AlertRecord],
+    latest: Mapping[str, LatestReading],
+    silence_families: frozenset[str],
+) -> dict[str, tuple[StationStatus, bool]]:
+    """(status, silent) per station: the colour of its most severe open alert other than a
+    silence one; else ``silent`` if it has an open silence alert; else ``no_data`` if it never
+    reported; else ``normal``. ``silent`` is kept separately, since a gauge often goes quiet at
+    the peak of an alert the map must go on showing."""
+    worst: dict[str, int] = {}
+    silent: set[str] = set()
+    for alert in open_alerts:
+        if alert.family in silence_families:
+            silent.add(alert.station)
+        else:
+            rank = Severity(alert.severity).rank
+            worst[alert.station] = max(worst.get(alert.station, -1), rank)
+    colours = list(Severity)
+    statuses: dict[str, tuple[StationStatus, bool]] = {}
+    for station in stations:
+        code = station.code
+        status: StationStatus
+        if code in worst:
+            status = colours[worst[code]].value
+        elif code in silent:
+            status = "silent"
+        elif code not in latest:
+            status = "no_data"
+        else:
+            status = "normal"
+        statuses[code] = (status, code in silent)
+    return statuses
+
+
+def station_out(
+    station: Station, status: tuple[StationStatus, bool], latest: LatestReading | None
+) -> StationOut:
+    return StationOut(
+        code=station.code,
+        name=station.name,
+        kind=station.kind.value,
+        prefecture=station.prefecture,
+        county=station.county,
+        river=station.river,
+        lat=station.lat,
+        lon=station.lon,
+        status=status[0],
+        silent=status[1],
+        levels=levels(station),
+        latest=None if latest is None else latest_out(latest),
+    )
+
+
+def levels(station: Station) -> Levels:
+    return Levels.model_validate(station, from_attributes=True)
+
+
+def latest_out(latest: LatestReading) -> Latest:
+    return Latest.model_validate(latest, from_attributes=True)
+
+
+def alert_out(
+    alert: AlertRecord, station: Station | None, rule_names: Mapping[str, str]
+) -> AlertOut:
+    return AlertOut.model_validate(
+        {
+            **dataclasses.asdict(alert),
+            "station_name": station.name if station else None,
+            "prefecture": station.prefecture if station else None,
+            "county": station.county if station else None,
+            "rule_name": rule_names.get(alert.rule_id),
+        }
+    )
+
+
+_EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+_LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
+
+
+def aware(moment: dt.datetime | None) -> dt.datetime | None:
+    """Query times without an offset are read as UTC: an API has no local time of its own.
+    Times outside 1900-2200 are refused (422) before any arithmetic can overflow on them."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    if not _EARLIEST <= moment < _LATEST:
+        raise HTTPException(422, f"{moment.isoformat()} is outside 1900-2200")
+    return moment
+
+
+def phone_for(phone: str, *, full: bool) -> str:
+    return phone if full else mask_phone(phone)
+
+
+def encode_cursor(opened_at: dt.datetime, alert_id: int) -> str:
+    """Opaque to clients: the (opened_at, id) of the last row of a page."""
+    text = f"{opened_at.isoformat()}|{alert_id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
+    """Raises ValueError for anything :func:`encode_cursor` did not make."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, number = text.split("|")
+        opened_at = dt.datetime.fromisoformat(when)
+        alert_id = int(number)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError("not a cursor from this API") from exc
+    if opened_at.tzinfo is None or not 0 < alert_id < 2**63:
+        raise ValueError("not a cursor from this API")
+    return opened_at, alert_id

@@ -1,0 +1,407 @@
+// hydro's web page: the one map, active alerts, alert history and detail, station hydrographs.
+// Plain JavaScript, no build step and no internet: everything it loads is served by hydro.
+"use strict";
+
+const TEXT = {
+  zh: {
+    title: "hydro 防汛一张图", nav_map: "一张图", nav_alerts: "预警查询", logout: "退出",
+    token: "访问令牌", sign_in: "登录", click_station: "点击测站查看详情", active_alerts: "当前预警",
+    station: "测站", prefecture: "市州", severity: "等级", state: "状态", from: "起", to: "止",
+    search: "查询", export_csv: "导出CSV", more: "更多", season: "汛期", close: "关闭",
+    stations: "测站", open_alerts: "预警", silent: "失联", no_data: "无数据", backlog: "待发短信",
+    reporting: "5分钟内上报", normal: "正常", blue: "蓝色", yellow: "黄色", orange: "橙色", red: "红色",
+    opened: "发生时间", rule: "预警", peak: "峰值", acknowledged: "已确认", ack: "确认",
+    latest: "最新", water_level: "水位", rainfall: "雨量", flow: "流量", hydrograph: "水位过程线",
+    persons: "责任人", events: "过程", notifications: "短信", county: "区县", kind: "类型",
+    change_open: "发生", change_escalate: "升级", change_clear: "解除", change_remind: "提醒",
+    bad_token: "令牌无效", none: "无", status: "状态", attempts: "次数", time: "时间",
+    acked_by: "确认人", levels: "特征水位", open_station: "查看过程线", rain_mm: "雨量 (mm)",
+  },
+  en: {
+    title: "hydro flood map", nav_map: "Map", nav_alerts: "Alert history", logout: "Sign out",
+    token: "Access token", sign_in: "Sign in", click_station: "Click a station for details",
+    active_alerts: "Active alerts", station: "Station", prefecture: "Prefecture",
+    severity: "Severity", state: "State", from: "From", to: "To", search: "Search",
+    export_csv: "Export CSV", more: "More", season: "Season", close: "Close", stations: "Stations",
+    open_alerts: "Alerts", silent: "Silent", no_data: "No data", backlog: "SMS waiting",
+    reporting: "Reported in 5 min", normal: "Normal", blue: "Blue", yellow: "Yellow",
+    orange: "Orange", red: "Red", opened: "Opened", rule: "Alert", peak: "Peak",
+    acknowledged: "Acknowledged", ack: "Acknowledge", latest: "Latest", water_level: "Water level",
+    rainfall: "Rainfall", flow: "Flow", hydrograph: "Hydrograph", persons: "Responsible persons",
+    events: "Timeline", notifications: "SMS", county: "County", kind: "Kind",
+    change_open: "opened", change_escalate: "escalated", change_clear: "cleared",
+    change_remind: "reminder", bad_token: "Unknown token", none: "None", status: "Status",
+    attempts: "Attempts", time: "Time", acked_by: "Acknowledged by", levels: "Levels",
+    open_station: "Hydrograph", rain_mm: "Rain (mm)",
+  },
+};
+const STATUSES = ["red", "orange", "yellow", "blue", "silent", "normal", "no_data"];
+const LEVEL_NAMES = {
+  warning_level: ["警戒水位", "Warning"], guaranteed_level: ["保证水位", "Guaranteed"],
+  flood_limit_level: ["汛限水位", "Flood limit"], normal_level: ["正常蓄水位", "Normal pool"],
+  design_flood_level: ["设计洪水位", "Design flood"],
+};
+const REFRESH_MS = 10000;
+
+const state = {
+  lang: localStorage.getItem("hydro.lang") || "zh",
+  token: null,
+  me: null,
+  stations: [],
+  selected: null,
+  historyCursor: null,
+  chart: null,
+};
+
+const $ = (selector) => document.querySelector(selector);
+const t = (key) => TEXT[state.lang][key] ?? key;
+const esc = (value) => String(value ?? "").replace(/[&<>"']/g,
+  (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+const when = (iso) => iso ? new Date(iso).toLocaleString(state.lang === "zh" ? "zh-CN" : "en-GB") : "";
+const badge = (status) => `<span class="badge ${esc(status)}">${esc(t(status))}</span>`;
+
+class Unauthorized extends Error {}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, {
+    ...options,
+    headers: { Authorization: `Bearer ${state.token}`, ...(options.headers || {}) },
+  });
+  if (response.status === 401) throw new Unauthorized();
+  if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+// --- language ---------------------------------------------------------------------------
+
+function applyLanguage() {
+  document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
+  for (const element of document.querySelectorAll("[data-i18n]")) {
+    element.textContent = t(element.dataset.i18n);
+  }
+  $("#lang").textContent = state.lang === "zh" ? "English" : "中文";
+  document.title = t("title");
+}
+
+// --- sign-in ----------------------------------------------------------------------------
+
+function takeTokenFromAddress() {
+  // `hydro demo` prints the page's address with #token=...: a fragment never reaches a server log.
+  const match = location.hash.match(/token=([^&]+)/);
+  if (match) {
+    localStorage.setItem("hydro.token", decodeURIComponent(match[1]));
+    history.replaceState(null, "", location.pathname + "#map");
+  }
+  state.token = localStorage.getItem("hydro.token");
+}
+
+async function signIn() {
+  try {
+    state.me = await api("/api/v1/me");
+  } catch (error) {
+    if (!(error instanceof Unauthorized)) throw error;
+    state.me = null;
+  }
+  $("#login").hidden = Boolean(state.me);
+  $("#who").textContent = state.me ? `${state.me.name} (${state.me.role})` : "";
+  return Boolean(state.me);
+}
+
+// --- the one map ------------------------------------------------------------------------
+
+function projection(stations) {
+  const lats = stations.map((s) => s.lat), lons = stations.map((s) => s.lon);
+  const [minLat, maxLat, minLon, maxLon] = [Math.min(...lats), Math.max(...lats), Math.min(...lons), Math.max(...lons)];
+  const midLat = (minLat + maxLat) / 2;
+  const kx = Math.cos((midLat * Math.PI) / 180);  // a degree of longitude is shorter up north
+  const width = Math.max((maxLon - minLon) * kx, 0.01), height = Math.max(maxLat - minLat, 0.01);
+  const scale = Math.min(900 / width, 660 / height);
+  const left = 50 + (900 - width * scale) / 2, bottom = 710 - (660 - height * scale) / 2;
+  return {
+    x: (lon) => left + (lon - minLon) * kx * scale,
+    y: (lat) => bottom - (lat - minLat) * scale,
+    bounds: { minLat, maxLat, minLon, maxLon },
+  };
+}
+
+function drawMap() {
+  const svg = $("#map");
+  const stations = state.stations;
+  if (!stations.length) { svg.innerHTML = ""; return; }
+  const p = projection(stations);
+  const parts = [];
+  const { minLat, maxLat, minLon, maxLon } = p.bounds;
+  for (let lon = Math.ceil(minLon * 2) / 2; lon <= maxLon; lon += 0.5) {
+    parts.push(`<line class="grid-line" x1="${p.x(lon)}" x2="${p.x(lon)}" y1="0" y2="760"/>`);
+  }
+  for (let lat = Math.ceil(minLat * 2) / 2; lat <= maxLat; lat += 0.5) {
+    parts.push(`<line class="grid-line" x1="0" x2="1000" y1="${p.y(lat)}" y2="${p.y(lat)}"/>`);
+  }
+  const prefectures = new Map();
+  for (const s of stations) {
+    const c = prefectures.get(s.prefecture) || { lat: 0, lon: 0, n: 0 };
+    prefectures.set(s.prefecture, { lat: c.lat + s.lat, lon: c.lon + s.lon, n: c.n + 1 });
+  }
+  for (const [name, c] of prefectures) {
+    parts.push(`<text class="label" x="${p.x(c.lon / c.n)}" y="${p.y(c.lat / c.n) - 14}">${esc(name)}</text>`);
+  }
+  // Draw alerts last, so a red station is never hidden under a normal neighbour.
+  const order = [...stations].sort((a, b) => STATUSES.indexOf(b.status) - STATUSES.indexOf(a.status));
+  for (const s of order) {
+    const radius = ["red", "orange", "yellow", "blue"].includes(s.status) ? 9 : 6;
+    const selected = s.code === state.selected ? " selected" : "";
+    parts.push(`<circle class="station${selected}" data-code="${esc(s.code)}" data-status="${esc(s.status)}"`
+      + ` cx="${p.x(s.lon)}" cy="${p.y(s.lat)}" r="${radius}" fill="var(--${esc(s.status)})">`
+      + `<title>${esc(s.name)} ${esc(s.code)}</title></circle>`);
+    if (s.silent && s.status !== "silent") {
+      parts.push(`<circle class="silent-ring" cx="${p.x(s.lon)}" cy="${p.y(s.lat)}" r="${radius + 4}"/>`);
+    }
+  }
+  svg.innerHTML = parts.join("");
+  const counts = Object.fromEntries(STATUSES.map((k) => [k, 0]));
+  for (const s of stations) counts[s.status] += 1;
+  $("#legend").innerHTML = STATUSES.map((k) =>
+    `<span><i style="background: var(--${k})"></i>${esc(t(k))} ${counts[k]}</span>`).join("");
+}
+
+async function showPanel(code) {
+  state.selected = code;
+  drawMap();
+  const s = await api(`/api/v1/stations/${encodeURIComponent(code)}`);
+  const levels = Object.entries(s.levels).filter(([, v]) => v !== null)
+    .map(([k, v]) => `${LEVEL_NAMES[k][state.lang === "zh" ? 0 : 1]} ${v.toFixed(2)}`).join(" · ");
+  const latest = s.latest
+    ? `${t("water_level")} ${s.latest.water_level ?? "-"} · ${t("rainfall")} ${s.latest.rainfall ?? "-"} · ${when(s.latest.time)}`
+    : t("none");
+  $("#panel").innerHTML = `
+    <h3>${esc(s.name)} ${badge(s.status)}</h3>
+    <p class="muted">${esc(s.code)} · ${esc(s.prefecture)} ${esc(s.county)} · ${esc(s.river)} · ${esc(s.kind)}</p>
+    <p><b>${esc(t("latest"))}</b>: ${esc(latest)}</p>
+    <p><b>${esc(t("levels"))}</b>: ${esc(levels || t("none"))}</p>
+    <p><b>${esc(t("persons"))}</b>: ${s.persons.map((p) => `${esc(p.name)} ${esc(p.phone)}`).join(" · ")}</p>
+    <p><a href="#station/${encodeURIComponent(s.code)}">${esc(t("open_station"))}</a></p>
+    ${alertTable(s.active_alerts)}`;
+}
+
+function alertTable(alerts) {
+  if (!alerts.length) return `<p class="muted">${esc(t("none"))}</p>`;
+  const rows = alerts.map((a) => `
+    <tr data-alert="${a.id}">
+      <td>${badge(a.severity)}</td><td>${esc(a.station_name || a.station)}</td>
+      <td>${esc(a.prefecture || "")} ${esc(a.county || "")}</td><td>${esc(a.rule_name || a.rule_id)}</td>
+      <td>${esc(when(a.opened_at))}</td><td>${a.peak_value === null ? "" : a.peak_value.toFixed(2)}</td>
+      <td>${esc(a.state)}</td><td>${esc(a.acknowledged_by || "")}</td>
+    </tr>`).join("");
+  return `<table class="grid"><thead><tr><th>${t("severity")}</th><th>${t("station")}</th>
+    <th>${t("prefecture")}</th><th>${t("rule")}</th><th>${t("opened")}</th><th>${t("peak")}</th>
+    <th>${t("state")}</th><th>${t("acked_by")}</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
+async function refreshMap() {
+  const [stations, summary, active] = await Promise.all([
+    api("/api/v1/stations"), api("/api/v1/summary"), api("/api/v1/alerts?state=open&limit=200"),
+  ]);
+  state.stations = stations;
+  drawMap();
+  $("#counts").innerHTML = [
+    [t("stations"), summary.stations], [t("open_alerts"), summary.open_alerts],
+    [t("silent"), summary.silent.length], [t("no_data"), summary.no_data],
+    [t("reporting"), summary.stations_reporting_5m], [t("backlog"), summary.outbox_backlog],
+  ].map(([label, n]) => `<div class="count" data-count="${esc(label)}"><b>${n}</b>${esc(label)}</div>`).join("");
+  $("#active").innerHTML = alertTable(active.items).replace(/^<table class="grid">|<\/table>$/g, "");
+}
+
+// --- alert detail -----------------------------------------------------------------------
+
+async function showAlert(id) {
+  const detail = await api(`/api/v1/alerts/${id}`);
+  const a = detail.alert;
+  const canAck = state.me && ["operator", "admin"].includes(state.me.role) && !a.acknowledged_by;
+  const events = detail.events.map((e) => `<li>${esc(when(e.observed_at))} · ${esc(t(`change_${e.change}`))}`
+    + ` · ${esc(e.rule_id)} · ${e.value === null ? "" : e.value.toFixed(2)}${e.late ? " (late)" : ""}</li>`).join("");
+  const sms = detail.notifications.map((n) => `<tr>
+      <td>${esc(n.role)}</td><td>${esc(n.person)}</td><td>${esc(n.phone)}</td>
+      <td class="sms-status">${esc(n.status)}${n.error_code ? ` (${esc(n.error_code)})` : ""}</td>
+      <td>${n.attempts}</td><td>${esc(when(n.delivered_at || n.sent_at || n.created_at))}</td>
+      <td class="sms-body">${esc(n.body)}</td></tr>`).join("");
+  $("#alert-detail").innerHTML = `
+    <h3>${badge(a.severity)} ${esc(a.station_name || a.station)} · ${esc(a.rule_name || a.rule_id)}</h3>
+    <p>${esc(t("state"))}: ${esc(a.state)} · ${esc(t("peak"))}: ${a.peak_value ?? ""}
+       · ${esc(t("acked_by"))}: <span id="acked-by">${esc(a.acknowledged_by || "-")}</span>
+       ${canAck ? `<button id="ack" type="button" data-alert-id="${a.id}">${esc(t("ack"))}</button>` : ""}</p>
+    <h4>${esc(t("events"))}</h4><ul class="timeline">${events}</ul>
+    <h4>${esc(t("notifications"))}</h4>
+    <table class="grid"><thead><tr><th>role</th><th>${t("persons")}</th><th>phone</th>
+      <th>${t("status")}</th><th>${t("attempts")}</th><th>${t("time")}</th><th></th></tr></thead>
+      <tbody>${sms}</tbody></table>`;
+  const dialog = $("#alert-dialog");
+  if (!dialog.open) dialog.showModal();
+}
+
+async function acknowledge(id) {
+  const alert = await api(`/api/v1/alerts/${id}/ack`, { method: "POST" });
+  await showAlert(alert.id);
+  await refreshCurrent();
+}
+
+// --- alert history ----------------------------------------------------------------------
+
+function historyQuery() {
+  const form = new FormData($("#filters"));
+  const params = new URLSearchParams();
+  for (const [key, value] of form.entries()) {
+    if (!value) continue;
+    params.set(key, key === "from" || key === "to" ? new Date(value).toISOString() : value);
+  }
+  return params;
+}
+
+async function searchHistory(append) {
+  const params = historyQuery();
+  params.set("limit", "50");
+  if (append && state.historyCursor) params.set("cursor", state.historyCursor);
+  const page = await api(`/api/v1/alerts?${params}`);
+  state.historyCursor = page.next_cursor;
+  const body = alertTable(page.items).replace(/^<table class="grid">|<\/table>$/g, "");
+  $("#history").innerHTML = append ? $("#history").innerHTML + body : body;
+  $("#more").hidden = !page.next_cursor;
+}
+
+async function downloadCsv(event) {
+  event.preventDefault();
+  const params = historyQuery();
+  params.set("format", "csv");
+  const response = await fetch(`/api/v1/alerts?${params}`, { headers: { Authorization: `Bearer ${state.token}` } });
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(await response.blob());
+  link.download = "alerts.csv";
+  link.click();
+}
+
+// --- station page: the hydrograph ---------------------------------------------------------
+
+const RANGES = {
+  "24h": { hours: 24, every: "raw" },
+  "7d": { hours: 24 * 7, every: "raw" },
+  "30d": { hours: 24 * 30, every: "1h" },
+  season: { hours: 24 * 183, every: "1h" },
+};
+
+async function showStation(code, range = "24h") {
+  const s = await api(`/api/v1/stations/${encodeURIComponent(code)}`);
+  $("#station-title").innerHTML = `${esc(s.name)} ${badge(s.status)}`;
+  $("#station-info").textContent = `${s.code} · ${s.prefecture} ${s.county} · ${s.river}`;
+  const { hours, every } = RANGES[range];
+  const from = new Date(Date.now() - hours * 3600e3).toISOString();
+  const series = await api(`/api/v1/stations/${encodeURIComponent(code)}/readings?every=${every}&from=${encodeURIComponent(from)}`);
+  const times = series.time.map((iso) => Date.parse(iso) / 1000);
+  const levels = Object.entries(s.levels).filter(([, v]) => v !== null);
+  const data = [times, series.water_level, series.rainfall,
+    ...levels.map(([, v]) => times.map(() => v))];
+  const bars = uPlot.paths.bars({ size: [0.6, 8] });
+  const colours = ["#d62020", "#f07c00", "#1f6fe5", "#e6b800", "#7a1fa2"];
+  const options = {
+    width: Math.min(document.body.clientWidth - 40, 1200), height: 420,
+    series: [
+      {},
+      { label: `${t("water_level")} (m)`, stroke: "#0f3057", width: 2, scale: "m", spanGaps: false },
+      { label: t("rain_mm"), fill: "rgba(31,111,229,.35)", stroke: "#1f6fe5", paths: bars, scale: "mm" },
+      ...levels.map(([k], i) => ({
+        label: LEVEL_NAMES[k][state.lang === "zh" ? 0 : 1], stroke: colours[i % colours.length],
+        dash: [6, 4], width: 1.5, scale: "m", points: { show: false },
+      })),
+    ],
+    axes: [{}, { scale: "m", label: "m" }, { scale: "mm", side: 1, label: "mm", grid: { show: false } }],
+    scales: { mm: { range: (u, min, max) => [0, Math.max(10, max * 3)] } },
+  };
+  if (state.chart) state.chart.destroy();
+  $("#chart").innerHTML = "";
+  state.chart = new uPlot(options, data, $("#chart"));
+  for (const button of document.querySelectorAll("[data-range]")) {
+    button.onclick = () => showStation(code, button.dataset.range);
+  }
+}
+
+// --- routing ------------------------------------------------------------------------------
+
+async function refreshCurrent() {
+  const [view, arg] = (location.hash.slice(1) || "map").split("/");
+  for (const id of ["map", "alerts", "station"]) $(`#view-${id}`).hidden = !state.me || id !== view;
+  if (!state.me) return;
+  if (view === "map") await refreshMap();
+  if (view === "alerts" && !$("#history").innerHTML) await searchHistory(false);
+  if (view === "station" && arg) await showStation(decodeURIComponent(arg));
+}
+
+async function guarded(action) {
+  try {
+    await action();
+  } catch (error) {
+    if (error instanceof Unauthorized) {
+      state.me = null;
+      $("#login").hidden = false;
+      $("#login-error").textContent = t("bad_token");
+      await refreshCurrent();
+    } else {
+      console.error(error);
+    }
+  }
+}
+
+function prefectureOptions() {
+  const names = [...new Set(state.stations.map((s) => s.prefecture))].sort();
+  $("#filters select[name=prefecture]").innerHTML =
+    `<option value=""></option>${names.map((n) => `<option>${esc(n)}</option>`).join("")}`;
+}
+
+async function start() {
+  applyLanguage();
+  takeTokenFromAddress();
+  if (state.token) await guarded(signIn);
+  else $("#login").hidden = false;
+  await guarded(refreshCurrent);
+  if (state.me && !state.stations.length) {
+    await guarded(async () => { state.stations = await api("/api/v1/stations"); });
+  }
+  prefectureOptions();
+  setInterval(() => { if (location.hash.slice(1).split("/")[0] === "map" || !location.hash) guarded(refreshMap); }, REFRESH_MS);
+}
+
+window.addEventListener("hashchange", () => guarded(refreshCurrent));
+$("#lang").addEventListener("click", () => {
+  state.lang = state.lang === "zh" ? "en" : "zh";
+  localStorage.setItem("hydro.lang", state.lang);
+  applyLanguage();
+  guarded(refreshCurrent);
+});
+$("#logout").addEventListener("click", () => {
+  localStorage.removeItem("hydro.token");
+  state.token = null; state.me = null;
+  $("#login").hidden = false;
+  refreshCurrent();
+});
+$("#login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  state.token = $("#token").value.trim();
+  localStorage.setItem("hydro.token", state.token);
+  $("#login-error").textContent = "";
+  if (await signIn()) {
+    await guarded(refreshCurrent);
+    await guarded(async () => { state.stations = await api("/api/v1/stations"); prefectureOptions(); });
+  } else {
+    $("#login-error").textContent = t("bad_token");
+  }
+});
+$("#map").addEventListener("click", (event) => {
+  const code = event.target.dataset?.code;
+  if (code) guarded(() => showPanel(code));
+});
+document.addEventListener("click", (event) => {
+  const row = event.target.closest("tr[data-alert]");
+  if (row) guarded(() => showAlert(row.dataset.alert));
+  if (event.target.id === "ack") guarded(() => acknowledge(event.target.dataset.alertId));
+});
+$("#filters").addEventListener("submit", (event) => { event.preventDefault(); guarded(() => searchHistory(false)); });
+$("#more").addEventListener("click", () => guarded(() => searchHistory(true)));
+$("#csv").addEventListener("click", (event) => guarded(() => downloadCsv(event)));
+start();

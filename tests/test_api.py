@@ -1,0 +1,349 @@
+"""The HTTP API against a real PostgreSQL and Mosquitto: alerts made by the real evaluator, SMS
+sent by the real dispatcher through the real twilio client, receipts signed as Twilio signs."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import io
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import hypothesis
+import pytest
+import schemathesis
+from psycopg_pool import AsyncConnectionPool
+
+from hydro import app
+from hydro.alerts.evaluator import AlertEvaluator
+from hydro.api import create_api, listen, serve
+from hydro.config import Config
+from hydro.local import LocalMosquitto
+from hydro.models import Reading
+from hydro.notify.dispatcher import Dispatcher
+from hydro.rules.messages import undelivered_notice
+from hydro.store.db import open_pool
+from hydro.store.outbox import DutyNotices, apply_receipts, record_receipt
+from hydro.store.readings import ReadingWriter
+from hydro.store.schema import migrate
+from tests.support import fetch
+from tests.twilio_server import FakeTwilio
+
+REPO = Path(__file__).resolve().parent.parent
+MAICHONG = "67901001"  # 麦冲水库 (黔东南州 台江县), normal level 771.50
+HEFENG = "61901002"  # 禾丰水文站 (贵阳市 开阳县), warning 908.50, guaranteed 910.00
+NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+VIEWER = "viewer-token-0123456789"
+OPERATOR = "operator-token-0123456789"
+ADMIN = "admin-token-0123456789ab"
+
+
+def minutes_ago(m: int) -> dt.datetime:
+    return NOW - dt.timedelta(minutes=m)
+
+
+@dataclass
+class Api:
+    url: str
+    pg_url: str
+    twilio: FakeTwilio
+    run: Callable[[Callable[[AsyncConnectionPool], Any]], Any]  # a coroutine in the API's loop
+
+    def get(self, path: str, token: str | None = VIEWER, **params: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.get(self.url + path, headers=headers, params=params, timeout=10)
+
+    def post(self, path: str, token: str | None = OPERATOR) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.post(self.url + path, headers=headers, timeout=10)
+
+
+def _config(pg_url: str, broker_port: int, fake: FakeTwilio, public_url: str | None) -> Config:
+    env = fake.environment()
+    return Config.model_validate(
+        {
+            "mqtt": {"port": broker_port},
+            "database": {"url": pg_url, "timescaledb": "off"},
+            "registry": {"stations": str(REPO / "stations")},
+            "alerting": {"rules": str(REPO / "alert_rules")},
+            "sms": {
+                "provider": "twilio",
+                "twilio_account_sid": env["HYDRO_SMS__TWILIO_ACCOUNT_SID"],
+                "twilio_auth_token": env["HYDRO_SMS__TWILIO_AUTH_TOKEN"],
+                "twilio_from": env["HYDRO_SMS__TWILIO_FROM"],
+                "twilio_base_url": env["HYDRO_SMS__TWILIO_BASE_URL"],
+                "duty_officers": [{"name": "值班员", "phone": "+8613900000000"}],
+            },
+            "api": {
+                "port": 0,
+                "public_url": public_url,
+                "tokens": f"wang:viewer:{VIEWER},li:operator:{OPERATOR},zhao:admin:{ADMIN}",
+            },
+        }
+    )
+
+
+@pytest.fixture
+def api(pg_url: str, local_mosquitto: LocalMosquitto) -> Iterator[Api]:
+    """The API served in a thread of its own, with alerts at 麦冲水库 and 禾丰水文站 made by the
+    evaluator and their SMS sent through the fake Twilio."""
+    loop = asyncio.new_event_loop()
+    listener = listen("127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop = asyncio.Event()
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+    with FakeTwilio() as fake:
+        config = _config(pg_url, local_mosquitto.port, fake, url)
+
+        async def main() -> None:
+            registry, rules = app.load_stations(config), app.load_alert_rules(config)
+            async with open_pool(config.database) as pool:
+                async with pool.connection() as conn:
+                    await migrate(conn, config.database, "Asia/Shanghai")
+                writer = ReadingWriter(pool)
+                evaluator = AlertEvaluator(
+                    config.alerting, registry, rules, pool, clock=lambda: NOW
+                )
+                await evaluator.load_state()
+                for minutes, level in ((20, 771.40), (15, 771.54)):
+                    await writer.write([Reading(MAICHONG, minutes_ago(minutes), water_level=level)])
+                await writer.write([Reading(HEFENG, minutes_ago(10), water_level=908.7)])
+                await writer.write([Reading(HEFENG, minutes_ago(5), water_level=910.2)])
+                await evaluator.tick()
+                dispatcher = Dispatcher(config.sms, app.sms_provider(config), pool)
+                while await dispatcher.run_once():
+                    pass
+                holder["pool"] = pool
+                ready.set()
+                await serve(
+                    create_api(app.api_context(config, pool, registry, rules)), listener, stop
+                )
+
+        thread = threading.Thread(target=loop.run_until_complete, args=(main(),))
+        thread.start()
+        assert ready.wait(60), "the API did not start"
+
+        def run(body: Callable[[AsyncConnectionPool], Any]) -> Any:
+            return asyncio.run_coroutine_threadsafe(body(holder["pool"]), loop).result(30)
+
+        yield Api(url, pg_url, fake, run)
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+    loop.close()
+
+
+def test_health_needs_no_token_but_everything_else_does(api: Api) -> None:
+    assert api.get("/healthz", token=None).json() == {"status": "ok"}
+    assert api.get("/api/v1/stations", token=None).status_code == 401
+    assert api.get("/api/v1/stations", token="wrong-token-0123456789").status_code == 401
+    assert api.get("/api/v1/stations").status_code == 200
+
+
+def test_readyz_reports_database_and_broker(api: Api) -> None:
+    answer = api.get("/readyz", token=None)
+    assert (answer.status_code, answer.json()) == (200, {"database": "ok", "broker": "ok"})
+
+
+def test_stations_are_coloured_by_their_most_severe_open_alert(api: Api) -> None:
+    stations = {s["code"]: s for s in api.get("/api/v1/stations").json()}
+    assert len(stations) == 90
+    assert stations[MAICHONG]["status"] == "yellow"  # 超正常蓄水位
+    assert stations[HEFENG]["status"] == "orange"  # 超保证水位, escalated from 超警戒
+    assert stations[HEFENG]["latest"]["water_level"] == 910.2
+    others = {s["status"] for code, s in stations.items() if code not in (MAICHONG, HEFENG)}
+    assert others == {"no_data"}
+    orange = api.get("/api/v1/stations", status="orange").json()
+    assert [s["code"] for s in orange] == [HEFENG]
+    in_guiyang = api.get("/api/v1/stations", prefecture="贵阳市", kind="river").json()
+    assert HEFENG in {s["code"] for s in in_guiyang}
+    assert {s["prefecture"] for s in in_guiyang} == {"贵阳市"}
+
+
+def test_station_detail_masks_phones_except_for_admins(api: Api) -> None:
+    viewer = api.get(f"/api/v1/stations/{MAICHONG}").json()
+    admin = api.get(f"/api/v1/stations/{MAICHONG}", token=ADMIN).json()
+    assert [p["role"] for p in viewer["persons"]] == ["administrative", "technical", "patrol"]
+    assert all(p["phone"].startswith("*") for p in viewer["persons"])
+    assert all(p["phone"].startswith("+86") for p in admin["persons"])
+    assert [p["phone"][-4:] for p in viewer["persons"]] == [
+        p["phone"][-4:] for p in admin["persons"]
+    ]
+    assert [a["rule_id"] for a in viewer["active_alerts"]] == ["reservoir_normal"]
+    assert viewer["levels"]["normal_level"] == 771.5
+    assert api.get("/api/v1/stations/00000000").status_code == 404
+
+
+def test_readings_raw_and_hourly(api: Api) -> None:
+    since = minutes_ago(60).isoformat()
+    raw = api.get(f"/api/v1/stations/{HEFENG}/readings", **{"from": since}).json()
+    assert raw["water_level"] == [908.7, 910.2]
+    hourly = api.get(
+        f"/api/v1/stations/{HEFENG}/readings",
+        every="1h",
+        **{"from": (NOW - dt.timedelta(hours=3)).isoformat()},
+    ).json()
+    assert max(v for v in hourly["water_level_max"] if v is not None) == 910.2
+    assert min(v for v in hourly["water_level_min"] if v is not None) == 908.7
+    too_long = api.get(f"/api/v1/stations/{HEFENG}/readings", every="raw", **{"from": "2020-01-01"})
+    assert too_long.status_code == 422
+
+
+def test_alert_history_filters_pages_and_csv(api: Api) -> None:
+    everything = api.get("/api/v1/alerts").json()
+    assert {a["station"] for a in everything["items"]} == {MAICHONG, HEFENG}
+    assert everything["next_cursor"] is None
+    paged, cursor = [], None
+    while True:
+        page = api.get("/api/v1/alerts", limit=1, **({"cursor": cursor} if cursor else {})).json()
+        paged += [a["id"] for a in page["items"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert paged == [a["id"] for a in everything["items"]]  # each once, newest first
+    orange = api.get("/api/v1/alerts", severity="orange").json()["items"]
+    assert [(a["station_name"], a["rule_name"]) for a in orange] == [("禾丰水文站", "超保证水位")]
+    by_prefecture = api.get("/api/v1/alerts", prefecture="黔东南州").json()["items"]
+    assert [a["station"] for a in by_prefecture] == [MAICHONG]
+    assert api.get("/api/v1/alerts", state="cleared").json()["items"] == []
+    assert api.get("/api/v1/alerts", cursor="not-a-cursor").status_code == 422
+    exported = api.get("/api/v1/alerts", format="csv")
+    assert exported.headers["content-type"].startswith("text/csv")
+    table = list(csv.DictReader(io.StringIO(exported.text.lstrip("\ufeff"))))
+    assert sorted(row["id"] for row in table) == sorted(str(a["id"]) for a in everything["items"])
+
+
+def test_alert_detail_shows_every_sms_and_ack_needs_an_operator(api: Api) -> None:
+    (alert,) = api.get("/api/v1/alerts", station=MAICHONG).json()["items"]
+    detail = api.get(f"/api/v1/alerts/{alert['id']}").json()
+    assert [e["change"] for e in detail["events"]] == ["open"]
+    assert [(n["role"], n["status"]) for n in detail["notifications"]] == [
+        ("administrative", "sent"),
+        ("technical", "sent"),
+        ("patrol", "sent"),
+    ]
+    assert "麦冲水库" in detail["notifications"][0]["body"]
+    assert api.post(f"/api/v1/alerts/{alert['id']}/ack", token=VIEWER).status_code == 403
+    acked = api.post(f"/api/v1/alerts/{alert['id']}/ack").json()
+    assert acked["acknowledged_by"] == "li"
+    again = api.post(f"/api/v1/alerts/{alert['id']}/ack", token=ADMIN).json()
+    assert (again["acknowledged_by"], again["acknowledged_at"]) == ("li", acked["acknowledged_at"])
+    assert api.get("/api/v1/alerts/999999").status_code == 404
+
+
+def test_summary_and_metrics_count_what_the_database_holds(api: Api) -> None:
+    summary = api.get("/api/v1/summary").json()
+    # 禾丰: 超保证 (orange) and the 1.5 m rise in 5 minutes (yellow); 麦冲: 超正常 (yellow)
+    assert summary["open_alerts"] == 3
+    assert summary["by_prefecture"] == {
+        "贵阳市": {"orange": 1, "yellow": 1},
+        "黔东南州": {"yellow": 1},
+    }
+    assert summary["sms_by_status"] == {"sent": 12}  # 禾丰: open, escalate, rise; 麦冲: open
+    assert summary["outbox_backlog"] == 0
+    assert summary["no_data"] == 88
+    metrics = api.get("/metrics", token=None).text
+    assert 'hydro_alerts_open{severity="orange"} 1.0' in metrics
+    assert 'hydro_alerts_open{severity="yellow"} 2.0' in metrics
+    assert 'hydro_sms{status="sent"} 12.0' in metrics
+
+
+def test_twilio_receipts_must_be_signed_and_undelivered_sms_reach_the_duty_officer(
+    api: Api,
+) -> None:
+    first, second = api.twilio.received[:2]
+    assert first.status_callback == f"{api.url}/api/v1/twilio/status"
+    assert api.twilio.report_status(first, "delivered", sign=False) == 403
+    assert api.twilio.report_status(first, "delivered") == 204
+    assert api.twilio.report_status(first, "sent") == 204  # late and out of order: ignored
+    assert api.twilio.report_status(second, "undelivered", "30003") == 204
+    statuses = fetch(
+        api.pg_url,
+        f"SELECT status, error_code, delivered_at IS NOT NULL FROM outbox"
+        f" WHERE provider_id IN ('{first.sid}', '{second.sid}') ORDER BY id",
+    )
+    assert statuses == [("delivered", None, True), ("undelivered", "30003", False)]
+    duty = fetch(api.pg_url, "SELECT person, body FROM outbox WHERE role = 'duty'")
+    assert len(duty) == 1
+    assert duty[0][0] == "值班员"
+    assert "30003" in duty[0][1]
+
+
+def test_a_receipt_that_beats_the_send_record_is_applied_when_the_send_is_recorded(
+    api: Api,
+) -> None:
+    notices = DutyNotices((), undelivered_notice)
+
+    async def early(pool: AsyncConnectionPool) -> tuple[int, str]:
+        async with pool.connection() as conn:
+            none_yet = await record_receipt(conn, "SMearly", "delivered", None, notices)
+            await conn.execute(
+                "UPDATE outbox SET status = 'queued', provider_id = NULL"
+                " WHERE id = (SELECT min(id) FROM outbox)"
+            )
+            await conn.execute(
+                "UPDATE outbox SET status = 'sent', provider_id = 'SMearly'"
+                " WHERE id = (SELECT min(id) FROM outbox)"
+            )
+            await apply_receipts(conn, "SMearly", notices)
+            cur = await conn.execute("SELECT status FROM outbox WHERE provider_id = 'SMearly'")
+            row = await cur.fetchone()
+            assert row is not None
+            return len(none_yet), str(row[0])
+
+    assert api.run(early) == (0, "delivered")
+
+
+def test_openapi_is_served(api: Api) -> None:
+    schema = api.get("/openapi.json", token=None).json()
+    assert "/api/v1/alerts/{alert_id}/ack" in schema["paths"]
+    assert "/api/v1/twilio/status" in schema["paths"]
+
+
+def test_no_generated_request_makes_the_api_fail(api: Api) -> None:
+    """schemathesis generates requests from the served OpenAPI document: wrong types, edge
+    values, odd strings. None may get a 5xx, and every answer must match the document."""
+    schema = schemathesis.openapi.from_url(f"{api.url}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 10
+    failures: list[str] = []
+    calls = 0
+    for operation in operations:
+
+        @hypothesis.given(case=operation.as_strategy())
+        @hypothesis.settings(
+            max_examples=40,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
+        def no_server_error(case: schemathesis.Case) -> None:
+            nonlocal calls
+            calls += 1
+            response = case.call(headers={"Authorization": f"Bearer {ADMIN}"})
+            if response.status_code >= 500:
+                failures.append(
+                    f"{case.method} {case.formatted_path} {case.query}: {response.text}"
+                )
+
+        no_server_error()
+    assert failures == []
+    assert calls >= 10 * len(operations)
+
+
+def test_edge_inputs_get_a_client_error_not_a_server_error(api: Api) -> None:
+    readings = f"/api/v1/stations/{MAICHONG}/readings"
+    for path, params in (
+        (readings, {"to": "0001-01-01T00:00:00"}),
+        (readings, {"from": "9999-12-31T23:59:59"}),
+        ("/api/v1/alerts", {"from": "0001-01-01T00:00:00+14:00"}),
+        ("/api/v1/alerts", {"station": "\x00"}),
+        ("/api/v1/stations/%00", {}),
+        ("/api/v1/alerts", {"cursor": "MDAwMS0wMS0wMVQwMDowMDowMCswMDowMHwx"}),  # year 1
+    ):
+        answer = api.get(path, token=ADMIN, **params)
+        assert answer.status_code < 500, (path, params, answer.text)
