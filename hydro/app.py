@@ -21,6 +21,7 @@ from pathlib import Path
 import psycopg_pool
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from hydro import metrics
 from hydro.alerts.evaluator import AlertEvaluator
 from hydro.api import TWILIO_STATUS_PATH, ApiContext, create_api, listen, serve
 from hydro.broker import broker_problem
@@ -31,7 +32,13 @@ from hydro.notify.dispatcher import Dispatcher
 from hydro.notify.providers import ConsoleProvider, SmsProvider, TwilioProvider
 from hydro.rules import RuleSet, check_rules, load_rules
 from hydro.rules.model import SilenceRule
-from hydro.simulate import REPORT_INTERVAL, PublishProgress, StormModel, publish_storm
+from hydro.simulate import (
+    REPORT_INTERVAL,
+    PublishProgress,
+    StormModel,
+    outage_at_peak,
+    publish_storm,
+)
 from hydro.stations import Registry, check_registry, load_registry
 from hydro.store.alerts import (
     AlertEventRecord,
@@ -89,8 +96,9 @@ def configure_logging(config: LoggingConfig) -> None:
     # paho logs every packet at DEBUG; only hydro's own DEBUG is worth reading.
     logging.getLogger("mqtt").setLevel(max(logging.INFO, root.level))
     logging.getLogger("psycopg").setLevel(max(logging.WARNING, root.level))
-    # APScheduler reports every run of every job at INFO.
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
+    # APScheduler reports every run of every job at INFO, and a run skipped because the last
+    # one is still going (by design: max_instances=1) as a WARNING. Failed jobs are ERRORs.
+    logging.getLogger("apscheduler").setLevel(max(logging.ERROR, root.level))
 
 
 @contextlib.asynccontextmanager
@@ -133,13 +141,15 @@ async def run_ingest(
     subscribed: asyncio.Event | None = None,
     *,
     alerting: bool = False,
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> IngestService:
     """Ingests until SIGINT/SIGTERM (or ``stop``); migrates the schema first, idempotently.
 
     With ``alerting`` the scheduler also evaluates the rules every ``alerting.interval``, the
     dispatcher sends the outbox and, if ``api.enabled``, the API and web page are served.
     ``subscribed`` is set once the broker holds our subscription: from then on nothing
-    published is lost, even while hydro is down.
+    published is lost, even while hydro is down. ``clock`` replaces the wall clock for
+    alerting (silence, lateness): ``hydro demo`` plays a storm faster than time passes.
     """
     registry = load_stations(config)
     rules = load_alert_rules(config) if alerting else None
@@ -155,7 +165,7 @@ async def run_ingest(
         listener = (
             listen(config.api.host, config.api.port) if rules and config.api.enabled else None
         )
-        jobs = await _start_alerting(config, registry, rules, pool) if rules else None
+        jobs = await _start_alerting(config, registry, rules, pool, clock) if rules else None
         api = (
             asyncio.create_task(_serve_api(config, pool, registry, rules, listener, stop))
             if rules and listener
@@ -263,9 +273,17 @@ class _ScheduledJobs:
 
 
 async def _start_alerting(
-    config: Config, registry: Registry, rules: RuleSet, pool: psycopg_pool.AsyncConnectionPool
+    config: Config,
+    registry: Registry,
+    rules: RuleSet,
+    pool: psycopg_pool.AsyncConnectionPool,
+    clock: Callable[[], dt.datetime] | None,
 ) -> _ScheduledJobs:
-    evaluator = AlertEvaluator(config.alerting, registry, rules, pool)
+    evaluator = (
+        AlertEvaluator(config.alerting, registry, rules, pool, clock=clock)
+        if clock
+        else AlertEvaluator(config.alerting, registry, rules, pool)
+    )
     await evaluator.load_state()
     dispatcher = Dispatcher(config.sms, sms_provider(config), pool)
     await dispatcher.recover()
@@ -275,6 +293,7 @@ async def _start_alerting(
 
     async def evaluate_then_send() -> None:
         report = await evaluator.tick()
+        metrics.EVALUATION_SECONDS.observe(report.seconds)
         if any(change.messages for change in report.changes):
             await send_due()  # the alert's SMS go now, not at the next poll
 
@@ -334,28 +353,60 @@ class SimulationPlan:
     seed: int
     stations: int | None  # the first N of the registry; None for all
     start: dt.datetime | None  # None: in real time from now, else replayed up to now
+    silent_gauge: bool = False  # the gauge rising furthest goes silent at its peak for 2 h
+    done: int = 0  # steps already published by an earlier run of the same plan
 
 
-async def run_simulation(config: Config, plan: SimulationPlan) -> PublishProgress:
+def simulation_start(plan: SimulationPlan) -> dt.datetime:
+    if plan.start is not None:
+        return plan.start
+    if 0 < plan.speed <= 1:  # real time: a live feed from now on, as gateways would send
+        return _latest_report_time()
+    return _latest_report_time() - (plan.steps - 1) * REPORT_INTERVAL
+
+
+async def run_simulation(
+    config: Config, plan: SimulationPlan, progress: PublishProgress | None = None
+) -> PublishProgress:
+    """Publishes the plan's steps from ``plan.done`` on; ``progress`` counts what has gone."""
     registry = load_stations(config)
     stations = registry.stations[: plan.stations] if plan.stations else registry.stations
-    if plan.start is not None:
-        start = plan.start
-    elif 0 < plan.speed <= 1:  # real time: a live feed from now on, as gateways would send
-        start = _latest_report_time()
-    else:
-        start = _latest_report_time() - (plan.steps - 1) * REPORT_INTERVAL
-    model = StormModel(stations, start=start, steps=plan.steps, storm=plan.storm, seed=plan.seed)
+    start = simulation_start(plan)
+    outage = (
+        outage_at_peak(stations, start=start, steps=plan.steps, storm=plan.storm, seed=plan.seed)
+        if plan.silent_gauge
+        else None
+    )
+    model = StormModel(
+        stations, start=start, steps=plan.steps, storm=plan.storm, seed=plan.seed, outage=outage
+    )
+    for _ in range(plan.done):  # the same weather up to where the earlier run stopped
+        model.step()
     log.info(
-        "simulating %d stations, %d steps from %s, storm %.2f, speed %gx",
+        "simulating %d stations, steps %d-%d of %d from %s, storm %.2f, speed %gx",
         len(stations),
+        plan.done + 1,
+        plan.steps,
         plan.steps,
         start.isoformat(),
         plan.storm,
         plan.speed,
     )
+    if outage is not None:
+        log.info(
+            "station=%s will go silent at its peak, %s, for %d reports",
+            stations[outage.index].code,
+            (start + outage.first * REPORT_INTERVAL).isoformat(),
+            outage.last - outage.first,
+        )
     return await publish_storm(
-        config.mqtt, stations, model, steps=plan.steps, speed=plan.speed, batch=plan.batch
+        config.mqtt,
+        stations,
+        model,
+        steps=plan.steps - plan.done,
+        speed=plan.speed,
+        batch=plan.batch,
+        progress=progress,
     )
 
 

@@ -138,5 +138,5 @@ def test_console_provider_masks_numbers() -> None:
     assert asyncio.run(ConsoleProvider(out).send(sms)) == "console-7"
     assert (
         out.getvalue()
-        == "SMS #7 to patrol 张三 **********5678 (station 67901001): 水位达到771.54米\n"
+        == "SMS #7 to 巡查责任人 张三 **********5678 (station 67901001): 水位达到771.54米\n"
     )

@@ -6,17 +6,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import aiomqtt
 import numpy as np
-import psycopg
 import pytest
 
 from hydro.config import IngestConfig, MqttConfig
@@ -29,6 +22,7 @@ from hydro.simulate import (
     Step,
     StormModel,
     gateways,
+    outage_at_peak,
     publish_storm,
 )
 
@@ -168,6 +162,26 @@ def test_a_stronger_storm_raises_more_rivers_higher() -> None:
     assert crossed[-1] > crossed[0]
 
 
+def test_the_gauge_that_rises_furthest_goes_silent_at_its_peak_and_comes_back() -> None:
+    outage = outage_at_peak(STATIONS, start=START, steps=DAY, storm=1.0, seed=5)
+    assert outage is not None
+    station = STATIONS[outage.index]
+    reference = station.warning_level if station.kind is StationKind.RIVER else station.normal_level
+    assert reference is not None
+    steps = run(1.0)  # the same weather, without the outage
+    level = np.array([s.water_level[outage.index] for s in steps])
+    assert outage.first == int(level.argmax())  # silent from its peak...
+    assert level.max() > reference  # ...which crossed its level
+    assert outage.last - outage.first == 24  # two hours of 5-minute reports
+    model = StormModel(STATIONS, start=START, steps=DAY, storm=1.0, seed=5, outage=outage)
+    encoder = PayloadEncoder(STATIONS, topic_prefix="hydro", batch=100)
+    for index in range(DAY):
+        sent = b"".join(m.payload for m in encoder.encode(model.step()))
+        silent = outage.first <= index < outage.last
+        assert (f'"{station.code}"'.encode() in sent) is not silent, index
+    assert outage_at_peak(STATIONS, start=START, steps=DAY, storm=0.0, seed=5) is None  # calm
+
+
 def test_the_model_refuses_what_it_cannot_simulate() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         StormModel(STATIONS, start=START.replace(tzinfo=None), steps=1, storm=0)
@@ -283,55 +297,3 @@ def test_a_round_trip_through_mosquitto_delivers_every_reading(
         step = sent[dt.datetime.fromisoformat(when)]
         if "water_level" in reading:
             assert reading["water_level"] == step.water_level[index[code]]
-
-
-@pytest.mark.slow
-def test_demo_runs_a_storm_into_the_database_and_stops_cleanly(tmp_path: Path) -> None:
-    workdir = tmp_path / "var"
-    log = tmp_path / "demo.log"
-    with log.open("wb") as out:
-        demo = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hydro",
-                "demo",
-                "--workdir",
-                str(workdir),
-                "--steps",
-                "24",
-                "--speed",
-                "0",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=Path(__file__).resolve().parent.parent,
-            env={k: v for k, v in os.environ.items() if not k.startswith("HYDRO_")},
-        )
-    deadline = time.monotonic() + 90
-    while "simulation finished" not in log.read_text(errors="replace"):
-        assert demo.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.2)
-    url = next(
-        word.removeprefix("HYDRO_DATABASE__URL=")
-        for word in log.read_text().split()
-        if word.startswith("HYDRO_DATABASE__URL=")
-    )
-    expected = 24 * 90  # the sample registry's stations
-    while True:
-        with psycopg.connect(url) as conn:
-            row = conn.execute("SELECT count(*) FROM readings").fetchone()
-        if row == (expected,) or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert row == (expected,)
-    demo.send_signal(signal.SIGINT)
-    assert demo.wait(60) == 0, log.read_text()
-    # Every server it started has stopped: nothing listens on its ports any more.
-    for name in ("postgres", "mosquitto"):
-        port = int((workdir / name / "port").read_text())
-        result = subprocess.run(
-            ["ss", "-ltn", f"sport = :{port}"], capture_output=True, text=True, check=False
-        )
-        assert f":{port}" not in result.stdout

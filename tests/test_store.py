@@ -266,6 +266,18 @@ def test_timescaledb_layout(pg_url: str) -> None:
     )
     assert views == [("readings_daily",), ("readings_hourly",)]
     assert rows(pg_url, "SELECT water_level FROM readings") == [(2.0,)]
+
+    async def restarted(pool: AsyncConnectionPool, writer: ReadingWriter) -> object:
+        return await storage_status(pool)
+
+    # hydro migrates at every start: the continuous aggregates must survive it.
+    assert with_store(pg_url, restarted, mode="required").mode is StorageMode.TIMESCALEDB
+    assert (
+        rows(
+            pg_url, "SELECT view_name FROM timescaledb_information.continuous_aggregates ORDER BY 1"
+        )
+        == views
+    )
     assert rows(pg_url, "SELECT water_level FROM reading_revisions") == [(1.0,)]
 
 

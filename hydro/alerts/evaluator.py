@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -144,6 +145,7 @@ class AlertEvaluator:
 
     async def _tick(self) -> TickReport:
         started = self._clock()
+        timer = time.perf_counter()
         async with connection(self._pool, "evaluating alerts") as conn:
             if not await lock_evaluation(conn):
                 log.debug("another hydro process is evaluating; skipping this tick")
@@ -195,7 +197,7 @@ class AlertEvaluator:
                 " (late: nobody paged)" if change.late else "",
                 ",".join(map(str, ids.outbox_ids)) or "-",
             )
-        return TickReport(len(taken), tuple(changes), (self._clock() - started).total_seconds())
+        return TickReport(len(taken), tuple(changes), time.perf_counter() - timer)
 
     def _readings(self, codes: list[str], times: np.ndarray, values: np.ndarray) -> NewReadings:
         index = np.array([self._index.get(code, -1) for code in codes], dtype=np.int64)

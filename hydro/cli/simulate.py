@@ -30,29 +30,37 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
   hydro simulate --start 2026-05-07T08:00 --duration 1d --seed 7 --batch 20
 """,
     )
-    _simulation_options(simulate, default_speed=300.0)
+    _simulation_options(simulate, default_speed=300.0, default_storm=0.8)
     simulate.set_defaults(handler=_simulate)
     demo_command = add_command(
         subparsers,
         "demo",
-        "run hydro on local defaults: PostgreSQL and Mosquitto in ./var, ingest and a simulated "
-        "storm over the sample Guizhou registry (needs Debian's postgresql and mosquitto)",
+        "hydro's whole job on this machine: PostgreSQL and Mosquitto in ./var, hydro (ingest,"
+        " alerting, SMS printed to the console, the web page) and a simulated storm over the"
+        " sample Guizhou registry (needs Debian's postgresql and mosquitto)",
         """
-  hydro demo                  # reuses ./var if it is there (Ctrl-C keeps the data)
+  hydro demo                  # a day's storm in about 2.5 minutes; Ctrl-C keeps the data
+  hydro demo --resume         # continue where Ctrl-C stopped it
   hydro demo --reset          # start clean
-  hydro demo --workdir /tmp/hydro-demo --storm 1 --speed 1200
+  hydro demo --workdir /tmp/hydro-demo --storm 1.5 --speed 1200 --port 9000
 """,
     )
     demo_command.add_argument("--workdir", type=Path, default=Path("var"), help="default: ./var")
-    demo_command.add_argument("--reset", action="store_true", help="delete the work folder first")
-    demo_command.add_argument(
-        "--resume", action="store_true", help="keep the work folder's data (the default)"
+    again = demo_command.add_mutually_exclusive_group()
+    again.add_argument("--reset", action="store_true", help="delete the work folder first")
+    again.add_argument(
+        "--resume", action="store_true", help="continue the demo the work folder holds"
     )
-    _simulation_options(demo_command, default_speed=600.0)
+    demo_command.add_argument(
+        "--port", type=_at_least(1), default=8080, help="web page and API (default 8080, else free)"
+    )
+    _simulation_options(demo_command, default_speed=600.0, default_storm=1.0)
     demo_command.set_defaults(handler=_demo)
 
 
-def _simulation_options(parser: argparse.ArgumentParser, *, default_speed: float) -> None:
+def _simulation_options(
+    parser: argparse.ArgumentParser, *, default_speed: float, default_storm: float
+) -> None:
     parser.add_argument(
         "--speed",
         type=_at_least(0.0),
@@ -69,8 +77,9 @@ def _simulation_options(parser: argparse.ArgumentParser, *, default_speed: float
     parser.add_argument(
         "--storm",
         type=_at_least(0.0),
-        default=0.8,
-        help="0 calm (no level is crossed) .. 1 a storm past warning levels (default 0.8)",
+        default=default_storm,
+        help="0 calm (no level is crossed) .. 1 a storm past warning levels"
+        f" (default {default_storm:g})",
     )
     length = parser.add_mutually_exclusive_group()
     length.add_argument(
@@ -149,5 +158,5 @@ def _simulate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     config = app.configure(args.config)
     plan = _plan(args, config.registry.default_timezone)
-    demo.run_demo(config, args.workdir, plan, reset=args.reset)
+    demo.run_demo(config, args.workdir, plan, reset=args.reset, resume=args.resume, port=args.port)
     return 0

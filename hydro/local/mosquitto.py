@@ -47,6 +47,7 @@ class LocalMosquitto:
             [str(binary), "-c", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C in hydro's terminal is for hydro, which stops us
         )
         if not wait_for_port(self.port, 15, alive=self._process):
             self.kill()

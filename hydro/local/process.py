@@ -72,6 +72,7 @@ def run_as(
         user=owner[0] if owner else None,
         group=owner[1] if owner else None,
         extra_groups=[] if owner else None,
+        start_new_session=True,  # servers it starts must not get the terminal's Ctrl-C
     )
     if result.returncode != 0:
         raise LocalServiceError(f"{what} failed ({result.returncode}): {result.stderr.strip()}")

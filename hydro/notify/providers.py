@@ -50,13 +50,23 @@ class ConsoleProvider:
         self._out = out
 
     async def send(self, sms: OutgoingSms) -> str:
+        role = _ROLE_NAMES.get(sms.role, sms.role)
         print(
-            f"SMS #{sms.outbox_id} to {sms.role} {sms.person} {mask_phone(sms.phone)}"
+            f"SMS #{sms.outbox_id} to {role} {sms.person} {mask_phone(sms.phone)}"
             f" (station {sms.station}): {sms.body}",
             file=self._out,
             flush=True,
         )
         return f"console-{sms.outbox_id}"
+
+
+# How the console names the recipients: 三个责任人, and the duty officers.
+_ROLE_NAMES = {
+    "administrative": "行政责任人",
+    "technical": "技术责任人",
+    "patrol": "巡查责任人",
+    "duty": "值班员",
+}
 
 
 class TwilioProvider:

@@ -1,6 +1,6 @@
 """Simulated gateways: a storm model for the registry and a publisher that speaks the contract."""
 
-from hydro.simulate.model import REPORT_INTERVAL, Step, StormModel
+from hydro.simulate.model import REPORT_INTERVAL, Outage, Step, StormModel, outage_at_peak
 from hydro.simulate.publisher import (
     SIMULATED_GATEWAY_SIZE,
     Message,
@@ -14,10 +14,12 @@ __all__ = [
     "REPORT_INTERVAL",
     "SIMULATED_GATEWAY_SIZE",
     "Message",
+    "Outage",
     "PayloadEncoder",
     "PublishProgress",
     "Step",
     "StormModel",
     "gateways",
+    "outage_at_peak",
     "publish_storm",
 ]

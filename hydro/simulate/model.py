@@ -57,6 +57,17 @@ class Step:
     flow: FloatArray
     rainfall: FloatArray
     battery_v: FloatArray
+    silent: npt.NDArray[np.bool_]  # stations that send nothing this step (a broken gauge)
+
+
+@dataclass(frozen=True)
+class Outage:
+    """The station at ``index`` (registry order) sends nothing from step ``first`` until
+    ``last`` (exclusive): gauges are often destroyed, or lose power, at the peak of a flood."""
+
+    index: int
+    first: int
+    last: int
 
 
 class StormModel:
@@ -76,6 +87,7 @@ class StormModel:
         storm: float,
         seed: int = 0,
         interval: dt.timedelta = REPORT_INTERVAL,
+        outage: Outage | None = None,
     ) -> None:
         if not stations:
             raise ValueError("the model needs at least one station")
@@ -87,6 +99,7 @@ class StormModel:
             raise ValueError("interval must be positive")
         rng = np.random.default_rng(seed)
         self._rng = rng
+        self._outage = outage
         self._start = start.astimezone(dt.UTC)
         self._interval = interval
         self._hours = interval.total_seconds() / 3600
@@ -165,6 +178,9 @@ class StormModel:
         rainfall[self._gauge] = np.round(fallen, 1)
         sun = np.maximum(self._daylight.at(utc_hour), 0.0) * np.exp(-rain / 4)  # clouds shade
         battery = self._battery + self._charge * sun + 0.03 * battery_jitter
+        silent = np.zeros(self._n, dtype=np.bool_)
+        if self._outage and self._outage.first <= self._index < self._outage.last:
+            silent[self._outage.index] = True
         self._index += 1
         return Step(
             time=time,
@@ -172,7 +188,39 @@ class StormModel:
             flow=flow,
             rainfall=rainfall,
             battery_v=np.round(battery, 2),
+            silent=silent,
         )
+
+
+def outage_at_peak(
+    stations: Sequence[Station],
+    *,
+    start: dt.datetime,
+    steps: int,
+    storm: float,
+    seed: int = 0,
+    interval: dt.timedelta = REPORT_INTERVAL,
+    duration: dt.timedelta = dt.timedelta(hours=2),
+) -> Outage | None:
+    """The gauge that rises furthest above its warning level (rivers) or normal level
+    (reservoirs) in this storm goes silent at its peak for ``duration``; None if none crosses.
+
+    A twin of the model (same seed, same weather) is run ahead to find it: cheap, since a step
+    costs microseconds per station.
+    """
+    twin = StormModel(stations, start=start, steps=steps, storm=storm, seed=seed, interval=interval)
+    levels = np.array([twin.step().water_level for _ in range(steps)])
+    reference = np.array(
+        [s.warning_level if s.kind is StationKind.RIVER else s.normal_level for s in stations],
+        dtype=np.float64,
+    )
+    above = np.nan_to_num(levels - reference, nan=-np.inf)  # rain gauges: no level, never
+    excess = above.max(axis=0)
+    index = int(excess.argmax())
+    if excess[index] <= 0:
+        return None
+    peak = int(above[:, index].argmax())
+    return Outage(index, peak, min(steps, peak + max(1, round(duration / interval))))
 
 
 class _Catchments:

@@ -80,14 +80,14 @@ class PayloadEncoder:
             f'{head}{times[zone]}"{a}{b}{c}{d}}}'
             for head, zone, a, b, c, d in zip(self._heads, self._zone_of, *fields, strict=True)
         ]
-        return [
-            Message(
-                topic,
-                ('{"readings":[' + ",".join([objects[i] for i in members]) + "]}").encode(),
-                len(members),
-            )
-            for topic, members in self._chunks
-        ]
+        silent = step.silent.tolist()
+        messages = []
+        for topic, members in self._chunks:
+            reporting = [objects[i] for i in members if not silent[i]]
+            if reporting:
+                payload = '{"readings":[' + ",".join(reporting) + "]}"
+                messages.append(Message(topic, payload.encode(), len(reporting)))
+        return messages
 
 
 def gateways(stations: Sequence[Station]) -> list[str]:
@@ -128,19 +128,21 @@ async def publish_storm(
     batch: int,
     window: int = 64,
     report_every: float = 5.0,
+    progress: PublishProgress | None = None,
 ) -> PublishProgress:
     """Publishes ``steps`` reports of ``model`` (built on the same ``stations``) at QoS 1.
 
     ``speed`` simulated seconds pass per real second; 0 publishes as fast as the broker takes
     it. Up to ``window`` messages are unacknowledged at once: waiting for each PUBACK would cap
     a publisher at one message per round trip. Progress goes to the log every ``report_every``
-    seconds. Returns once every message has been acknowledged.
+    seconds. Returns once every message has been acknowledged; a ``progress`` passed in is
+    kept up to date as it goes, so a caller that cancels knows how far it got.
     """
     if speed < 0:
         raise ValueError(f"speed must be 0 or more, not {speed}")
     encoder = PayloadEncoder(stations, topic_prefix=config.topic_prefix, batch=batch)
     pause = model.interval.total_seconds() / speed if speed > 0 else 0.0
-    progress = PublishProgress()
+    progress = progress or PublishProgress()
     started = time.monotonic()
     reported_at, reported = started, 0
     try:

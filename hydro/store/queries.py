@@ -237,6 +237,13 @@ async def delivery_counts(pool: psycopg_pool.AsyncConnectionPool) -> DeliveryCou
     )
 
 
+async def newest_observation(pool: psycopg_pool.AsyncConnectionPool) -> dt.datetime | None:
+    """The observation time of the newest reading stored from any station."""
+    async with connection(pool, "reading the newest observation") as conn:
+        newest = await _scalar(conn, "SELECT max(time) FROM station_latest")
+    return newest if isinstance(newest, dt.datetime) else None
+
+
 async def _scalar(conn: psycopg.AsyncConnection[tuple[object, ...]], query: str) -> object:
     cur = await conn.execute(query)
     row = await cur.fetchone()

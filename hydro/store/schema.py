@@ -278,10 +278,13 @@ def _timescale_day_bucket(timezone: str) -> sql.Composable:
 
 async def _drop_plain_views(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
     """Plain-mode views give way to continuous aggregates when TimescaleDB arrives later."""
+    # Continuous aggregates are views too: only plain ones (no materialization) give way.
     cur = await conn.execute(
         "SELECT table_name FROM information_schema.views"
         " WHERE table_schema = current_schema()"
         " AND table_name IN ('readings_hourly', 'readings_daily')"
+        " AND table_name NOT IN"
+        " (SELECT view_name FROM timescaledb_information.continuous_aggregates)"
     )
     for (name,) in await cur.fetchall():
         await conn.execute(sql.SQL("DROP VIEW {}").format(sql.Identifier(str(name))))
