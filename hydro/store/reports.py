@@ -81,14 +81,18 @@ _HOURLY_PLAIN = """
 SELECT station, date_trunc('hour', time, 'UTC') AS bucket, sum(rainfall) AS rainfall_sum
 FROM readings WHERE time >= %(since)s AND time < %(end)s AND rainfall IS NOT NULL GROUP BY 1, 2
 """
-# The wettest run of ``hours`` consecutive clock hours whose last hour lies within the day.
+# Per window: the wettest run of that many consecutive clock hours whose last lies in the day.
 _RAIN_MAX = """
-SELECT station, max(total) FROM (
-    SELECT station, bucket, sum(rainfall_sum) OVER (
-        PARTITION BY station ORDER BY bucket RANGE BETWEEN {preceding} PRECEDING AND CURRENT ROW
-    ) AS total FROM hourly
-) windows WHERE bucket >= %(start)s GROUP BY station
+WITH hourly AS ({hourly})
+SELECT station, {maxima} FROM (SELECT station, bucket, {sums} FROM hourly) windows
+WHERE bucket >= %(start)s GROUP BY station
 """
+_WINDOW_SUM = (
+    "sum(rainfall_sum) OVER (PARTITION BY station ORDER BY bucket"
+    " RANGE BETWEEN {preceding} PRECEDING AND CURRENT ROW) AS {name}"
+)
+
+
 _LEVEL_AT_END = """
 SELECT DISTINCT ON (station) station, water_level FROM readings
 WHERE time > %(end)s - interval '1 hour' AND time <= %(end)s AND water_level IS NOT NULL
@@ -116,15 +120,25 @@ async def day_figures(
         stations = await cur.fetchall()
         rain_max: dict[tuple[str, int], float] = {}
         if rain_windows:
-            longest = dt.timedelta(hours=max(rain_windows) - 1)
-            hourly = sql.SQL(_HOURLY_TIMESCALE if timescale else _HOURLY_PLAIN)
-            for hours in sorted(set(rain_windows)):
-                query = sql.SQL("WITH hourly AS ({}) ").format(hourly) + sql.SQL(_RAIN_MAX).format(
-                    preceding=sql.Literal(dt.timedelta(hours=hours - 1))
-                )
-                result = await conn.execute(query, {**params, "since": start - longest})
+            hours = sorted(set(rain_windows))
+            names = [sql.Identifier(f"h{h}") for h in hours]
+            query = sql.SQL(_RAIN_MAX).format(
+                hourly=sql.SQL(_HOURLY_TIMESCALE if timescale else _HOURLY_PLAIN),
+                maxima=sql.SQL(", ").join(sql.SQL("max({})").format(n) for n in names),
+                sums=sql.SQL(", ").join(
+                    sql.SQL(_WINDOW_SUM).format(
+                        preceding=sql.Literal(dt.timedelta(hours=h - 1)), name=n
+                    )
+                    for h, n in zip(hours, names, strict=True)
+                ),
+            )
+            since = start - dt.timedelta(hours=hours[-1] - 1)
+            result = await conn.execute(query, {**params, "since": since})
+            for station, *maxima in await result.fetchall():
                 rain_max.update(
-                    ((str(s), hours), float(str(v))) for s, v in await result.fetchall()
+                    ((str(station), h), float(str(m)))
+                    for h, m in zip(hours, maxima, strict=True)
+                    if m is not None
                 )
         result = await conn.execute(_LEVEL_AT_END, params)
         level_at_end = {str(s): float(str(v)) for s, v in await result.fetchall()}
