@@ -30,6 +30,8 @@ from hydro.errors import ConfigError, HydroError, Problem
 from hydro.ingest.service import IngestService
 from hydro.notify.dispatcher import Dispatcher
 from hydro.notify.providers import ConsoleProvider, SmsProvider, TwilioProvider
+from hydro.reports.model import DailyReport
+from hydro.reports.service import DailyReports
 from hydro.rules import RuleSet, check_rules, load_rules
 from hydro.rules.model import SilenceRule
 from hydro.simulate import (
@@ -237,6 +239,25 @@ class _ScheduledJobs:
         self._running: set[asyncio.Task[None]] = set()
 
     def every(self, interval: dt.timedelta, job: Callable[[], Awaitable[None]]) -> None:
+        self._add(
+            job, "interval", seconds=interval.total_seconds(), next_run_time=dt.datetime.now(dt.UTC)
+        )
+
+    def daily(self, at: dt.time, timezone: str, job: Callable[[], Awaitable[None]]) -> None:
+        """Every day at ``at`` in ``timezone``."""
+        self._add(job, "cron", hour=at.hour, minute=at.minute, timezone=timezone)
+
+    def _add(self, job: Callable[[], Awaitable[None]], trigger: str, **when: object) -> None:
+        self._scheduler.add_job(
+            self._tracked(job),
+            trigger,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            **when,
+        )
+
+    def _tracked(self, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         async def tracked() -> None:
             task = asyncio.current_task()
             assert task is not None
@@ -251,15 +272,7 @@ class _ScheduledJobs:
             finally:
                 self._running.discard(task)
 
-        self._scheduler.add_job(
-            tracked,
-            "interval",
-            seconds=interval.total_seconds(),
-            next_run_time=dt.datetime.now(dt.UTC),
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
+        return tracked
 
     def start(self) -> None:
         self._scheduler.start()
@@ -300,6 +313,8 @@ async def _start_alerting(
     jobs = _ScheduledJobs()
     jobs.every(config.alerting.interval, evaluate_then_send)
     jobs.every(dt.timedelta(seconds=1), send_due)  # retries that came due
+    reports = DailyReports(config, registry, rules, pool)
+    jobs.daily(config.report.daily_at, config.registry.default_timezone, reports.publish_due)
     jobs.start()
     log.info(
         "alerting: every %ss, %d rules, SMS via %s",
@@ -438,3 +453,12 @@ async def acknowledge_alert(config: Config, alert_id: int, by: str) -> AlertReco
 async def outbox(config: Config, status: str | None, limit: int) -> list[OutboxRecord]:
     async with database(config) as pool:
         return await list_outbox(pool, status=status, limit=limit)
+
+
+async def daily_report(config: Config, day: dt.date | None) -> tuple[DailyReport, bool]:
+    """The report of ``day`` (default: the last one that ended) and whether it is stored."""
+    registry = load_stations(config)
+    rules = load_alert_rules(config)
+    async with database(config) as pool:
+        reports = DailyReports(config, registry, rules, pool)
+        return await reports.report(day or reports.last_ended_day())

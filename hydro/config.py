@@ -301,6 +301,26 @@ def parse_api_tokens(text: str) -> tuple[ApiToken, ...]:
     return tuple(tokens)
 
 
+class ReportConfig(_Section):
+    daily_at: dt.time = dt.time(8, 5)  # local (registry.default_timezone): the day ended at 08:00
+    digest: bool = True  # an SMS digest to sms.duty_officers
+    wettest: int = Field(10, ge=1, le=100)  # stations listed as the wettest of the day
+
+    @field_validator("daily_at", mode="before")
+    @classmethod
+    def _clock_time(cls, value: object) -> object:
+        if isinstance(value, int):  # YAML 1.1 reads an unquoted 08:05 as the number 485
+            raise ValueError('write the time in quotes, e.g. "08:05"')
+        return value
+
+    @field_validator("daily_at")
+    @classmethod
+    def _after_the_day_closes(cls, value: dt.time) -> dt.time:
+        if value < dt.time(8, 0):
+            raise ValueError("must be 08:00 or later: the hydrological day closes at 08:00")
+        return value
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -314,6 +334,7 @@ class Config(_Section):
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     sms: SmsConfig = Field(default_factory=SmsConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 

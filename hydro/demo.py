@@ -105,7 +105,10 @@ def _demo_config(  # noqa: PLR0917 - the servers it started and what it chose
             "mqtt": config.mqtt.model_copy(update={"port": broker.port, "host": "127.0.0.1"}),
             # A tick every second: ten simulated minutes at the default speed.
             "alerting": config.alerting.model_copy(update={"interval": dt.timedelta(seconds=1)}),
-            "sms": config.sms.model_copy(update={"provider": "console"}),
+            # The console has no carrier to pace for: print every SMS as soon as it is due.
+            "sms": config.sms.model_copy(
+                update={"provider": "console", "rate_per_second": 1000.0, "concurrency": 16}
+            ),
             "api": config.api.model_copy(
                 update={
                     "enabled": True,

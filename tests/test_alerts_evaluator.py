@@ -229,3 +229,72 @@ def test_a_standby_evaluator_picks_up_what_the_active_one_did(pg_url: str) -> No
 
     assert with_evaluator(pg_url, body) == (0, 1, [])
     assert rows(pg_url, "SELECT count(*) FROM alerts") == [(1,)]
+
+
+PINGSHAN = "61000000"  # 平山雨量站, a rain gauge
+RAINSTORM_SMS = (
+    "SELECT DISTINCT o.body FROM outbox o JOIN alerts a ON a.id = o.alert_id"
+    " WHERE a.family = 'rainstorm'"
+)
+
+
+def rain(minutes: int, mm: float) -> Reading:
+    return Reading(PINGSHAN, minutes_ago(minutes), rainfall=mm)
+
+
+def test_three_hours_of_rain_open_the_orange_signal_and_the_sms_names_the_gap(
+    pg_url: str,
+) -> None:
+    # 1.6 mm every 5 minutes for 3 hours, but the reports of 100 and 95 minutes ago never came.
+    minutes = [175 - 5 * i for i in range(36) if 175 - 5 * i not in (100, 95)]
+
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, ev: AlertEvaluator
+    ) -> list[tuple[str, str, int, float | None]]:
+        await writer.write([rain(m, 1.6) for m in minutes[:20]])
+        first = await ev.tick()
+        await writer.write([rain(m, 1.6) for m in minutes[20:]])
+        second = await ev.tick()
+        return [
+            (c.family, c.change.value, c.rank, c.value)
+            for c in (*first.changes, *second.changes)
+            if c.family == "rainstorm"
+        ]
+
+    # Blue, yellow and orange are all reached by the 32nd report (51.2 mm in 3, 6 and 12 h):
+    # one alert, opened at orange, one SMS each.
+    assert with_evaluator(pg_url, body) == [("rainstorm", "open", 3, 51.2)]
+    local = minutes_ago(10).astimezone(REGISTRY.by_code[PINGSHAN].tz)
+    assert rows(pg_url, RAINSTORM_SMS) == [
+        (
+            f"贵阳市云岩区平山雨量站{local.month}月{local.day}日{local.hour}时{local.minute}分"
+            "前3小时降雨量达到51.2毫米(其中20分钟无数据),达到暴雨橙色预警标准,"
+            "请及时复核并提醒相关责任人戒备,注意防范",
+        )
+    ]
+    assert rows(
+        pg_url, "SELECT rule_id, severity, state FROM alerts WHERE family = 'rainstorm'"
+    ) == [("rainstorm_orange", "orange", "open")]
+
+
+def test_a_corrected_rain_report_replaces_its_value_and_a_restart_reloads_the_rain(
+    pg_url: str,
+) -> None:
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, ev: AlertEvaluator
+    ) -> list[list[tuple[str, float | None]]]:
+        await writer.write([rain(5 * i + 5, 1.6) for i in range(30)])  # 48.0 mm in 3 h
+        ticks = [await ev.tick()]
+        # The gateway corrects its latest report to 0.6 and sends a new one of 2.5: 49.5 mm
+        # (adding the correction instead of replacing would make it 51.1).
+        await writer.write([rain(5, 0.6), rain(0, 2.5)])
+        ticks.append(await ev.tick())
+        restarted = AlertEvaluator(AlertingConfig(), REGISTRY, RULES, pool, clock=lambda: NOW)
+        await restarted.load_state()  # the ring comes back from the stored readings
+        await writer.write([rain(0, 3.0)])  # and the newest one corrected upwards: 50.0 mm
+        ticks.append(await restarted.tick())
+        return [
+            [(c.change.value, c.value) for c in t.changes if c.family == "rainstorm"] for t in ticks
+        ]
+
+    assert with_evaluator(pg_url, body) == [[], [], [("open", 50.0)]]

@@ -40,6 +40,7 @@ def test_the_operator_commands_exist() -> None:
         ("alerts", "show"),
         ("alerts", "ack"),
         ("outbox", "list"),
+        ("report", "daily"),
     }
     assert expected <= set(ALL)
 

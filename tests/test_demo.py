@@ -113,7 +113,7 @@ def test_a_storm_from_gateway_to_sms_interrupted_and_resumed(
     again = start_demo(demos, workdir, log, port, "--speed", "0")  # neither --resume nor --reset
     assert again.wait(30) != 0
     assert "holds an earlier demo: hydro demo --resume continues it" in log.read_text()
-    resumed = start_demo(demos, workdir, log, port, "--resume", "--speed", "6000")
+    resumed = start_demo(demos, workdir, log, port, "--resume", "--speed", "3000")
     shown = wait_for_text(resumed, log, "-- storm over", 120)
     assert f"resumed at report {state['done'] + 1}" in shown
     shown = wait_for_text(resumed, log, "预警解除", 30)  # levels fell and alerts cleared

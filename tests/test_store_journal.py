@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+import numpy as np
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
@@ -41,22 +42,33 @@ def test_changes_are_taken_once_and_repeats_not_at_all(pg_url: str) -> None:
 
     async def body(
         pool: AsyncConnectionPool, writer: ReadingWriter
-    ) -> list[list[tuple[str, float]]]:
+    ) -> list[list[tuple[str, float | None, float | None]]]:
         taken = []
         await writer.write(batch)
         taken.append(await _take(pool))
         taken.append(await _take(pool))  # nothing new
         await writer.write(batch)  # a redelivery: identical, absorbed
-        await writer.write([batch[1]._replace(water_level=1.0), Reading("S2", T0, rainfall=2.0)])
+        await writer.write(
+            [
+                batch[1]._replace(water_level=1.0),
+                Reading("S2", T0, rainfall=2.0),
+                Reading("S3", T0, flow=5.0),
+            ]
+        )
         taken.append(await _take(pool))
         return [
-            [(s, float(w)) for s, w in zip(t.stations, t.water_levels, strict=True)] for t in taken
+            [
+                (s, None if np.isnan(w) else float(w), None if np.isnan(r) else float(r))
+                for s, w, r in zip(t.stations, t.water_levels, t.rainfalls, strict=True)
+            ]
+            for t in taken
         ]
 
     first, second, third = scenario(pg_url, body)  # type: ignore[misc]
-    assert first == [("S1", 770.0), ("S1", 771.0), ("S1", 772.0)]
+    assert first == [("S1", 770.0, None), ("S1", 771.0, None), ("S1", 772.0, None)]
     assert second == []
-    assert third == [("S1", 1.0)]  # the rainfall-only reading is nothing to evaluate
+    # Rainfall is evaluated too; a flow alone is nothing to evaluate.
+    assert third == [("S1", 1.0, None), ("S2", None, 2.0)]
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT count(*) FROM ingest_journal").fetchone() == (0,)
 

@@ -1,13 +1,16 @@
-"""One evaluation tick: new readings from the journal -> threshold rules -> alert changes + SMS.
+"""One evaluation tick: new readings from the journal -> rules -> alert changes + SMS.
 
 The tick is one transaction: it takes the journal, records the changes and the outbox rows
 they cause, and advances its cursor, all or nothing. The per-station state (the rank an alert
 stands at and its readings below clearing) lives in the open alerts, loaded once at start and
-kept in memory, replaced only after a commit.
+kept in memory, replaced only after a commit. The recent rainfall of every station is kept in
+memory too (a ring of 5-minute slots), loaded from the readings at start and after any failed
+tick, so a rainfall window costs no query.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -21,10 +24,11 @@ import psycopg_pool
 
 from hydro.config import AlertingConfig
 from hydro.models import AlertChange, AlertChangeKind, Sms, Station
-from hydro.rules import RateOfRiseRule, Rule, RuleSet, SilenceRule, render
+from hydro.rules import LevelRule, RainfallRule, RateOfRiseRule, Rule, RuleSet, SilenceRule, render
 from hydro.rules.evaluate import (
     Change,
     FamilyState,
+    IntArray,
     NewReadings,
     ThresholdTable,
     Transitions,
@@ -34,12 +38,21 @@ from hydro.rules.evaluate import (
     rises,
     single_threshold_table,
 )
+from hydro.rules.rainfall import (
+    SLOT_SECONDS,
+    RainfallTable,
+    RainRing,
+    evaluate_rainfall,
+    hundredths,
+    slot_of,
+)
 from hydro.stations import Registry
 from hydro.store.alerts import (
     DueReminder,
     due_reminders,
     latest_observations,
     open_alert_states,
+    rainfall_by_slot,
     record_changes,
     set_below_counts,
     water_levels,
@@ -51,6 +64,9 @@ log = logging.getLogger(__name__)
 Connection = psycopg.AsyncConnection[tuple[object, ...]]
 
 REMINDER_PREFIX = "【预警持续】"
+# Rainfall reports up to a day late still find their whole windows in the ring; older ones are
+# stored and reported, but no rainfall rule evaluates them.
+RAIN_BACKFILL_SLOTS = 86400 // SLOT_SECONDS
 _KINDS = {
     Change.OPEN: AlertChangeKind.OPEN,
     Change.ESCALATE: AlertChangeKind.ESCALATE,
@@ -97,6 +113,9 @@ class AlertEvaluator:
             for rule in self._rise_rules
         ]
         self._rising = [FamilyState.empty(len(self._stations)) for _ in self._rise_rules]
+        self._rain_table = RainfallTable.build(rules, self._stations)
+        self._wet = [FamilyState.empty(len(self._stations)) for _ in self._rain_table.families]
+        self._ring = RainRing(len(self._stations), self._rain_table.longest + RAIN_BACKFILL_SLOTS)
         self._stale = False
 
     async def load_state(self) -> None:
@@ -106,33 +125,36 @@ class AlertEvaluator:
 
     async def _load_state(self, conn: Connection) -> None:
         open_alerts = await open_alert_states(conn)
-        families = {name: i for i, name in enumerate(self._table.families)}
         silences = {rule.id: i for i, rule in enumerate(self._silence_rules)}
-        rising_rules = {rule.id: i for i, rule in enumerate(self._rise_rules)}
         states = [FamilyState.empty(len(self._stations)) for _ in self._table.families]
         silent = [np.zeros(len(self._stations), dtype=bool) for _ in self._silence_rules]
         rising = [FamilyState.empty(len(self._stations)) for _ in self._rise_rules]
+        wet = [FamilyState.empty(len(self._stations)) for _ in self._rain_table.families]
+        ranked = {
+            **{name: states[i] for i, name in enumerate(self._table.families)},
+            **{rule.id: rising[i] for i, rule in enumerate(self._rise_rules)},
+            **{name: wet[i] for i, name in enumerate(self._rain_table.families)},
+        }
         for alert in open_alerts:
-            station, family = self._index.get(alert.station), families.get(alert.family)
+            station, state = self._index.get(alert.station), ranked.get(alert.family)
             if station is not None and alert.family in silences:
                 silent[silences[alert.family]][station] = True
                 continue
-            if station is not None and alert.family in rising_rules:
-                rising[rising_rules[alert.family]].rank[station] = alert.rank
-                rising[rising_rules[alert.family]].below[station] = alert.below_count
-                continue
-            if station is None or family is None:
+            if station is None or state is None:
                 log.warning(
                     "alert for station=%s family=%s is no longer in the registry or rules",
                     alert.station,
                     alert.family,
                 )
                 continue
-            states[family].rank[station] = alert.rank
-            states[family].below[station] = alert.below_count
+            state.rank[station] = alert.rank
+            state.below[station] = alert.below_count
+        if self._rain_table.families:
+            await self._reload_rain(conn, None)
         self._states = states
         self._silent = silent
         self._rising = rising
+        self._wet = wet
         log.info("evaluator: %d open alerts loaded", len(open_alerts))
 
     async def tick(self) -> TickReport:
@@ -155,7 +177,8 @@ class AlertEvaluator:
                 await self._load_state(conn)
                 self._stale = False
             taken = await take_journal(conn)
-            readings = self._readings(taken.stations, taken.times, taken.water_levels)
+            index = np.array([self._index.get(code, -1) for code in taken.stations], dtype=np.int64)
+            readings = self._readings(index, taken.times, taken.water_levels)
             new_states, transitions = evaluate_thresholds(
                 self._table,
                 self._states,
@@ -163,15 +186,24 @@ class AlertEvaluator:
                 margin=self._config.clear_margin,
                 clear_after=self._config.clear_after,
             )
-            changes = self._changes(transitions, now=started)
+            changes = self._ranked_changes(transitions, self._table.rules, now=started)
             new_rising, rise_changes = await self._rises(conn, readings, now=started)
             changes += rise_changes
+            rain = self._readings(index, taken.times, taken.rainfalls)
+            new_wet, rain_changes = await self._rainfall(conn, rain, now=started)
+            changes += rain_changes
             latest = {code: (seen, level) for code, seen, level in await latest_observations(conn)}
-            new_silent, silence_changes = self._silences(latest, new_states, now=started)
+            new_silent, silence_changes = self._silences(
+                latest, [*new_states, *new_wet], now=started
+            )
             changes += silence_changes
             recorded = await record_changes(conn, changes)
             # After the changes: an alert that just opened or escalated was just notified.
-            due = await due_reminders(conn, self._table.families, self._config.repeat_interval)
+            due = await due_reminders(
+                conn,
+                (*self._table.families, *self._rain_table.families),
+                self._config.repeat_interval,
+            )
             reminders = self._reminders(due, latest)
             recorded += await record_changes(conn, reminders)
             changes += reminders
@@ -180,11 +212,13 @@ class AlertEvaluator:
                 self._below_counts(self._states, new_states, self._table.families)
                 + self._below_counts(
                     self._rising, new_rising, tuple(rule.id for rule in self._rise_rules)
-                ),
+                )
+                + self._below_counts(self._wet, new_wet, self._rain_table.families),
             )
         self._states = new_states  # only now: the database holds the same
         self._silent = new_silent
         self._rising = new_rising
+        self._wet = new_wet
         for change, ids in zip(changes, recorded, strict=True):
             log.info(
                 "alert=%d %s station=%s rule=%s value=%.2f at %s%s outbox=%s",
@@ -199,42 +233,48 @@ class AlertEvaluator:
             )
         return TickReport(len(taken), tuple(changes), time.perf_counter() - timer)
 
-    def _readings(self, codes: list[str], times: np.ndarray, values: np.ndarray) -> NewReadings:
-        index = np.array([self._index.get(code, -1) for code in codes], dtype=np.int64)
-        known = index >= 0
+    def _readings(self, index: IntArray, times: np.ndarray, values: np.ndarray) -> NewReadings:
+        """The journal's readings of registered stations that carry a value of this kind."""
+        known = (index >= 0) & np.isfinite(values)
         index, times, values = index[known], times[known], values[known]
         mmdd = local_month_day(times, self._zones, self._zone_of[index])
         return NewReadings(index, times, values, mmdd)
 
-    def _changes(self, transitions: Transitions, *, now: dt.datetime) -> list[AlertChange]:
+    def _ranked_changes(
+        self,
+        transitions: Transitions,
+        rules: tuple[tuple[LevelRule, ...], ...] | tuple[tuple[RainfallRule, ...], ...],
+        *,
+        now: dt.datetime,
+    ) -> list[AlertChange]:
+        """Changes of families whose rules have ranks (threshold and rainfall rules)."""
         oldest_paged = now - self._config.max_age
         changes = []
-        for f, s, c, rank, t, value in zip(
+        for f, s, c, rank, t, value, missing in zip(
             transitions.family.tolist(),
             transitions.station.tolist(),
             transitions.change.tolist(),
             transitions.rank.tolist(),
             transitions.time.tolist(),
             transitions.value.tolist(),
+            transitions.missing.tolist(),
             strict=True,
         ):
-            station: Station = self._stations[s]
-            rule = self._table.rules[f][rank - 1]
+            rule = rules[f][rank - 1]
             kind = _KINDS[Change(c)]
             observed_at = dt.datetime.fromtimestamp(t, dt.UTC)
-            late = observed_at < oldest_paged
             changes.append(
                 _change(
                     rule,
-                    station,
+                    self._stations[s],
                     kind,
                     family=rule.family,
                     rank=rank,
                     observed_at=observed_at,
                     value=value,
-                    late=late,
+                    late=observed_at < oldest_paged,
                     template=rule.clear_message if kind is AlertChangeKind.CLEAR else rule.message,
-                    level_field=rule.level,
+                    **_situation(rule, missing),
                 )
             )
         return changes
@@ -254,27 +294,36 @@ class AlertEvaluator:
     def _reminders(
         self, due: list[DueReminder], latest: dict[str, tuple[int, float | None]]
     ) -> list[AlertChange]:
-        """The rule's message again, with the station's latest reading, marked as ongoing."""
-        rules = {rule.id: rule for family in self._table.rules for rule in family}
+        """The rule's message again, with the station's latest reading (for a rainfall rule,
+        its window ending there), marked as ongoing."""
+        rules: dict[str, LevelRule | RainfallRule] = {
+            rule.id: rule for family in self._table.rules for rule in family
+        }
+        rules.update((rule.id, rule) for family in self._rain_table.rules for rule in family)
         reminders = []
         for alert in due:
-            station, rule = self._stations[self._index[alert.station]], rules.get(alert.rule_id)
+            index, rule = self._index[alert.station], rules.get(alert.rule_id)
             if rule is None or alert.station not in latest:
                 continue
-            seconds, level = latest[alert.station]
-            seen = dt.datetime.fromtimestamp(seconds, dt.UTC)
+            seconds, value = latest[alert.station]
+            missing = 0
+            if isinstance(rule, RainfallRule):
+                acc = self._ring.accumulations(
+                    np.array([index]), slot_of(np.array([seconds])), [rule.slots]
+                )
+                value, missing = float(acc.mm(rule.slots)[0]), int(acc.missing[0, 0])
             reminders.append(
                 _change(
                     rule,
-                    station,
+                    self._stations[index],
                     AlertChangeKind.REMIND,
                     family=alert.family,
                     rank=alert.rank,
-                    observed_at=seen,
-                    value=level,
+                    observed_at=dt.datetime.fromtimestamp(seconds, dt.UTC),
+                    value=value,
                     late=False,
                     template=REMINDER_PREFIX + rule.message,
-                    level_field=rule.level,
+                    **_situation(rule, missing),
                 )
             )
         return reminders
@@ -333,6 +382,59 @@ class AlertEvaluator:
                     )
                 )
         return new_silent, changes
+
+    async def _rainfall(
+        self, conn: Connection, readings: NewReadings, *, now: dt.datetime
+    ) -> tuple[list[FamilyState], list[AlertChange]]:
+        """Rainfall rules: each new report's windows, read from the ring once it holds it."""
+        if not self._rain_table.families:
+            return self._wet, []
+        slots = slot_of(readings.time)
+        clock_slot = int(slot_of(np.array([int(now.timestamp())]))[0])
+        self._ring.advance(max(clock_slot, int(slots.max(initial=0))))
+        refused = self._ring.put(readings.station, slots, hundredths(readings.value))
+        held = self._ring.holds(slots)
+        if (refused & held).any():
+            # A corrected report, or two within one slot: the stored readings say what is true.
+            await self._reload_rain(conn, np.unique(readings.station[refused & held]))
+        if not held.all():
+            codes = sorted({self._stations[i].code for i in readings.station[~held].tolist()})
+            log.warning(
+                "%d rainfall reports more than a day old are stored but not evaluated by the"
+                " rainfall rules: station=%s",
+                int((~held).sum()),
+                ",".join(codes[:20]) + (",..." if len(codes) > 20 else ""),
+            )
+        new_wet, transitions = evaluate_rainfall(
+            self._rain_table,
+            self._wet,
+            NewReadings(*(column[held] for column in dataclasses.astuple(readings))),
+            self._ring,
+            clear_after=self._config.clear_after,
+        )
+        return new_wet, self._ranked_changes(transitions, self._rain_table.rules, now=now)
+
+    async def _reload_rain(self, conn: Connection, stations: IntArray | None) -> None:
+        """The ring's slots of ``stations`` (None: all, as at start) from the stored readings."""
+        if stations is None:
+            self._ring.advance(int(slot_of(np.array([int(self._clock().timestamp())]))[0]))
+        after = dt.datetime.fromtimestamp(
+            (self._ring.head - self._ring.span) * SLOT_SECONDS, dt.UTC
+        )
+        codes = None if stations is None else [self._stations[i].code for i in stations.tolist()]
+        rows = [
+            row
+            for row in await rainfall_by_slot(conn, SLOT_SECONDS, after, codes)
+            if row[0] in self._index
+        ]
+        slot = np.array([k for _, k, _ in rows], dtype=np.int64)
+        self._ring.advance(int(slot.max(initial=0)))  # reports ahead of the clock
+        self._ring.replace(
+            np.arange(len(self._stations)) if stations is None else stations,
+            np.array([self._index[code] for code, _, _ in rows], dtype=np.int64),
+            slot,
+            hundredths(np.array([mm for _, _, mm in rows], dtype=float)),
+        )
 
     async def _rises(
         self, conn: Connection, readings: NewReadings, *, now: dt.datetime
@@ -407,6 +509,18 @@ class AlertEvaluator:
                     )
                 )
         return new_states, changes
+
+
+def _situation(rule: LevelRule | RainfallRule, missing: int) -> dict[str, Any]:
+    """What a ranked rule's message may say beyond the value: the level crossed, or the rain
+    window and how much of it had no report."""
+    if isinstance(rule, LevelRule):
+        return {"level_field": rule.level}
+    return {
+        "window": rule.window,
+        "threshold": rule.threshold,
+        "missing": dt.timedelta(seconds=missing * SLOT_SECONDS),
+    }
 
 
 def _change(

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hydro import __version__
-from hydro.cli import alerts, api, check, db, quarantine, rules, run, simulate
+from hydro.cli import alerts, api, check, db, quarantine, report, rules, run, simulate
 from hydro.cli import stations as stations_cli
 from hydro.errors import HydroError, ProblemsError
 
-COMMAND_MODULES = (run, api, simulate, check, db, alerts, quarantine, stations_cli, rules)
+COMMAND_MODULES = (run, api, simulate, check, db, alerts, quarantine, stations_cli, rules, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

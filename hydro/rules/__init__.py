@@ -5,6 +5,7 @@ from hydro.rules.messages import render
 from hydro.rules.model import (
     LEVEL_NAMES,
     LevelRule,
+    RainfallRule,
     RateOfRiseRule,
     Rule,
     Severity,
@@ -14,6 +15,7 @@ from hydro.rules.model import (
 __all__ = [
     "LEVEL_NAMES",
     "LevelRule",
+    "RainfallRule",
     "RateOfRiseRule",
     "Rule",
     "RuleSet",

@@ -17,7 +17,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from hydro.models import Station
 from hydro.rules.loader import RuleSet
-from hydro.rules.model import LevelRule
+from hydro.rules.model import LevelRule, RainfallRule
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -56,11 +56,7 @@ class ThresholdTable:
 
     @classmethod
     def build(cls, rules: RuleSet, stations: Sequence[Station]) -> ThresholdTable:
-        by_family: dict[str, list[LevelRule]] = {}
-        for rule in rules.level_rules:
-            by_family.setdefault(rule.family, []).append(rule)
-        families = tuple(sorted(by_family))
-        ordered = tuple(tuple(sorted(by_family[f], key=lambda r: r.rank)) for f in families)
+        families, ordered = by_family_and_rank(rules.level_rules)
         levels = []
         for family_rules in ordered:
             rows = np.full((len(family_rules), len(stations)), np.nan)
@@ -84,6 +80,20 @@ class ThresholdTable:
     @property
     def stations(self) -> int:
         return int(self.season_start.shape[0])
+
+
+Ranked = TypeVar("Ranked", LevelRule, RainfallRule)
+
+
+def by_family_and_rank(
+    rules: Sequence[Ranked],
+) -> tuple[tuple[str, ...], tuple[tuple[Ranked, ...], ...]]:
+    """The families in name order, and each family's rules by rank."""
+    by_family: dict[str, list[Ranked]] = {}
+    for rule in rules:
+        by_family.setdefault(rule.family, []).append(rule)
+    families = tuple(sorted(by_family))
+    return families, tuple(tuple(sorted(by_family[f], key=lambda r: r.rank)) for f in families)
 
 
 def _mmdd(month_day: tuple[int, int]) -> int:
@@ -123,9 +133,15 @@ class Transitions:
     rank: IntArray  # the rank after the change (1-based); for CLEAR the rank that cleared
     time: IntArray
     value: FloatArray
+    missing: IntArray  # 5-minute slots without a report in a rainfall window (0 for levels)
 
     def __len__(self) -> int:
         return int(self.station.shape[0])
+
+
+# One kind of change found in a round: the readings (indices into the sorted arrays) and the
+# rank each one leaves its alert at.
+Hits = list[tuple[Change, IntArray, npt.NDArray[np.int8]]]
 
 
 def evaluate_thresholds(
@@ -137,55 +153,103 @@ def evaluate_thresholds(
     clear_after: int,
 ) -> tuple[list[FamilyState], Transitions]:
     """The new state of every family and the transitions that led there. Inputs are not changed."""
-    station, time, value, mmdd = _in_station_order(readings)
-    # Position of each reading among its station's new readings: 0, 1, 2, ...
-    starts = np.flatnonzero(np.r_[True, station[1:] != station[:-1]])
-    rounds = int(np.max(np.diff(np.r_[starts, station.size]), initial=0))
-    if rounds > 1:
-        position = np.arange(station.size) - np.repeat(starts, np.diff(np.r_[starts, station.size]))
+    station, time, value, mmdd = in_station_order(readings)
+    rounds = reading_rounds(station)
     in_season = _in_season(table, station, mmdd)
-
     new_states: list[FamilyState] = []
     found: list[tuple[npt.NDArray[Any], ...]] = []
     for f in range(len(table.families)):
-        rank = states[f].rank.copy()
-        below = states[f].below.copy()
         reached, floor = _reached_and_floor(table, f, station, value, in_season)
-        for k in range(rounds):
-            # One reading per station at a time, all stations at once. The common case, one
-            # new reading per station, needs no fancy indexing at all.
-            at: IntArray | slice = slice(None) if rounds == 1 else np.flatnonzero(position == k)
-            s = station[at]
-            current, now_reached, v = rank[s], reached[at], value[at]
-            opened = (current == 0) & (now_reached > 0)
-            escalated = (current > 0) & (now_reached > current)
-            low = (current > 0) & (v < floor[at] - margin)
-            counted = np.where(low, below[s] + 1, 0)  # consecutive: any other reading resets
-            cleared = low & (counted >= clear_after)
-            for change, mask, new_rank in (
-                (Change.OPEN, opened, now_reached),
-                (Change.ESCALATE, escalated, now_reached),
-                (Change.CLEAR, cleared, current),
-            ):
-                hit = np.flatnonzero(mask)
-                if hit.size:
-                    found.append(
-                        (
-                            np.full(hit.size, f),
-                            s[hit],
-                            np.full(hit.size, int(change)),
-                            new_rank[hit].astype(np.int64),
-                            time[at][hit],
-                            v[hit],
-                        )
-                    )
-            rank[s] = np.where(opened | escalated, now_reached, np.where(cleared, 0, current))
-            below[s] = np.where(cleared, 0, counted)
-        new_states.append(FamilyState(rank, below))
-    return new_states, _collect(found)
+        state, hits = advance(
+            states[f], station, reached, value < floor - margin, rounds, clear_after=clear_after
+        )
+        new_states.append(state)
+        found += [
+            found_columns(
+                f, change, index, rank, station=station, time=time, value=value[index], missing=0
+            )
+            for change, index, rank in hits
+        ]
+    return new_states, collect(found)
 
 
-def _in_station_order(readings: NewReadings) -> tuple[IntArray, IntArray, FloatArray, IntArray]:
+def found_columns(
+    family: int,
+    change: Change,
+    index: IntArray,
+    rank: npt.NDArray[np.int8],
+    *,
+    station: IntArray,
+    time: IntArray,
+    value: FloatArray,
+    missing: IntArray | int,
+) -> tuple[npt.NDArray[Any], ...]:
+    """The columns of :class:`Transitions` for one kind of change found in a family."""
+    return (
+        np.full(index.size, family),
+        station[index],
+        np.full(index.size, int(change)),
+        rank.astype(np.int64),
+        time[index],
+        value,
+        np.broadcast_to(np.asarray(missing, dtype=np.int64), index.shape),
+    )
+
+
+def reading_rounds(station: IntArray) -> list[IntArray | slice]:
+    """For readings sorted by station: the indices of each station's first new reading, then of
+    its second, ... The common case, one new reading per station, is a single slice."""
+    starts = np.flatnonzero(np.r_[True, station[1:] != station[:-1]])
+    lengths = np.diff(np.r_[starts, station.size])
+    rounds = int(np.max(lengths, initial=0))
+    if rounds <= 1:
+        return [slice(None)] * rounds
+    position = np.arange(station.size) - np.repeat(starts, lengths)
+    return [np.flatnonzero(position == k) for k in range(rounds)]
+
+
+def advance(
+    state: FamilyState,
+    station: IntArray,
+    reached: npt.NDArray[np.int8],
+    low: BoolArray,
+    rounds: list[IntArray | slice],
+    *,
+    clear_after: int,
+) -> tuple[FamilyState, Hits]:
+    """The threshold lifecycle of one family, shared by every rule kind that has ranks.
+
+    Per reading, ``reached`` is the highest rank it crosses (0: none) and ``low`` whether it
+    counts towards clearing. An alert opens at the first rank crossed, escalates and never steps
+    down; it clears after ``clear_after`` consecutive low readings (any other reading resets).
+    """
+    rank = state.rank.copy()
+    below = state.below.copy()
+    hits: Hits = []
+    for at in rounds:
+        # One reading per station at a time, all stations at once.
+        index = np.arange(station.size)[at]
+        s = station[at]
+        current, now_reached = rank[s], reached[at]
+        opened = (current == 0) & (now_reached > 0)
+        escalated = (current > 0) & (now_reached > current)
+        is_low = (current > 0) & low[at]
+        counted = np.where(is_low, below[s] + 1, 0)
+        cleared = is_low & (counted >= clear_after)
+        for change, mask, new_rank in (
+            (Change.OPEN, opened, now_reached),
+            (Change.ESCALATE, escalated, now_reached),
+            (Change.CLEAR, cleared, current),
+        ):
+            hit = np.flatnonzero(mask)
+            if hit.size:
+                hits.append((change, index[hit], new_rank[hit]))
+        rank[s] = np.where(opened | escalated, now_reached, np.where(cleared, 0, current))
+        below[s] = np.where(cleared, 0, counted)
+    return FamilyState(rank, below), hits
+
+
+def in_station_order(readings: NewReadings) -> tuple[IntArray, IntArray, FloatArray, IntArray]:
     """Readings with a value, sorted by station then observation time (copies only if needed)."""
     station, time, value, mmdd = (
         readings.station,
@@ -232,14 +296,15 @@ def _in_season(table: ThresholdTable, station: IntArray, mmdd: IntArray) -> Bool
     return inside & (start >= 0)
 
 
-def _collect(found: list[tuple[npt.NDArray[Any], ...]]) -> Transitions:
+def collect(found: list[tuple[npt.NDArray[Any], ...]]) -> Transitions:
+    """Transitions from the columns of each change found, by station then observation time."""
     if not found:
         empty = np.zeros(0, dtype=np.int64)
-        return Transitions(empty, empty, empty, empty, empty, np.zeros(0))
+        return Transitions(empty, empty, empty, empty, empty, np.zeros(0), empty)
     columns = [np.concatenate(parts) for parts in zip(*found, strict=True)]
     order = np.lexsort((columns[4], columns[1]))  # by station, then observation time
-    family, station, change, rank, time, value = (c[order] for c in columns)
-    return Transitions(family, station, change, rank, time, value.astype(np.float64))
+    family, station, change, rank, time, value, missing = (c[order] for c in columns)
+    return Transitions(family, station, change, rank, time, value.astype(np.float64), missing)
 
 
 def local_month_day(times: IntArray, zones: Sequence[str], zone_of_reading: IntArray) -> IntArray:

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from hydro.errors import Problem, RulesError
 from hydro.loading import YamlSyntaxError, load_yaml, validation_problems
-from hydro.rules.model import LevelRule, Rule, RuleFile
+from hydro.rules.model import LevelRule, RainfallRule, Rule, RuleFile
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,10 @@ class RuleSet:
     @property
     def level_rules(self) -> tuple[LevelRule, ...]:
         return tuple(r for r in self.rules if isinstance(r, LevelRule))
+
+    @property
+    def rainfall_rules(self) -> tuple[RainfallRule, ...]:
+        return tuple(r for r in self.rules if isinstance(r, RainfallRule))
 
 
 def load_rules(folder: Path) -> RuleSet:

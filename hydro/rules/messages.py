@@ -27,6 +27,8 @@ def render(
     rise: float | None = None,
     window: dt.timedelta | None = None,
     silent_for: dt.timedelta | None = None,
+    threshold: float | None = None,
+    missing: dt.timedelta | None = None,
 ) -> str:
     """Fills ``template``; times are the station's local time, as its people read them.
 
@@ -54,6 +56,9 @@ def render(
         "window": _chinese_duration(window),
         "silent_for": _chinese_duration(silent_for),
         "severity": SEVERITY_NAMES[severity],
+        "threshold": threshold,
+        # Unknown rain is not zero rain: a window with gaps says how much is unknown.
+        "gap": f"(其中{_chinese_duration(missing)}无数据)" if missing else None,
     }
     return template.format_map(_Blank(context))
 

@@ -1,12 +1,14 @@
 """What an alert rule says, as operators write it in ``alert_rules/*.yaml``.
 
-Three kinds of rule, told apart by ``type``:
+Four kinds of rule, told apart by ``type``:
 
 - ``threshold``: a water level at or above (or above) one of the station's characteristic
   levels from the registry. Threshold rules of one ``family`` escalate into each other by
   ``rank`` (警戒 -> 保证).
 - ``rate_of_rise``: the water level rose more than ``rise`` metres within ``window``.
 - ``silence``: no reading for ``after``. A silent station keeps its level alerts open.
+- ``rainfall``: at least ``threshold`` mm within ``window`` (rainstorm signals blue to red).
+  Rainfall rules of one ``family`` escalate into each other by ``rank``, like threshold rules.
 
 Pure data: evaluation and the alert lifecycle read these objects and never the YAML.
 """
@@ -70,6 +72,8 @@ TEMPLATE_FIELDS: dict[str, object] = {
     "window": "1小时",
     "silent_for": "15分钟",
     "severity": "黄色",
+    "threshold": 50.0,
+    "gap": "(其中20分钟无数据)",
 }
 
 
@@ -111,6 +115,29 @@ class LevelRule(_Rule):
         return value >= level if self.condition == "at_or_above" else value > level
 
 
+class RainfallRule(_Rule):
+    type: Literal["rainfall"]
+    kinds: tuple[StationKind, ...] = tuple(StationKind)  # any station with a rain gauge
+    window: Duration
+    threshold: float = Field(gt=0)  # mm within the window
+    clear_margin: float = Field(5.0, ge=0)  # mm: clears only below threshold minus this
+    family: str
+    rank: int = Field(ge=1)
+
+    @field_validator("window")
+    @classmethod
+    def _whole_slots(cls, value: dt.timedelta) -> dt.timedelta:
+        seconds = value.total_seconds()
+        if seconds <= 0 or seconds % 300 or seconds > 86400:
+            raise ValueError("must be a multiple of 5m, at most 24h (gauges report every 5m)")
+        return value
+
+    @property
+    def slots(self) -> int:
+        """The window in 5-minute report slots."""
+        return int(self.window.total_seconds()) // 300
+
+
 class RateOfRiseRule(_Rule):
     type: Literal["rate_of_rise"]
     rise: float = Field(gt=0)  # metres
@@ -134,7 +161,9 @@ class SilenceRule(_Rule):
         return template
 
 
-Rule = Annotated[LevelRule | RateOfRiseRule | SilenceRule, Field(discriminator="type")]
+Rule = Annotated[
+    LevelRule | RateOfRiseRule | SilenceRule | RainfallRule, Field(discriminator="type")
+]
 
 
 class RuleFile(BaseModel):
@@ -148,13 +177,18 @@ class RuleFile(BaseModel):
     @classmethod
     def _one_rule_per_rank(cls, rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
         seen: dict[tuple[str, int], str] = {}
+        family_type: dict[str, str] = {}
         for rule in rules:
-            if isinstance(rule, LevelRule):
+            if isinstance(rule, LevelRule | RainfallRule):
                 other = seen.setdefault((rule.family, rule.rank), rule.id)
                 if other != rule.id:
                     raise ValueError(
                         f"rules {other} and {rule.id} share family {rule.family!r} and rank"
                         f" {rule.rank}: escalation needs one rule per rank"
+                    )
+                if family_type.setdefault(rule.family, rule.type) != rule.type:
+                    raise ValueError(
+                        f"family {rule.family!r} mixes threshold and rainfall rules ({rule.id})"
                     )
         return rules
 

@@ -368,3 +368,22 @@ async def water_levels(
         )
         rows = await cur.fetchall()
     return [(str(s), int(str(t)), float(str(v))) for s, t, v in rows]
+
+
+async def rainfall_by_slot(
+    conn: Connection, slot_seconds: int, after: dt.datetime, stations: Sequence[str] | None = None
+) -> list[tuple[str, int, float]]:
+    """(station, slot, mm) of the stored rainfall after ``after``, summed per slot: slot k ends
+    at k * ``slot_seconds`` Unix time and holds the readings of (its start, its end]. For all
+    stations, or only ``stations``."""
+    only = sql.SQL("" if stations is None else " AND station = ANY(%(stations)s)")
+    with translate_errors("reading recent rainfall"):
+        cur = await conn.execute(
+            sql.SQL(
+                "SELECT station, ceil(extract(epoch FROM time) / %(slot)s)::bigint, sum(rainfall)"
+                " FROM readings WHERE time > %(after)s AND rainfall IS NOT NULL{} GROUP BY 1, 2"
+            ).format(only),
+            {"slot": slot_seconds, "after": after, "stations": list(stations or ())},
+        )
+        rows = await cur.fetchall()
+    return [(str(s), int(str(k)), float(str(v))) for s, k, v in rows]

@@ -20,22 +20,24 @@ _EVALUATOR_LOCK = 0x6879_6576  # "hyev"
 
 _TAKE = """
 WITH taken AS (
-    DELETE FROM ingest_journal RETURNING id, stations, times, water_levels
+    DELETE FROM ingest_journal RETURNING id, stations, times, water_levels, rainfalls
 )
-SELECT u.station, extract(epoch FROM u.time)::bigint, u.water_level
-FROM taken, unnest(taken.stations, taken.times, taken.water_levels)
-         AS u(station, time, water_level)
+SELECT u.station, extract(epoch FROM u.time)::bigint, u.water_level, u.rainfall
+FROM taken, unnest(taken.stations, taken.times, taken.water_levels, taken.rainfalls)
+         AS u(station, time, water_level, rainfall)
 ORDER BY taken.id
 """
 
 
 @dataclass(frozen=True)
 class JournalTake:
-    """Readings in the order they were committed, roughly (the evaluator sorts them anyway)."""
+    """Readings in the order they were committed, roughly (the evaluator sorts them anyway);
+    NaN where a reading has no such value."""
 
     stations: list[str]
     times: npt.NDArray[np.int64]  # Unix seconds
     water_levels: npt.NDArray[np.float64]
+    rainfalls: npt.NDArray[np.float64]
 
     def __len__(self) -> int:
         return len(self.stations)
@@ -58,4 +60,5 @@ async def take_journal(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> Jou
         stations=[str(row[0]) for row in rows],
         times=np.array([row[1] for row in rows], dtype=np.int64),
         water_levels=np.array([row[2] for row in rows], dtype=float),
+        rainfalls=np.array([row[3] for row in rows], dtype=float),
     )

@@ -81,8 +81,8 @@ WHERE excluded.time >= station_latest.time
 
 # Arrays go as binary parameters (%b), like the latest readings above.
 _JOURNAL = """
-INSERT INTO ingest_journal (stations, times, water_levels)
-VALUES (%b::text[], %b::timestamptz[], %b::float8[])
+INSERT INTO ingest_journal (stations, times, water_levels, rainfalls)
+VALUES (%b::text[], %b::timestamptz[], %b::float8[], %b::float8[])
 """
 
 _QUARANTINE_TYPES = ["timestamptz", "text", "text", "text", "text", "text", "bytea"]
@@ -153,10 +153,18 @@ class ReadingWriter:
     ) -> None:
         """What commits with the readings that changed the table: the per-station latest
         reading, the journal entry for evaluation, and the quarantined items."""
-        levels = [r for r in readings if r.water_level is not None] if self._journal else []
-        if levels:
-            stations, times, values, *_ = map(list, zip(*levels, strict=True))
-            await conn.execute(_JOURNAL, (stations, times, values))
+        # What the rules read: water levels and rainfall (flow and battery go unjournaled).
+        ruled = (
+            [
+                (r.station, r.time, r.water_level, r.rainfall)
+                for r in readings
+                if r.water_level is not None or r.rainfall is not None
+            ]
+            if self._journal
+            else []
+        )
+        if ruled:
+            await conn.execute(_JOURNAL, tuple(map(list, zip(*ruled, strict=True))))
         latest: dict[str, Reading] = {}
         for r in readings:
             held = latest.get(r.station)

@@ -1,0 +1,218 @@
+"""Building the daily report from the day's figures and the registry. Pure.
+
+The hydrological day runs from 08:00 to 08:00 in the deployment's time zone
+(``registry.default_timezone``, the zone the daily aggregate is kept in); a day is named by the
+date of its opening 08:00, so the report read on the morning of May 8 is the one of May 7.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from zoneinfo import ZoneInfo
+
+from hydro.models import Station
+from hydro.reports.model import (
+    AlertEntry,
+    AreaRain,
+    Correction,
+    DailyReport,
+    Excess,
+    Grade,
+    StationFigures,
+)
+from hydro.rules import LEVEL_NAMES, RuleSet
+from hydro.rules.levels import alert_levels, level_verdicts
+from hydro.rules.model import RainfallRule
+from hydro.store.reports import DayAlert, DayFigures
+
+DAY_OPENS = dt.time(8, 0)
+REPORT_INTERVAL = dt.timedelta(minutes=5)
+
+
+def day_bounds(day: dt.date, zone: str) -> tuple[dt.datetime, dt.datetime]:
+    """The opening and closing 08:00 of ``day``, in UTC: 23 or 25 hours apart on a DST change
+    (Python subtracts two times of one zone by their wall clocks)."""
+    tz = ZoneInfo(zone)
+    return (
+        dt.datetime.combine(day, DAY_OPENS, tz).astimezone(dt.UTC),
+        dt.datetime.combine(day + dt.timedelta(days=1), DAY_OPENS, tz).astimezone(dt.UTC),
+    )
+
+
+def last_ended_day(now: dt.datetime, zone: str, daily_at: dt.time) -> dt.date:
+    """The day whose report is due at ``now``: the one that closed at the 08:00 before the most
+    recent ``daily_at`` (which is 08:00 or later)."""
+    local = now.astimezone(ZoneInfo(zone))
+    closing = local.date() if local.time() >= daily_at else local.date() - dt.timedelta(days=1)
+    return closing - dt.timedelta(days=1)
+
+
+def whole_hour_windows(rules: RuleSet) -> dict[str, int]:
+    """Rule id -> window in hours, for the rainfall rules a clock-hour sum can judge."""
+    return {rule.id: rule.slots // 12 for rule in rules.rainfall_rules if rule.slots % 12 == 0}
+
+
+def build_daily(
+    day: dt.date,
+    zone: str,
+    stations: Sequence[Station],
+    rules: RuleSet,
+    figures: DayFigures,
+    *,
+    wettest: int,
+    built_at: dt.datetime,
+) -> DailyReport:
+    expected = int((figures.end - figures.start) / REPORT_INTERVAL)
+    days = {d.station: d for d in figures.stations}
+    rows = []
+    for station in stations:
+        d = days.get(station.code)
+        rows.append(
+            StationFigures(
+                **_identity(station),
+                readings=d.readings if d else 0,
+                expected=expected,
+                rain_mm=None if d is None or d.rainfall is None else round(d.rainfall, 1),
+                rain_reports=d.rainfall_reports if d else 0,
+                level_min=d.level_min if d else None,
+                level_max=d.level_max if d else None,
+                level_0800=figures.level_at_end.get(station.code),
+            )
+        )
+    rainy = sorted(
+        (r for r in rows if r.rain_mm is not None), key=lambda r: (-(r.rain_mm or 0.0), r.code)
+    )
+    names = {s.code: s.name for s in stations}
+    return DailyReport(
+        day=day,
+        start=figures.start,
+        end=figures.end,
+        timezone=zone,
+        built_at=built_at,
+        stations=rows,
+        rain_by_prefecture=_by_area(rainy, county=False),
+        rain_by_county=_by_area(rainy, county=True),
+        wettest=[r.code for r in rainy[:wettest]],
+        grades=_grades(rules, stations, figures),
+        above_levels=_above_levels(rules, stations, rows, figures.start),
+        alerts_opened=_entries(
+            (a for a in figures.alerts if figures.start <= a.opened_at < figures.end), names
+        ),
+        alerts_active=_entries((a for a in figures.alerts if a.state == "open"), names),
+        silent=[r.code for r in rows if r.readings == 0],
+        missing_data=[r.code for r in rows if 0 < r.readings < expected],
+        sms=dict(sorted(figures.sms.items())),
+    )
+
+
+def _identity(station: Station) -> dict[str, str]:
+    """Who and where, as every station line of a report names it."""
+    return {
+        "code": station.code,
+        "name": station.name,
+        "kind": station.kind.value,
+        "prefecture": station.prefecture,
+        "county": station.county,
+    }
+
+
+def _by_area(rainy: list[StationFigures], *, county: bool) -> list[AreaRain]:
+    areas: dict[tuple[str, str | None], list[StationFigures]] = {}
+    for row in rainy:  # wettest first: each area's first station is its wettest
+        areas.setdefault((row.prefecture, row.county if county else None), []).append(row)
+    result = [
+        AreaRain(
+            prefecture=prefecture,
+            county=name,
+            stations=len(members),
+            incomplete=sum(1 for m in members if m.rain_reports < m.expected),
+            mean_mm=round(sum(m.rain_mm or 0.0 for m in members) / len(members), 1),
+            max_mm=members[0].rain_mm or 0.0,
+            wettest=members[0].name,
+        )
+        for (prefecture, name), members in areas.items()
+    ]
+    return sorted(result, key=lambda a: (-a.mean_mm, a.prefecture, a.county or ""))
+
+
+def _grades(rules: RuleSet, stations: Sequence[Station], figures: DayFigures) -> list[Grade]:
+    """Per rainfall family, the stations counted at the highest rule their day reached."""
+    hours = whole_hour_windows(rules)
+    counts: dict[str, int] = {}
+    families: dict[str, list[RainfallRule]] = {}
+    for rule in rules.rainfall_rules:
+        if rule.id in hours:
+            families.setdefault(rule.family, []).append(rule)
+    for family_rules in families.values():
+        for station in stations:
+            reached = [
+                rule
+                for rule in family_rules
+                if station.kind in rule.kinds
+                and figures.rain_max.get((station.code, hours[rule.id]), 0.0) >= rule.threshold
+            ]
+            if reached:
+                top = max(reached, key=lambda r: r.rank)
+                counts[top.id] = counts.get(top.id, 0) + 1
+    return [
+        Grade(rule_id=r.id, name=r.name, severity=r.severity.value, stations=counts.get(r.id, 0))
+        for family_rules in families.values()
+        for r in sorted(family_rules, key=lambda r: -r.rank)
+    ]
+
+
+def _above_levels(
+    rules: RuleSet, stations: Sequence[Station], rows: list[StationFigures], start: dt.datetime
+) -> list[Excess]:
+    """Rivers and reservoirs whose highest level of the day crossed a threshold rule's level
+    (the highest of each family), with the excess."""
+    found = []
+    for station, row in zip(stations, rows, strict=True):
+        if row.level_max is None:
+            continue
+        for verdict in alert_levels(level_verdicts(rules, station, row.level_max, start)):
+            found.append(
+                Excess(
+                    **_identity(station),
+                    level_name=LEVEL_NAMES[verdict.rule.level],
+                    level=verdict.level,
+                    level_max=row.level_max,
+                    excess=round(row.level_max - verdict.level, 2),
+                    level_0800=row.level_0800,
+                )
+            )
+    return sorted(found, key=lambda e: (-e.excess, e.code))
+
+
+def _entries(alerts: Iterable[DayAlert], names: dict[str, str]) -> list[AlertEntry]:
+    return [
+        AlertEntry(
+            id=a.id,
+            station=a.station,
+            name=names.get(a.station, a.station),
+            rule_id=a.rule_id,
+            severity=a.severity,
+            state=a.state,
+            opened_at=a.opened_at,
+            peak_value=a.peak_value,
+        )
+        for a in alerts
+    ]
+
+
+def with_corrections(stored: DailyReport, fresh: DailyReport) -> DailyReport:
+    """The stored report, as it was built, with what late or corrected data changed since."""
+    now = fresh.by_code
+    corrections = []
+    for was in stored.stations:
+        current = now.get(was.code)
+        if current is None:
+            continue
+        for figure in ("rain_mm", "level_max", "readings"):
+            before, after = getattr(was, figure), getattr(current, figure)
+            if before != after:
+                corrections.append(
+                    Correction(code=was.code, name=was.name, figure=figure, was=before, now=after)
+                )
+    return stored.model_copy(update={"corrections": corrections})

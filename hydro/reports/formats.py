@@ -1,0 +1,237 @@
+"""A daily report as text, JSON, CSV, HTML, and as the duty officers' SMS digest. Pure."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+from hydro.reports.model import AreaRain, DailyReport, StationFigures
+
+# A Chinese SMS is UCS-2: 70 characters alone, 67 per segment when split. Two segments at most.
+DIGEST_LIMIT = 2 * 67
+SEVERITY_NAMES = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
+LISTED = 20  # silent or incomplete stations named in text and HTML; the rest are counted
+
+
+def period(report: DailyReport) -> str:
+    tz = ZoneInfo(report.timezone)
+    start, end = report.start.astimezone(tz), report.end.astimezone(tz)
+    return f"{start.month}月{start.day}日8时至{end.month}月{end.day}日8时"
+
+
+def _gap(row: StationFigures) -> str:
+    missing = row.expected - row.rain_reports
+    return f"(缺报{missing}次)" if missing > 0 else ""
+
+
+def _area(area: AreaRain) -> str:
+    incomplete = f",其中{area.incomplete}站缺报" if area.incomplete else ""
+    return (
+        f"{area.prefecture}{area.county or ''} 平均{area.mean_mm:.1f}毫米"
+        f" 最大{area.wettest}{area.max_mm:.1f}毫米 ({area.stations}站{incomplete})"
+    )
+
+
+def _named(report: DailyReport, codes: list[str]) -> str:
+    names = [f"{report.by_code[c].name}({c})" for c in codes[:LISTED]]
+    more = f" 等{len(codes)}站" if len(codes) > LISTED else ""
+    return "、".join(names) + more
+
+
+def to_text(report: DailyReport) -> str:
+    lines = [
+        f"水情日报 {period(report)} ({report.timezone}), 生成于 {report.built_at:%Y-%m-%d %H:%M}Z"
+    ]
+    lines.append("一、降雨 (缺报时段雨量未知,不计为零)")
+    if not report.wettest:
+        lines.append("  无降雨数据")
+    lines += [f"  {_area(a)}" for a in report.rain_by_prefecture]
+    lines += [f"    {_area(a)}" for a in report.rain_by_county]
+    for rank, code in enumerate(report.wettest, start=1):
+        row = report.by_code[code]
+        lines.append(
+            f"  {rank}. {row.prefecture}{row.county}{row.name} {row.rain_mm:.1f}毫米{_gap(row)}"
+        )
+    grades = [f"{g.name}{g.stations}站" for g in report.grades if g.stations]
+    lines.append("  暴雨等级: " + ("、".join(grades) if grades else "无"))
+    lines.append("二、超特征水位")
+    lines += [
+        f"  {e.prefecture}{e.county}{e.name} 最高{e.level_max:.2f}米 超{e.level_name}"
+        f"{e.excess:.2f}米" + (f" 8时{e.level_0800:.2f}米" if e.level_0800 is not None else "")
+        for e in report.above_levels
+    ] or ["  无"]
+    lines.append(f"三、预警 新增{len(report.alerts_opened)}条, 仍有效{len(report.alerts_active)}条")
+    lines += [
+        f"  #{a.id} {a.name} {a.rule_id} {SEVERITY_NAMES.get(a.severity, a.severity)}"
+        f" {a.state} {a.opened_at:%m-%d %H:%M}Z"
+        for a in report.alerts_active
+    ]
+    lines.append("四、测站")
+    lines.append(f"  全天无数据 {len(report.silent)}站: {_named(report, report.silent) or '无'}")
+    lines.append(
+        f"  部分缺报 {len(report.missing_data)}站: {_named(report, report.missing_data) or '无'}"
+    )
+    lines.append("五、短信 " + _sms(report))
+    if report.corrections:
+        lines.append("六、报告生成后的数据更正 (迟到或更正的数据)")
+        lines += [
+            f"  {c.name}({c.code}) {c.figure}: {c.was} -> {c.now}" for c in report.corrections
+        ]
+    return "\n".join(lines)
+
+
+def _sms(report: DailyReport) -> str:
+    n = report.sms.get
+    return (
+        f"已发{n('sent', 0) + n('delivered', 0)}条(送达{n('delivered', 0)}条),"
+        f" 失败{n('failed', 0)}条, 待发{n('queued', 0) + n('sending', 0)}条"
+    )
+
+
+def to_json(report: DailyReport) -> str:
+    return report.model_dump_json(indent=2)
+
+
+CSV_COLUMNS = list(StationFigures.model_fields)
+
+
+def to_csv(report: DailyReport) -> str:
+    """One row per station: the day's figures (rain_reports below expected: rain unknown)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for row in report.stations:
+        writer.writerow(["" if v is None else v for v in row.model_dump().values()])
+    return out.getvalue()
+
+
+def to_html(report: DailyReport) -> str:
+    title = html.escape(f"水情日报 {period(report)}")
+    sections = [
+        f"<h1>{title}</h1>",
+        f"<p>{html.escape(report.timezone)}, built {report.built_at:%Y-%m-%d %H:%M}Z</p>",
+        "<h2>降雨</h2><p>缺报时段雨量未知,不计为零。</p>",
+        _table(
+            ["地区", "站数", "缺报站", "平均(毫米)", "最大站", "最大(毫米)"],
+            [
+                [
+                    f"{a.prefecture}{a.county or ''}",
+                    a.stations,
+                    a.incomplete,
+                    a.mean_mm,
+                    a.wettest,
+                    a.max_mm,
+                ]
+                for a in report.rain_by_prefecture + report.rain_by_county
+            ],
+        ),
+        _table(
+            ["站名", "站码", "地区", "雨量(毫米)", "报数/应报"],
+            [
+                [
+                    r.name,
+                    r.code,
+                    r.prefecture + r.county,
+                    r.rain_mm,
+                    f"{r.rain_reports}/{r.expected}",
+                ]
+                for r in (report.by_code[c] for c in report.wettest)
+            ],
+        ),
+        _table(["暴雨等级", "站数"], [[g.name, g.stations] for g in report.grades]),
+        "<h2>超特征水位</h2>",
+        _table(
+            ["站名", "特征水位", "水位(米)", "最高(米)", "超(米)", "8时(米)"],
+            [
+                [e.name, e.level_name, e.level, e.level_max, e.excess, e.level_0800]
+                for e in report.above_levels
+            ],
+        ),
+        "<h2>预警</h2>",
+        _table(
+            ["#", "站名", "规则", "等级", "状态", "开始(UTC)"],
+            [
+                [
+                    a.id,
+                    a.name,
+                    a.rule_id,
+                    SEVERITY_NAMES.get(a.severity, a.severity),
+                    a.state,
+                    f"{a.opened_at:%Y-%m-%d %H:%M}",
+                ]
+                for a in report.alerts_opened
+                + [a for a in report.alerts_active if a not in report.alerts_opened]
+            ],
+        ),
+        "<h2>测站</h2>",
+        f"<p>全天无数据: {html.escape(_named(report, report.silent) or '无')}</p>",
+        f"<p>部分缺报: {html.escape(_named(report, report.missing_data) or '无')}</p>",
+        f"<h2>短信</h2><p>{html.escape(_sms(report))}</p>",
+    ]
+    if report.corrections:
+        sections += [
+            "<h2>报告生成后的数据更正</h2>",
+            _table(
+                ["站名", "站码", "项目", "原值", "现值"],
+                [[c.name, c.code, c.figure, c.was, c.now] for c in report.corrections],
+            ),
+        ]
+    body = "\n".join(sections)
+    return (
+        f'<!doctype html>\n<html lang="zh"><head><meta charset="utf-8"><title>{title}</title>'
+        f"</head><body>\n{body}\n</body></html>\n"
+    )
+
+
+def _table(header: list[str], rows: list[list[object]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in row)
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def digest(report: DailyReport) -> str:
+    """The SMS to the duty officers: at most two segments, the most important first; what does
+    not fit is left out whole, never cut mid-figure."""
+    parts = [f"【水情日报】{period(report)}"]
+    rainy = [report.by_code[c] for c in report.wettest]
+    if rainy:
+        top = rainy[0]
+        parts.append(f"最大降雨{top.county}{top.name}{top.rain_mm:.1f}毫米")
+    grades = [
+        f"{SEVERITY_NAMES.get(g.severity, '')}{g.stations}" for g in report.grades if g.stations
+    ]
+    if grades:
+        parts.append("暴雨站" + "/".join(grades))
+    if report.above_levels:
+        parts.append(f"超特征水位{len({e.code for e in report.above_levels})}站")
+    parts.append(f"新增预警{len(report.alerts_opened)}条,仍有效{len(report.alerts_active)}条")
+    if report.silent:
+        parts.append(f"无数据{len(report.silent)}站")
+    failed = report.sms.get("failed", 0)
+    if failed:
+        parts.append(f"短信失败{failed}条")
+    return _fit(parts, DIGEST_LIMIT)
+
+
+def _fit(parts: list[str], limit: int) -> str:
+    text = parts[0]
+    for part in parts[1:]:
+        if len(text) + 1 + len(part) <= limit:
+            text += ("," if text != parts[0] else ":") + part
+    return text
+
+
+FORMATS: dict[str, Callable[[DailyReport], str]] = {
+    "text": to_text,
+    "json": to_json,
+    "csv": to_csv,
+    "html": to_html,
+}

@@ -1,0 +1,110 @@
+"""What a daily report says, as stored (JSON) and as every format reads it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cached_property
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StationFigures(_Part):
+    """One station's day. ``rain_mm`` counts the reports received: ``rain_reports`` below
+    ``expected`` means part of the day's rain is unknown, not that it was dry."""
+
+    code: str
+    name: str
+    kind: str
+    prefecture: str
+    county: str
+    readings: int
+    expected: int  # 5-minute reports in the day (288; 276 or 300 on a DST change)
+    rain_mm: float | None
+    rain_reports: int
+    level_min: float | None
+    level_max: float | None
+    level_0800: float | None  # the latest level in the hour up to the day's closing 08:00
+
+
+class AreaRain(_Part):
+    """Rain over a prefecture or county: the mean of its stations that reported rain."""
+
+    prefecture: str
+    county: str | None  # None: the whole prefecture
+    stations: int
+    incomplete: int  # of them, stations with reports missing
+    mean_mm: float
+    max_mm: float
+    wettest: str  # the station name
+
+
+class Grade(_Part):
+    """Stations whose wettest window of the day reached a rainfall rule (the highest of its
+    family), from clock-hour sums."""
+
+    rule_id: str
+    name: str
+    severity: str
+    stations: int
+
+
+class Excess(_Part):
+    code: str
+    name: str
+    kind: str
+    prefecture: str
+    county: str
+    level_name: str
+    level: float
+    level_max: float
+    excess: float
+    level_0800: float | None
+
+
+class AlertEntry(_Part):
+    id: int
+    station: str
+    name: str
+    rule_id: str
+    severity: str
+    state: str
+    opened_at: dt.datetime
+    peak_value: float | None
+
+
+class Correction(_Part):
+    """A figure that changed since the report was stored (late or corrected data)."""
+
+    code: str
+    name: str
+    figure: str  # rain_mm, level_max, readings
+    was: float | None
+    now: float | None
+
+
+class DailyReport(_Part):
+    day: dt.date  # by the date of its opening 08:00
+    start: dt.datetime
+    end: dt.datetime
+    timezone: str
+    built_at: dt.datetime
+    stations: list[StationFigures]
+    rain_by_prefecture: list[AreaRain]
+    rain_by_county: list[AreaRain]
+    wettest: list[str]  # station codes, wettest first
+    grades: list[Grade]
+    above_levels: list[Excess]
+    alerts_opened: list[AlertEntry]
+    alerts_active: list[AlertEntry]
+    silent: list[str]  # codes of stations with no reading in the day
+    missing_data: list[str]  # codes of stations with some of the day's reports missing
+    sms: dict[str, int]  # SMS queued in the day, by status
+    corrections: list[Correction] = []  # only when a stored report is shown again
+
+    @cached_property
+    def by_code(self) -> dict[str, StationFigures]:
+        return {s.code: s for s in self.stations}

@@ -1,0 +1,98 @@
+"""The daily report job and the report operators ask for: figures in, stored report out.
+
+The job stores the report of the day that just ended and queues its SMS digest in the same
+transaction, once: a second ``hydro run`` (a standby) finds it stored and sends nothing. Asked
+for later, a stored report is shown as it was built, with what late data changed since.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+import psycopg_pool
+
+from hydro.config import Config
+from hydro.reports.daily import (
+    build_daily,
+    day_bounds,
+    last_ended_day,
+    whole_hour_windows,
+    with_corrections,
+)
+from hydro.reports.formats import digest
+from hydro.reports.model import DailyReport
+from hydro.rules import RuleSet
+from hydro.stations import Registry
+from hydro.store.db import connection
+from hydro.store.reports import day_figures, queue_digest, store_report, stored_report
+
+log = logging.getLogger(__name__)
+
+
+class DailyReports:
+    def __init__(
+        self,
+        config: Config,
+        registry: Registry,
+        rules: RuleSet,
+        pool: psycopg_pool.AsyncConnectionPool,
+        *,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._config = config
+        self._zone = config.registry.default_timezone
+        self._registry = registry
+        self._rules = rules
+        self._pool = pool
+        self._clock = clock
+
+    def last_ended_day(self) -> dt.date:
+        return last_ended_day(self._clock(), self._zone, self._config.report.daily_at)
+
+    async def report(self, day: dt.date) -> tuple[DailyReport, bool]:
+        """The stored report of ``day`` with its corrections, or (not stored) one built now."""
+        fresh = await self.build(day)
+        async with connection(self._pool, f"reading the daily report of {day}") as conn:
+            stored = await stored_report(conn, day)
+        if stored is None:
+            return fresh, False
+        return with_corrections(DailyReport.model_validate(stored), fresh), True
+
+    async def build(self, day: dt.date) -> DailyReport:
+        start, end = day_bounds(day, self._zone)
+        hours = sorted(set(whole_hour_windows(self._rules).values()))
+        async with connection(self._pool, f"reading the figures of {day}") as conn:
+            figures = await day_figures(conn, start, end, hours)
+        return build_daily(
+            day,
+            self._zone,
+            self._registry.stations,
+            self._rules,
+            figures,
+            wettest=self._config.report.wettest,
+            built_at=self._clock(),
+        )
+
+    async def publish_due(self) -> None:
+        """Builds and stores the report of the day that just ended, and queues its digest."""
+        day = self.last_ended_day()
+        async with connection(self._pool, "checking the daily report") as conn:
+            if await stored_report(conn, day) is not None:
+                return
+        report = await self.build(day)
+        text = digest(report)
+        officers = [(o.name, o.phone) for o in self._config.sms.duty_officers]
+        async with connection(self._pool, f"storing the daily report of {day}") as conn:
+            if not await store_report(conn, day, report.model_dump(mode="json")):
+                return  # another process stored it first
+            ids = await queue_digest(conn, officers, text) if self._config.report.digest else []
+        log.info(
+            "daily report of %s stored: %d stations, %d silent, %d alerts opened; digest outbox=%s",
+            day,
+            len(report.stations),
+            len(report.silent),
+            len(report.alerts_opened),
+            ",".join(map(str, ids)) or "-",
+        )

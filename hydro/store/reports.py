@@ -1,0 +1,189 @@
+"""The figures of a hydrological day, and the daily reports as they were built.
+
+The day's figures come from the continuous aggregates ``readings_daily`` and ``readings_hourly``
+where TimescaleDB keeps them; on plain PostgreSQL the same columns are computed from the readings
+of the day's time range (the plain views would group the whole table before filtering). Both
+give the same numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from hydro.store.db import translate_errors
+from hydro.store.schema import StorageMode, storage_mode
+
+Connection = psycopg.AsyncConnection[tuple[object, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class StationDay:
+    """One station's readings within the day; rainfall None without a rain report."""
+
+    station: str
+    readings: int
+    rainfall: float | None
+    rainfall_reports: int
+    level_min: float | None
+    level_max: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DayAlert:
+    id: int
+    station: str
+    family: str
+    rule_id: str
+    severity: str
+    state: str
+    opened_at: dt.datetime
+    peak_value: float | None
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    """Everything a daily report is built from, for the day [start, end)."""
+
+    start: dt.datetime
+    end: dt.datetime
+    stations: list[StationDay]
+    level_at_end: dict[str, float]  # the latest level in the hour up to the closing 08:00
+    rain_max: dict[tuple[str, int], float]  # (station, hours): the wettest window ending in it
+    alerts: list[DayAlert]  # opened within the day, or still open when the report was built
+    sms: dict[str, int]  # SMS queued within the day, by status
+
+
+_DAILY_TIMESCALE = """
+SELECT station, readings, rainfall_sum AS rainfall, rainfall_reports,
+       water_level_min AS level_min, water_level_max AS level_max
+FROM readings_daily WHERE day_start = %(start)s
+"""
+_DAILY_PLAIN = """
+SELECT station, count(*) AS readings, sum(rainfall) AS rainfall,
+       count(rainfall) AS rainfall_reports, min(water_level) AS level_min,
+       max(water_level) AS level_max
+FROM readings WHERE time >= %(start)s AND time < %(end)s GROUP BY station
+"""
+_HOURLY_TIMESCALE = """
+SELECT station, bucket, rainfall_sum FROM readings_hourly
+WHERE bucket >= %(since)s AND bucket < %(end)s AND rainfall_sum IS NOT NULL
+"""
+_HOURLY_PLAIN = """
+SELECT station, date_trunc('hour', time, 'UTC') AS bucket, sum(rainfall) AS rainfall_sum
+FROM readings WHERE time >= %(since)s AND time < %(end)s AND rainfall IS NOT NULL GROUP BY 1, 2
+"""
+# Per window: the wettest run of that many consecutive clock hours whose last lies in the day.
+_RAIN_MAX = """
+WITH hourly AS ({hourly})
+SELECT station, {maxima} FROM (SELECT station, bucket, {sums} FROM hourly) windows
+WHERE bucket >= %(start)s GROUP BY station
+"""
+_WINDOW_SUM = (
+    "sum(rainfall_sum) OVER (PARTITION BY station ORDER BY bucket"
+    " RANGE BETWEEN {preceding} PRECEDING AND CURRENT ROW) AS {name}"
+)
+
+
+_LEVEL_AT_END = """
+SELECT DISTINCT ON (station) station, water_level FROM readings
+WHERE time > %(end)s - interval '1 hour' AND time <= %(end)s AND water_level IS NOT NULL
+ORDER BY station, time DESC
+"""
+_ALERTS = """
+SELECT id, station, family, rule_id, severity, state, opened_at, peak_value FROM alerts
+WHERE (opened_at >= %(start)s AND opened_at < %(end)s) OR state = 'open' ORDER BY opened_at, id
+"""
+_SMS = """
+SELECT status, count(*) FROM outbox WHERE created_at >= %(start)s AND created_at < %(end)s
+GROUP BY status
+"""
+
+
+async def day_figures(
+    conn: Connection, start: dt.datetime, end: dt.datetime, rain_windows: Sequence[int]
+) -> DayFigures:
+    """The figures of the day [start, end); ``rain_windows`` in whole hours."""
+    params: dict[str, Any] = {"start": start, "end": end}
+    with translate_errors("reading the figures of a hydrological day"):
+        timescale = await storage_mode(conn) is StorageMode.TIMESCALEDB
+        cur = conn.cursor(row_factory=class_row(StationDay))
+        await cur.execute(_DAILY_TIMESCALE if timescale else _DAILY_PLAIN, params)
+        stations = await cur.fetchall()
+        rain_max: dict[tuple[str, int], float] = {}
+        if rain_windows:
+            hours = sorted(set(rain_windows))
+            names = [sql.Identifier(f"h{h}") for h in hours]
+            query = sql.SQL(_RAIN_MAX).format(
+                hourly=sql.SQL(_HOURLY_TIMESCALE if timescale else _HOURLY_PLAIN),
+                maxima=sql.SQL(", ").join(sql.SQL("max({})").format(n) for n in names),
+                sums=sql.SQL(", ").join(
+                    sql.SQL(_WINDOW_SUM).format(
+                        preceding=sql.Literal(dt.timedelta(hours=h - 1)), name=n
+                    )
+                    for h, n in zip(hours, names, strict=True)
+                ),
+            )
+            since = start - dt.timedelta(hours=hours[-1] - 1)
+            result = await conn.execute(query, {**params, "since": since})
+            for station, *maxima in await result.fetchall():
+                rain_max.update(
+                    ((str(station), h), float(str(m)))
+                    for h, m in zip(hours, maxima, strict=True)
+                    if m is not None
+                )
+        result = await conn.execute(_LEVEL_AT_END, params)
+        level_at_end = {str(s): float(str(v)) for s, v in await result.fetchall()}
+        alerts_cur = conn.cursor(row_factory=class_row(DayAlert))
+        await alerts_cur.execute(_ALERTS, params)
+        alerts = await alerts_cur.fetchall()
+        result = await conn.execute(_SMS, params)
+        sms = {str(status): int(str(n)) for status, n in await result.fetchall()}
+    return DayFigures(start, end, stations, level_at_end, rain_max, alerts, sms)
+
+
+async def stored_report(conn: Connection, day: dt.date) -> dict[str, Any] | None:
+    with translate_errors(f"reading the daily report of {day}"):
+        cur = await conn.execute("SELECT report FROM daily_reports WHERE day = %s", (day,))
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    report = row[0]
+    return report if isinstance(report, dict) else dict(json.loads(str(report)))
+
+
+async def store_report(conn: Connection, day: dt.date, report: dict[str, Any]) -> bool:
+    """Stores the day's report unless one is stored already; True when this one was."""
+    with translate_errors(f"storing the daily report of {day}"):
+        cur = await conn.execute(
+            "INSERT INTO daily_reports (day, report) VALUES (%s, %s)"
+            " ON CONFLICT (day) DO NOTHING RETURNING day",
+            (day, Jsonb(report)),
+        )
+        return await cur.fetchone() is not None
+
+
+async def queue_digest(
+    conn: Connection, recipients: Sequence[tuple[str, str]], body: str
+) -> list[int]:
+    """One outbox row per (name, phone) of the duty officers; the outbox ids."""
+    ids = []
+    with translate_errors("queueing the daily digest"):
+        for name, phone in recipients:
+            cur = await conn.execute(
+                "INSERT INTO outbox (role, person, phone, body) VALUES ('duty', %s, %s, %s)"
+                " RETURNING id",
+                (name, phone, body),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            ids.append(int(str(row[0])))
+    return ids

@@ -1,0 +1,289 @@
+"""The daily report against a real PostgreSQL: the 08:00 day, stored reports, the digest."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from hydro.config import Config
+from hydro.models import Reading, StationKind
+from hydro.reports.daily import day_bounds, last_ended_day
+from hydro.reports.formats import DIGEST_LIMIT, FORMATS, digest
+from hydro.reports.model import DailyReport
+from hydro.reports.service import DailyReports
+from hydro.rules import load_rules
+from hydro.stations import Registry
+from hydro.store.db import open_pool
+from hydro.store.readings import ReadingWriter
+from hydro.store.schema import migrate
+from tests.support import station
+
+T = TypeVar("T")
+RULES = load_rules(Path(__file__).resolve().parent.parent / "alert_rules")
+SHANGHAI = "Asia/Shanghai"
+DAY = dt.date(2026, 5, 7)  # 5月7日8时 to 5月8日8时 in Shanghai: 00:00 to 00:00 UTC
+START = dt.datetime(2026, 5, 7, 0, 0, tzinfo=dt.UTC)
+GAUGE, QUIET, RIVER = "P1", "P2", "R1"  # R1: warning 775.0, guaranteed 777.0
+
+
+def registry(zone: str = SHANGHAI) -> Registry:
+    return Registry.of(
+        [
+            dataclasses.replace(
+                station(GAUGE, kind=StationKind.RAIN, timezone=zone), county="雷山县"
+            ),
+            station(QUIET, kind=StationKind.RAIN, timezone=zone),
+            station(RIVER, timezone=zone),
+        ]
+    )
+
+
+def at(minutes: float, start: dt.datetime = START) -> dt.datetime:
+    return start + dt.timedelta(minutes=minutes)
+
+
+def every_five_minutes(code: str, start: dt.datetime, end: dt.datetime) -> list[Reading]:
+    count = int((end - start) / dt.timedelta(minutes=5))
+    return [Reading(code, start + dt.timedelta(minutes=5 * i)) for i in range(count)]
+
+
+def with_reports(
+    pg_url: str,
+    body: Callable[[AsyncConnectionPool, ReadingWriter, DailyReports], Awaitable[T]],
+    *,
+    zone: str = SHANGHAI,
+    mode: str = "off",
+    now: dt.datetime = START + dt.timedelta(days=1, minutes=5),
+    duty: bool = False,
+) -> T:
+    config = Config.model_validate(
+        {
+            "database": {"url": pg_url, "timescaledb": mode},
+            "registry": {"default_timezone": zone},
+            "sms": {
+                "duty_officers": [{"name": "值班员", "phone": "+8613900000000"}] if duty else []
+            },
+        }
+    )
+
+    async def main() -> T:
+        async with open_pool(config.database) as pool:
+            async with pool.connection() as conn:
+                await migrate(conn, config.database, zone)
+            reports = DailyReports(config, registry(zone), RULES, pool, clock=lambda: now)
+            return await body(pool, ReadingWriter(pool), reports)
+
+    return asyncio.run(main())
+
+
+def rows(pg_url: str, query: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(pg_url) as conn:
+        return conn.execute(query).fetchall()  # type: ignore[arg-type]
+
+
+def storm_day() -> list[Reading]:
+    """P1 reports all day: 54 mm between 14:00 and 17:00 local (orange: 50 mm in 3 h; never
+    20 mm in an hour), two of those reports lost; P2 says nothing; R1 stands above its warning
+    level from 16:00 to 18:00."""
+    end = at(24 * 60)
+    lost = {at(480), at(485)}
+    rain = [
+        Reading(GAUGE, r.time, rainfall=54 / 34 if at(360) < r.time <= at(540) else 0.0)
+        for r in every_five_minutes(GAUGE, START, end)
+        if r.time not in lost
+    ]
+    river = [
+        Reading(RIVER, r.time, water_level=775.4 if at(480) <= r.time < at(600) else 774.0)
+        for r in every_five_minutes(RIVER, START, end)
+    ]
+    return [*rain, *river, Reading(RIVER, at(24 * 60), water_level=774.2)]  # 08:00 next day
+
+
+def test_a_day_with_a_rainstorm_and_a_silent_station(pg_url: str) -> None:
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, reports: DailyReports
+    ) -> DailyReport:
+        await writer.write(storm_day())
+        return await reports.build(DAY)
+
+    report = with_reports(pg_url, body)
+    gauge = report.by_code[GAUGE]
+    assert (gauge.rain_mm, gauge.rain_reports, gauge.expected) == (54.0, 286, 288)
+    assert report.wettest == [GAUGE]
+    assert [(a.county, a.mean_mm, a.incomplete) for a in report.rain_by_county] == [
+        ("雷山县", 54.0, 1)
+    ]
+    assert {g.rule_id: g.stations for g in report.grades} == {
+        "rainstorm_red": 0,
+        "rainstorm_orange": 1,  # 52.4 mm in the clock hours 14-17: orange, its highest
+        "rainstorm_yellow": 0,
+        "rainstorm_blue": 0,
+        "short_heavy_rain": 0,  # 19.1 mm in its wettest clock hour
+    }
+    [excess] = report.above_levels
+    assert (excess.code, excess.level_name, excess.excess, excess.level_0800) == (
+        RIVER,
+        "警戒水位",
+        0.4,
+        774.2,  # the 08:00 reading that closes the day, though it belongs to the next one
+    )
+    assert report.silent == [QUIET]
+    assert report.missing_data == [GAUGE]
+    text = FORMATS["text"](report)
+    assert "雷山县测站P1 54.0毫米(缺报2次)" in text
+    assert "暴雨橙色预警1站" in text
+    assert "全天无数据 1站: 测站P2(P2)" in text
+    sms = digest(report)
+    assert len(sms) <= DIGEST_LIMIT
+    assert sms == (
+        "【水情日报】5月7日8时至5月8日8时:最大降雨雷山县测站P154.0毫米,暴雨站橙色1,"
+        "超特征水位1站,新增预警0条,仍有效0条,无数据1站"
+    )
+    csv_row = FORMATS["csv"](report).splitlines()[1]
+    assert csv_row.startswith("P1,测站P1,rain,黔东南州,雷山县,286,288,54.0,286")
+    assert "<td>54.0</td>" in FORMATS["html"](report)
+    assert DailyReport.model_validate_json(FORMATS["json"](report)).model_dump() == (
+        report.model_dump()
+    )
+
+
+def test_a_day_without_any_data(pg_url: str) -> None:
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, reports: DailyReports
+    ) -> DailyReport:
+        return await reports.build(DAY)
+
+    report = with_reports(pg_url, body)
+    assert report.silent == [GAUGE, QUIET, RIVER]
+    assert (report.wettest, report.rain_by_prefecture, report.above_levels) == ([], [], [])
+    assert {g.stations for g in report.grades} == {0}
+    assert digest(report) == "【水情日报】5月7日8时至5月8日8时:新增预警0条,仍有效0条,无数据3站"
+    assert "无降雨数据" in FORMATS["text"](report)
+
+
+@pytest.mark.parametrize(
+    ("zone", "day", "hours"),
+    [
+        (SHANGHAI, DAY, 24),
+        # New York: the day of March 7, 2026 closes after the clocks went forward: 23 hours.
+        ("America/New_York", dt.date(2026, 3, 7), 23),
+    ],
+)
+def test_0755_and_0800_fall_in_different_days_in_the_deployments_zone(
+    pg_url: str, zone: str, day: dt.date, hours: int
+) -> None:
+    start, end = day_bounds(day, zone)
+    assert (end - start, start.astimezone(ZoneInfo(zone)).hour) == (dt.timedelta(hours=hours), 8)
+
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, reports: DailyReports
+    ) -> DailyReport:
+        await writer.write(
+            [
+                Reading(GAUGE, at(-5, start), rainfall=1.0),  # 07:55: the day before
+                Reading(GAUGE, at(0, start), rainfall=2.0),  # 08:00: this day
+                Reading(GAUGE, at(-5, end), rainfall=4.0),  # 07:55 next morning: this day
+                Reading(GAUGE, at(0, end), rainfall=8.0),  # 08:00 next morning: the next day
+            ]
+        )
+        return await reports.build(day)
+
+    report = with_reports(pg_url, body, zone=zone)
+    gauge = report.by_code[GAUGE]
+    assert (gauge.rain_mm, gauge.rain_reports, gauge.expected) == (6.0, 2, hours * 12)
+    assert (report.start, report.end, report.timezone) == (start, end, zone)
+
+
+def test_the_stored_report_reads_the_same_after_late_data_which_shows_as_corrections(
+    pg_url: str,
+) -> None:
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, reports: DailyReports
+    ) -> tuple[DailyReport, DailyReport, bool]:
+        await writer.write([Reading(GAUGE, at(60), rainfall=5.0)])
+        await reports.publish_due()
+        await reports.publish_due()  # stored already: nothing again
+        built, _ = await reports.report(DAY)
+        await writer.write(
+            [Reading(GAUGE, at(65), rainfall=3.0), Reading(QUIET, at(70), rainfall=1.0)]
+        )
+        later, stored = await reports.report(DAY)
+        return built, later, stored
+
+    built, later, stored = with_reports(pg_url, body, duty=True)
+    assert stored
+    assert later.model_copy(update={"corrections": []}).model_dump() == built.model_dump()
+    assert later.by_code[GAUGE].rain_mm == 5.0
+    assert [(c.code, c.figure, c.was, c.now) for c in later.corrections] == [
+        (GAUGE, "rain_mm", 5.0, 8.0),
+        (GAUGE, "readings", 1, 2),
+        (QUIET, "rain_mm", None, 1.0),
+        (QUIET, "readings", 0, 1),
+    ]
+    assert "六、报告生成后的数据更正" in FORMATS["text"](later)
+    [(role, person, body)] = rows(pg_url, "SELECT role, person, body FROM outbox")
+    assert (role, person) == ("duty", "值班员")
+    assert body.startswith("【水情日报】5月7日8时至5月8日8时:最大降雨雷山县测站P15.0毫米")
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (dt.datetime(2026, 5, 8, 0, 5, tzinfo=dt.UTC), DAY),  # 08:05 on May 8
+        (dt.datetime(2026, 5, 8, 0, 4, tzinfo=dt.UTC), DAY - dt.timedelta(days=1)),
+        (dt.datetime(2026, 5, 8, 15, 59, tzinfo=dt.UTC), DAY),  # 23:59 on May 8
+    ],
+)
+def test_the_job_reports_the_day_that_closed_before_its_time(
+    now: dt.datetime, expected: dt.date
+) -> None:
+    assert last_ended_day(now, SHANGHAI, dt.time(8, 5)) == expected
+
+
+async def refresh(conn: psycopg.AsyncConnection[Any], view: str) -> None:
+    """Materialises ``view``, waiting out the refresh policy's own run if it is under way."""
+    for _ in range(100):
+        try:
+            await conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
+            return
+        except psycopg.errors.LockNotAvailable:
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{view} stayed locked by a concurrent refresh")
+
+
+@pytest.mark.timescaledb
+def test_continuous_aggregates_and_plain_queries_give_the_same_report(
+    pg_url: str, local_postgres: Any
+) -> None:
+    def build(url: str, mode: str) -> DailyReport:
+        async def body(
+            pool: AsyncConnectionPool, writer: ReadingWriter, reports: DailyReports
+        ) -> DailyReport:
+            await writer.write(storm_day())
+            if mode == "required":
+                async with pool.connection() as conn:
+                    await conn.set_autocommit(True)
+                    for view in ("readings_hourly", "readings_daily"):
+                        await refresh(conn, view)
+                    await conn.set_autocommit(False)
+            return await reports.build(DAY)
+
+        return with_reports(url, body, mode=mode)
+
+    other = local_postgres.create_database("report_plain")
+    try:
+        plain = build(other, "off")
+    finally:
+        local_postgres.drop_database("report_plain")
+    timescale = build(pg_url, "required")
+    assert timescale.model_dump(exclude={"built_at"}) == plain.model_dump(exclude={"built_at"})
+    assert timescale.by_code[GAUGE].rain_mm == 54.0
