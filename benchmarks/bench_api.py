@@ -240,7 +240,8 @@ def run(config: Config, codes: list[str], args: argparse.Namespace) -> dict[str,
                 + month_ago.replace("+", "%2B")
             ),
             "summary": lambda i: "/api/v1/summary",
-            "stations_map": lambda i: "/api/v1/stations",
+            "stations_full_list": lambda i: "/api/v1/stations",
+            "stations_map_refresh": lambda i: "/api/v1/stations/status",
         }
         for name, paths in cases.items():
             log(f"measuring {name}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import signal
@@ -30,6 +31,7 @@ from hydro.errors import ConfigError, HydroError, Problem
 from hydro.ingest.service import IngestService
 from hydro.notify.dispatcher import Dispatcher
 from hydro.notify.providers import ConsoleProvider, SmsProvider, TwilioProvider
+from hydro.reports.formats import FORMATS
 from hydro.reports.model import DailyReport
 from hydro.reports.service import DailyReports
 from hydro.rules import RuleSet, check_rules, load_rules
@@ -227,7 +229,17 @@ def api_context(
         public_url=config.api.public_url,
         duty_officers=config.sms.duty_officers,
         broker_reachable=lambda: broker_problem(config.mqtt),
+        daily_report=functools.partial(
+            _formatted_report, DailyReports(config, registry, rules, pool)
+        ),
     )
+
+
+async def _formatted_report(
+    reports: DailyReports, day: dt.date | None, form: str
+) -> tuple[str, bool, dt.date]:
+    report, stored = await reports.report(day or reports.last_ended_day())
+    return FORMATS[form](report), stored, report.day
 
 
 class _ScheduledJobs:

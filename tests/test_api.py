@@ -158,6 +158,10 @@ def test_stations_are_coloured_by_their_most_severe_open_alert(api: Api) -> None
     assert stations[HEFENG]["latest"]["water_level"] == 910.2
     others = {s["status"] for code, s in stations.items() if code not in (MAICHONG, HEFENG)}
     assert others == {"no_data"}
+    states = {
+        s["code"]: (s["status"], s["silent"]) for s in api.get("/api/v1/stations/status").json()
+    }
+    assert states == {code: (s["status"], s["silent"]) for code, s in stations.items()}
     orange = api.get("/api/v1/stations", status="orange").json()
     assert [s["code"] for s in orange] == [HEFENG]
     in_guiyang = api.get("/api/v1/stations", prefecture="贵阳市", kind="river").json()
@@ -347,3 +351,19 @@ def test_edge_inputs_get_a_client_error_not_a_server_error(api: Api) -> None:
     ):
         answer = api.get(path, token=ADMIN, **params)
         assert answer.status_code < 500, (path, params, answer.text)
+
+
+def test_the_daily_report_in_each_format(api: Api) -> None:
+    local = NOW.astimezone(dt.timezone(dt.timedelta(hours=8)))
+    day = (local - dt.timedelta(hours=8)).date()  # the hydrological day holding NOW
+    as_json = api.get("/api/v1/reports/daily", date=day.isoformat())
+    assert as_json.status_code == 200
+    assert as_json.headers["x-hydro-report-stored"] == "false"  # its 08:05 job has not run
+    report = as_json.json()
+    assert report["day"] == day.isoformat()
+    levels = {row["code"]: row["level_max"] for row in report["stations"]}
+    assert levels[HEFENG] == 910.2
+    html = api.get("/api/v1/reports/daily", date=day.isoformat(), format="html")
+    assert html.headers["content-type"].startswith("text/html")
+    assert "禾丰水文站" in html.text
+    assert api.get("/api/v1/reports/daily", token=None).status_code == 401

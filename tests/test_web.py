@@ -116,6 +116,10 @@ def test_map_shows_a_crossing_live_and_an_operator_acknowledges_it(
         page.locator("#lang").click()
         expect(page.locator("h1")).to_have_text("hydro flood map")
 
+        page.goto(f"{hydro_url}/#report")
+        report = page.frame_locator("#report-frame")
+        expect(report.locator("body")).to_contain_text("禾丰水文站")
+
         page.goto(f"{hydro_url}/#station/{HEFENG}")
         expect(page.locator("#chart canvas")).to_have_count(1)
         expect(page.locator("#chart")).to_contain_text("Warning")  # the level line's legend

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -22,3 +23,6 @@ class ApiContext:
     public_url: str | None  # what Twilio signs; None: the URL as this server received it
     duty_officers: tuple[DutyOfficer, ...]
     broker_reachable: Callable[[], Awaitable[str | None]]  # None when fine, else why not
+    # The daily report of a day (None: the last that ended) in a format (json, html, csv,
+    # text): (the text, whether it is the stored report, the day).
+    daily_report: Callable[[dt.date | None, str], Awaitable[tuple[str, bool, dt.date]]]

@@ -6,10 +6,10 @@ import asyncio
 import collections
 import datetime as dt
 import logging
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -29,7 +29,7 @@ from hydro.rules.messages import undelivered_notice
 from hydro.store.alerts import open_alerts
 from hydro.store.db import connection
 from hydro.store.outbox import DutyNotices, record_receipt
-from hydro.store.queries import delivery_counts, latest_readings
+from hydro.store.queries import delivery_counts, latest_times
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -99,7 +99,7 @@ async def me(principal: Viewer) -> dict[str, str]:
 async def summary(ctx: Context, _: Viewer) -> Summary:
     """The province at a glance: open alerts by prefecture and severity, silent stations, SMS."""
     alerts = await open_alerts(ctx.pool)
-    latest = {row.station: row for row in await latest_readings(ctx.pool)}
+    latest = await latest_times(ctx.pool)
     counts = await delivery_counts(ctx.pool)
     statuses = station_statuses(ctx.registry.stations, alerts, latest, ctx.silence_families)
     by_prefecture: dict[str, dict[str, int]] = {}
@@ -116,7 +116,7 @@ async def summary(ctx: Context, _: Viewer) -> Summary:
             code=s.code,
             name=s.name,
             prefecture=s.prefecture,
-            last_time=latest[s.code].time if s.code in latest else None,
+            last_time=latest.get(s.code),
         )
         for s in ctx.registry.stations
         if statuses[s.code][1]
@@ -135,6 +135,46 @@ async def summary(ctx: Context, _: Viewer) -> Summary:
         + counts.sms_by_status.get("sending", 0),
         sms_by_status=counts.sms_by_status,
         journal_backlog=counts.journal_backlog,
+    )
+
+
+_REPORT_TYPES = {
+    "json": "application/json",
+    "html": "text/html; charset=utf-8",
+    "csv": "text/csv; charset=utf-8",
+    "text": "text/plain; charset=utf-8",
+}
+
+
+@router.get(
+    "/api/v1/reports/daily",
+    tags=["summary"],
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the report; X-Hydro-Report-Stored says whether it is the stored one",
+            "content": {media: {} for media in _REPORT_TYPES.values()},
+        }
+    },
+)
+async def daily_report(
+    ctx: Context,
+    _: Viewer,
+    date: Annotated[
+        dt.date | None,
+        Query(description="the day, by the date of its opening 08:00 (default: the last ended)"),
+    ] = None,
+    format: Literal["json", "html", "csv", "text"] = "json",
+) -> Response:
+    """The report of a hydrological day (08:00 to 08:00): as stored when it was built, with the
+    corrections late data brought since; a day not stored yet is built from the data as it is."""
+    if date is not None and not dt.date(1900, 1, 1) <= date < dt.date(2200, 1, 1):
+        raise HTTPException(422, f"{date} is outside 1900-2200")
+    text, stored, day = await ctx.daily_report(date, format)
+    return Response(
+        text,
+        media_type=_REPORT_TYPES[format],
+        headers={"X-Hydro-Report-Stored": str(stored).lower(), "X-Hydro-Report-Day": str(day)},
     )
 
 

@@ -42,6 +42,14 @@ class StationOut(BaseModel):
     latest: Latest | None
 
 
+class StationState(BaseModel):
+    """What the live map refreshes: a station's colour, without its registry data."""
+
+    code: str
+    status: StationStatus
+    silent: bool
+
+
 class Person(BaseModel):
     role: str
     name: str

@@ -6,11 +6,14 @@ import base64
 import binascii
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Container, Iterable, Mapping
+from typing import TypeVar
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Response
+from pydantic import TypeAdapter
 
-from hydro.api.schemas import AlertOut, Latest, Levels, StationOut, StationStatus
+from hydro.api.schemas import AlertOut, Latest, Levels, StationStatus
 from hydro.models import Station, mask_phone
 from hydro.rules.model import Severity
 from hydro.store.alerts import AlertRecord
@@ -20,7 +23,7 @@ from hydro.store.queries import LatestReading
 def station_statuses(
     stations: Iterable[Station],
     open_alerts: Iterable[AlertRecord],
-    latest: Mapping[str, LatestReading],
+    reported: Container[str],
     silence_families: frozenset[str],
 ) -> dict[str, tuple[StationStatus, bool]]:
     """(status, silent) per station: the colour of its most severe open alert other than a
@@ -44,7 +47,7 @@ def station_statuses(
             status = colours[worst[code]].value
         elif code in silent:
             status = "silent"
-        elif code not in latest:
+        elif code not in reported:
             status = "no_data"
         else:
             status = "normal"
@@ -52,31 +55,39 @@ def station_statuses(
     return statuses
 
 
-def station_out(
+def station_fields(
     station: Station, status: tuple[StationStatus, bool], latest: LatestReading | None
-) -> StationOut:
-    return StationOut(
-        code=station.code,
-        name=station.name,
-        kind=station.kind.value,
-        prefecture=station.prefecture,
-        county=station.county,
-        river=station.river,
-        lat=station.lat,
-        lon=station.lon,
-        status=status[0],
-        silent=status[1],
-        levels=levels(station),
-        latest=None if latest is None else latest_out(latest),
-    )
+) -> dict[str, object]:
+    """A :class:`StationOut` as a plain dict: pydantic-core validates a list of 7,000 of these
+    in one call several times faster than 7,000 model constructors run."""
+    return {
+        **_registry_fields(station),
+        "status": status[0],
+        "silent": status[1],
+        "latest": None
+        if latest is None
+        else {name: getattr(latest, name) for name in _LATEST_FIELDS},
+    }
 
 
-def levels(station: Station) -> Levels:
-    return Levels.model_validate(station, from_attributes=True)
+@functools.cache
+def _registry_fields(station: Station) -> dict[str, object]:
+    """What the registry says of a station, computed once per station (callers copy it)."""
+    return {
+        "code": station.code,
+        "name": station.name,
+        "kind": station.kind.value,
+        "prefecture": station.prefecture,
+        "county": station.county,
+        "river": station.river,
+        "lat": station.lat,
+        "lon": station.lon,
+        "levels": {name: getattr(station, name) for name in _LEVEL_FIELDS},
+    }
 
 
-def latest_out(latest: LatestReading) -> Latest:
-    return Latest.model_validate(latest, from_attributes=True)
+_LEVEL_FIELDS = tuple(Levels.model_fields)
+_LATEST_FIELDS = tuple(Latest.model_fields)
 
 
 def alert_out(
@@ -93,6 +104,7 @@ def alert_out(
     )
 
 
+T = TypeVar("T")
 _EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
 _LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
@@ -107,6 +119,12 @@ def aware(moment: dt.datetime | None) -> dt.datetime | None:
     if not _EARLIEST <= moment < _LATEST:
         raise HTTPException(422, f"{moment.isoformat()} is outside 1900-2200")
     return moment
+
+
+def json_response(adapter: TypeAdapter[T], value: T) -> Response:
+    """Serialised by pydantic-core in one pass: FastAPI's own route would validate the value
+    again and encode it in Python, ten times slower for the 7,000 stations of a province."""
+    return Response(adapter.dump_json(value), media_type="application/json")
 
 
 def phone_for(phone: str, *, full: bool) -> str:

@@ -172,6 +172,13 @@ async def latest_readings(
         return await cur.fetchall()
 
 
+async def latest_times(pool: psycopg_pool.AsyncConnectionPool) -> dict[str, dt.datetime]:
+    """Each station's newest observation time: who has reported, and since when."""
+    async with connection(pool, "reading the latest observation times") as conn:
+        cur = await conn.execute("SELECT station, time FROM station_latest")
+        return {str(station): moment for station, moment in await cur.fetchall()}  # type: ignore[misc]
+
+
 Every = Literal["raw", "5m", "1h", "1d"]
 
 # (time, level, level min, level max, rainfall, flow) per point; 1h and 1d read the aggregates,

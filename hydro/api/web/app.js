@@ -16,6 +16,7 @@ const TEXT = {
     change_open: "发生", change_escalate: "升级", change_clear: "解除", change_remind: "提醒",
     bad_token: "令牌无效", none: "无", status: "状态", attempts: "次数", time: "时间",
     acked_by: "确认人", levels: "特征水位", open_station: "查看过程线", rain_mm: "雨量 (mm)",
+    nav_report: "水情日报", day: "日期", not_stored: "该日报尚未存档, 按当前数据生成",
   },
   en: {
     title: "hydro flood map", nav_map: "Map", nav_alerts: "Alert history", logout: "Sign out",
@@ -33,6 +34,7 @@ const TEXT = {
     change_remind: "reminder", bad_token: "Unknown token", none: "None", status: "Status",
     attempts: "Attempts", time: "Time", acked_by: "Acknowledged by", levels: "Levels",
     open_station: "Hydrograph", rain_mm: "Rain (mm)",
+    nav_report: "Daily report", day: "Day", not_stored: "Not stored yet: built from the data as it is",
   },
 };
 const STATUSES = ["red", "orange", "yellow", "blue", "silent", "normal", "no_data"];
@@ -198,10 +200,13 @@ function alertTable(alerts) {
 }
 
 async function refreshMap() {
-  const [stations, summary, active] = await Promise.all([
-    api("/api/v1/stations"), api("/api/v1/summary"), api("/api/v1/alerts?state=open&limit=200"),
+  // The registry part is fetched once; each refresh asks only for every station's colour.
+  if (!state.stations.length) state.stations = await api("/api/v1/stations");
+  const [states, summary, active] = await Promise.all([
+    api("/api/v1/stations/status"), api("/api/v1/summary"), api("/api/v1/alerts?state=open&limit=200"),
   ]);
-  state.stations = stations;
+  const byCode = new Map(states.map((s) => [s.code, s]));
+  for (const station of state.stations) Object.assign(station, byCode.get(station.code) || {});
   drawMap();
   $("#counts").innerHTML = [
     [t("stations"), summary.stations], [t("open_alerts"), summary.open_alerts],
@@ -322,15 +327,29 @@ async function showStation(code, range = "24h") {
   }
 }
 
+// --- the daily report (08:00 to 08:00) ----------------------------------------------------
+
+async function showReport() {
+  const day = new FormData($("#report-form")).get("date");
+  const query = new URLSearchParams({ format: "html", ...(day ? { date: day } : {}) });
+  const response = await fetch(`/api/v1/reports/daily?${query}`, { headers: { Authorization: `Bearer ${state.token}` } });
+  if (response.status === 401) throw new Unauthorized();
+  if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
+  $("#report-frame").srcdoc = await response.text();
+  $("#report-note").textContent = response.headers.get("X-Hydro-Report-Stored") === "true" ? "" : t("not_stored");
+  if (!day) $("#report-form input[name=date]").value = response.headers.get("X-Hydro-Report-Day");
+}
+
 // --- routing ------------------------------------------------------------------------------
 
 async function refreshCurrent() {
   const [view, arg] = (location.hash.slice(1) || "map").split("/");
-  for (const id of ["map", "alerts", "station"]) $(`#view-${id}`).hidden = !state.me || id !== view;
+  for (const id of ["map", "alerts", "station", "report"]) $(`#view-${id}`).hidden = !state.me || id !== view;
   if (!state.me) return;
   if (view === "map") await refreshMap();
   if (view === "alerts" && !$("#history").innerHTML) await searchHistory(false);
   if (view === "station" && arg) await showStation(decodeURIComponent(arg));
+  if (view === "report") await showReport();
 }
 
 async function guarded(action) {
@@ -402,6 +421,7 @@ document.addEventListener("click", (event) => {
   if (event.target.id === "ack") guarded(() => acknowledge(event.target.dataset.alertId));
 });
 $("#filters").addEventListener("submit", (event) => { event.preventDefault(); guarded(() => searchHistory(false)); });
+$("#report-form").addEventListener("submit", (event) => { event.preventDefault(); guarded(showReport); });
 $("#more").addEventListener("click", () => guarded(() => searchHistory(true)));
 $("#csv").addEventListener("click", (event) => guarded(() => downloadCsv(event)));
 start();
