@@ -251,6 +251,7 @@ def test_summary_and_metrics_count_what_the_database_holds(api: Api) -> None:
     assert summary["outbox_backlog"] == 0
     assert summary["no_data"] == 88
     metrics = api.get("/metrics", token=None).text
+    assert 'hydro_alerts{state="open"} 3.0' in metrics
     assert 'hydro_alerts_open{severity="orange"} 1.0' in metrics
     assert 'hydro_alerts_open{severity="yellow"} 2.0' in metrics
     assert 'hydro_sms{status="sent"} 12.0' in metrics

@@ -70,6 +70,7 @@ async def _database_problem(ctx: ApiContext) -> str | None:
 async def metrics(ctx: Context) -> Response:
     """This process's counters, and what the database holds (the same from every process)."""
     scrape = CollectorRegistry()
+    by_state = Gauge("hydro_alerts", "Alerts by state (open, cleared)", ["state"], registry=scrape)
     open_by = Gauge("hydro_alerts_open", "Open alerts by severity", ["severity"], registry=scrape)
     sms = Gauge("hydro_sms", "SMS in the outbox by status", ["status"], registry=scrape)
     backlog = Gauge("hydro_evaluation_backlog", "Stored batches not yet evaluated", registry=scrape)
@@ -80,6 +81,8 @@ async def metrics(ctx: Context) -> Response:
         a.severity for a in alerts if a.family not in ctx.silence_families
     ).items():
         open_by.labels(severity).set(n)
+    for state, n in counts.alerts_by_state.items():
+        by_state.labels(state).set(n)
     for status, n in counts.sms_by_status.items():
         sms.labels(status).set(n)
     backlog.set(counts.journal_backlog)

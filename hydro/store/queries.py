@@ -218,6 +218,7 @@ async def station_series(
 
 @dataclass(frozen=True, slots=True)
 class DeliveryCounts:
+    alerts_by_state: dict[str, int]
     sms_by_status: dict[str, int]
     journal_backlog: int
     stations_reporting_5m: int
@@ -225,8 +226,11 @@ class DeliveryCounts:
 
 
 async def delivery_counts(pool: psycopg_pool.AsyncConnectionPool) -> DeliveryCounts:
-    """SMS by status, the evaluation backlog and how many stations reported lately."""
-    async with connection(pool, "counting SMS and backlog") as conn:
+    """Alerts by state, SMS by status, the evaluation backlog and how many stations reported
+    lately."""
+    async with connection(pool, "counting alerts, SMS and backlog") as conn:
+        cur = await conn.execute("SELECT state, count(*) FROM alerts GROUP BY state")
+        by_state = {str(state): int(str(n)) for state, n in await cur.fetchall()}
         cur = await conn.execute("SELECT status, count(*) FROM outbox GROUP BY status")
         by_status = {str(status): int(str(n)) for status, n in await cur.fetchall()}
         backlog = await _scalar(conn, "SELECT count(*) FROM ingest_journal")
@@ -237,6 +241,7 @@ async def delivery_counts(pool: psycopg_pool.AsyncConnectionPool) -> DeliveryCou
         row = await cur.fetchone()
     assert row is not None
     return DeliveryCounts(
+        by_state,
         by_status,
         int(str(backlog)),
         int(str(row[0])),
