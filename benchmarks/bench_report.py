@@ -1,10 +1,11 @@
 """Daily report over 6,951 stations with a full hydrological day of 5-minute data; prints JSON.
 
-A throw-away PostgreSQL is loaded with 288 readings per station (rain gauges report rainfall,
-rivers and reservoirs water levels) plus the hours before the day that the rainfall windows look
-back over, and the report is built several times: the queries and the pure build. Run in both
-storage modes when TimescaleDB is installed (the continuous aggregates materialised, as their
-policies keep them). The goal is under 1 s.
+A throw-away PostgreSQL is loaded as gateways fill it, time after time: the reported day, the
+three days before it (a 7-day TimescaleDB chunk is half full on an average morning) and the
+08:00 reading that closes the day. Rain gauges report rainfall, rivers and reservoirs water
+levels. The report is built several times: the queries and the pure build. Run in both storage
+modes when TimescaleDB is installed (the continuous aggregates materialised, as their policies
+keep them). The goal is under 1 s.
 
     python3 -m benchmarks.bench_report
 """
@@ -35,35 +36,37 @@ from hydro.store.schema import migrate
 STATIONS = 6951
 DAY = dt.date(2026, 5, 7)
 ZONE = "Asia/Shanghai"
+DAYS_BEFORE = 3
 RULES = load_rules(Path(__file__).resolve().parent.parent / "alert_rules")
 
 
 def load(url: str, registry: Registry) -> int:
-    """COPYs the day (and the 12 h before it) straight into readings: the writer's own cost is
-    bench_ingest's business."""
-    start, _ = day_bounds(DAY, ZONE)
-    times = [start + dt.timedelta(minutes=5 * i) for i in range(-144, 288)]
+    """COPYs the readings straight into the table, in the order they arrive: the writer's own
+    cost is bench_ingest's business."""
+    start, end = day_bounds(DAY, ZONE)
+    slots = int((end - start) / dt.timedelta(minutes=5))
+    times = [start + dt.timedelta(minutes=5 * i) for i in range(-slots * DAYS_BEFORE, slots + 1)]
     rng = np.random.default_rng(1)
+    rain = np.array([s.kind is StationKind.RAIN for s in registry.stations])
+    base = np.array([s.warning_level or s.normal_level or 100.0 for s in registry.stations])
+    codes = [s.code for s in registry.stations]
     rows = 0
     with psycopg.connect(url) as conn, conn.cursor() as cur:
         with cur.copy("COPY readings (station, time, water_level, rainfall) FROM STDIN") as copy:
-            for station in registry.stations:
-                rain = station.kind is StationKind.RAIN
-                base = station.warning_level or station.normal_level or 100.0
-                values = (
-                    rng.gamma(0.3, 2.0, len(times)) if rain else base - 1 + rng.random(len(times))
-                )
-                for t, v in zip(times, values.tolist(), strict=True):
-                    copy.write_row(
-                        (station.code, t, None if rain else v, round(v, 1) if rain else None)
-                    )
-                    rows += 1
+            for t in times:
+                rainfall = np.round(rng.gamma(0.3, 2.0, len(codes)), 1)
+                level = base - 1 + rng.random(len(codes))
+                for code, is_rain, mm, metres in zip(
+                    codes, rain.tolist(), rainfall.tolist(), level.tolist(), strict=True
+                ):
+                    copy.write_row((code, t, None if is_rain else metres, mm if is_rain else None))
+                rows += len(codes)
         conn.commit()
         conn.autocommit = True
         if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
             for view in ("readings_hourly", "readings_daily"):
                 conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")  # type: ignore[arg-type]
-        conn.execute("ANALYZE readings")
+        conn.execute("VACUUM ANALYZE readings")
     return rows
 
 

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from hydro.config import Config
 from hydro.models import Reading, StationKind
-from hydro.reports.daily import day_bounds, last_ended_day
+from hydro.reports.daily import day_bounds, last_ended_day, wettest_windows
 from hydro.reports.formats import DIGEST_LIMIT, FORMATS, digest
 from hydro.reports.model import DailyReport
 from hydro.reports.service import DailyReports
@@ -24,6 +25,7 @@ from hydro.rules import load_rules
 from hydro.stations import Registry
 from hydro.store.db import open_pool
 from hydro.store.readings import ReadingWriter
+from hydro.store.reports import HourlyRain
 from hydro.store.schema import migrate
 from tests.support import station
 
@@ -154,6 +156,28 @@ def test_a_day_with_a_rainstorm_and_a_silent_station(pg_url: str) -> None:
     assert DailyReport.model_validate_json(FORMATS["json"](report)).model_dump() == (
         report.model_dump()
     )
+
+
+def test_wettest_windows_end_within_the_day_at_an_hour_with_a_report() -> None:
+    since = START - dt.timedelta(hours=2)  # two hours of rain before the day are looked back over
+    hours = np.zeros((3, 26))
+    hours[0, [1, 2, 3]] = [10.0, 30.0, 9.9]  # 07:00-09:00 local: the day opens at column 2
+    hours[1, [5, 6, 7]] = [0.1, 0.2, 49.7]  # sums to 50.0 exactly, whatever the float order
+    hours[2, 1] = 80.0  # only before the day: no window of its own
+    reported = hours > 0
+    reported[1, 8] = True  # a dry hour reported
+    rain = HourlyRain(since, ("A", "B", "C"), hours, reported)
+
+    found = wettest_windows(rain, START, at(24 * 60), [1, 3])
+
+    assert found == {
+        ("A", 1): 30.0,
+        ("A", 3): 49.9,  # 10 mm before the day counts in a window that ends within it
+        ("B", 1): 49.7,
+        ("B", 3): 50.0,
+    }
+    reported[0, 3] = False  # the 09:00 hour lost: 30 mm in the window ending at 08:00 only
+    assert wettest_windows(rain, START, at(24 * 60), [3])[("A", 3)] == 40.0
 
 
 def test_a_day_without_any_data(pg_url: str) -> None:

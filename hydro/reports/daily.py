@@ -11,6 +11,8 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 from hydro.models import Station
 from hydro.reports.model import (
     AlertEntry,
@@ -24,7 +26,7 @@ from hydro.reports.model import (
 from hydro.rules import LEVEL_NAMES, RuleSet
 from hydro.rules.levels import alert_levels, level_verdicts
 from hydro.rules.model import RainfallRule
-from hydro.store.reports import DayAlert, DayFigures
+from hydro.store.reports import DayAlert, DayFigures, HourlyRain
 
 DAY_OPENS = dt.time(8, 0)
 REPORT_INTERVAL = dt.timedelta(minutes=5)
@@ -51,6 +53,34 @@ def last_ended_day(now: dt.datetime, zone: str, daily_at: dt.time) -> dt.date:
 def whole_hour_windows(rules: RuleSet) -> dict[str, int]:
     """Rule id -> window in hours, for the rainfall rules a clock-hour sum can judge."""
     return {rule.id: rule.slots // 12 for rule in rules.rainfall_rules if rule.slots % 12 == 0}
+
+
+def longest_window(rules: RuleSet) -> int:
+    """The hours of rain before the day that the report's rainfall windows look back over."""
+    return max(whole_hour_windows(rules).values(), default=1) - 1
+
+
+def wettest_windows(
+    rain: HourlyRain, start: dt.datetime, end: dt.datetime, windows: Sequence[int]
+) -> dict[tuple[str, int], float]:
+    """(station, hours) -> the wettest run of that many consecutive clock hours whose last hour
+    began within the day and brought a rain report; hours without one count 0 mm."""
+    hour = dt.timedelta(hours=1)
+    first, stop = -(-(start - rain.since) // hour), -(-(end - rain.since) // hour)
+    ends = np.arange(first, stop) + 1  # window ends, as counts of hours since rain.since
+    totals = np.zeros((len(rain.stations), rain.mm.shape[1] + 1))
+    np.cumsum(rain.mm, axis=1, out=totals[:, 1:])
+    closing = rain.reported[:, first:stop]
+    found: dict[tuple[str, int], float] = {}
+    for window in windows:
+        sums = totals[:, ends] - totals[:, np.maximum(ends - window, 0)]
+        wettest = np.where(closing, sums, -np.inf).max(axis=1, initial=-np.inf)
+        found.update(
+            ((station, window), round(mm, 6))
+            for station, mm in zip(rain.stations, wettest.tolist(), strict=True)
+            if mm != -np.inf
+        )
+    return found
 
 
 def build_daily(
@@ -144,13 +174,15 @@ def _grades(rules: RuleSet, stations: Sequence[Station], figures: DayFigures) ->
     for rule in rules.rainfall_rules:
         if rule.id in hours:
             families.setdefault(rule.family, []).append(rule)
+    windows = sorted(set(hours.values()))
+    rain_max = wettest_windows(figures.rain, figures.start, figures.end, windows)
     for family_rules in families.values():
         for station in stations:
             reached = [
                 rule
                 for rule in family_rules
                 if station.kind in rule.kinds
-                and figures.rain_max.get((station.code, hours[rule.id]), 0.0) >= rule.threshold
+                and rain_max.get((station.code, hours[rule.id]), 0.0) >= rule.threshold
             ]
             if reached:
                 top = max(reached, key=lambda r: r.rank)

@@ -18,7 +18,7 @@ from hydro.reports.daily import (
     build_daily,
     day_bounds,
     last_ended_day,
-    whole_hour_windows,
+    longest_window,
     with_corrections,
 )
 from hydro.reports.formats import digest
@@ -62,9 +62,8 @@ class DailyReports:
 
     async def build(self, day: dt.date) -> DailyReport:
         start, end = day_bounds(day, self._zone)
-        hours = sorted(set(whole_hour_windows(self._rules).values()))
         async with connection(self._pool, f"reading the figures of {day}") as conn:
-            figures = await day_figures(conn, start, end, hours)
+            figures = await day_figures(conn, start, end, longest_window(self._rules))
         return build_daily(
             day,
             self._zone,

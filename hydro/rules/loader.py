@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -18,11 +19,12 @@ class RuleSet:
 
     rules: tuple[Rule, ...] = ()
 
-    @property
+    # Cached: a report asks once per station, and isinstance on pydantic models is not cheap.
+    @cached_property
     def level_rules(self) -> tuple[LevelRule, ...]:
         return tuple(r for r in self.rules if isinstance(r, LevelRule))
 
-    @property
+    @cached_property
     def rainfall_rules(self) -> tuple[RainfallRule, ...]:
         return tuple(r for r in self.rules if isinstance(r, RainfallRule))
 

@@ -14,13 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from hydro.store.db import translate_errors
-from hydro.store.schema import StorageMode, storage_mode
+from hydro.store.schema import UTC_HOUR, StorageMode, storage_mode
 
 Connection = psycopg.AsyncConnection[tuple[object, ...]]
 
@@ -50,6 +52,18 @@ class DayAlert:
 
 
 @dataclass(frozen=True)
+class HourlyRain:
+    """Clock-hour rainfall sums, a row per station that reported rain: column ``i`` is the hour
+    that began ``i`` hours after ``since``. ``reported`` tells an hour without a rain report
+    from a dry one (both hold 0 mm)."""
+
+    since: dt.datetime
+    stations: tuple[str, ...]
+    mm: npt.NDArray[np.float64]
+    reported: npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
 class DayFigures:
     """Everything a daily report is built from, for the day [start, end)."""
 
@@ -57,7 +71,7 @@ class DayFigures:
     end: dt.datetime
     stations: list[StationDay]
     level_at_end: dict[str, float]  # the latest level in the hour up to the closing 08:00
-    rain_max: dict[tuple[str, int], float]  # (station, hours): the wettest window ending in it
+    rain: HourlyRain  # from as many hours before the day as the longest rainfall window needs
     alerts: list[DayAlert]  # opened within the day, or still open when the report was built
     sms: dict[str, int]  # SMS queued within the day, by status
 
@@ -78,19 +92,15 @@ SELECT station, bucket, rainfall_sum FROM readings_hourly
 WHERE bucket >= %(since)s AND bucket < %(end)s AND rainfall_sum IS NOT NULL
 """
 _HOURLY_PLAIN = """
-SELECT station, date_trunc('hour', time, 'UTC') AS bucket, sum(rainfall) AS rainfall_sum
+SELECT station, {utc_hour} AS bucket, sum(rainfall) AS rainfall_sum
 FROM readings WHERE time >= %(since)s AND time < %(end)s AND rainfall IS NOT NULL GROUP BY 1, 2
 """
-# Per window: the wettest run of that many consecutive clock hours whose last lies in the day.
-_RAIN_MAX = """
+# A row per station: the offset of each hour with a rain report from %(since)s, and its sum.
+_RAIN_HOURS = """
 WITH hourly AS ({hourly})
-SELECT station, {maxima} FROM (SELECT station, bucket, {sums} FROM hourly) windows
-WHERE bucket >= %(start)s GROUP BY station
+SELECT station, array_agg((extract(epoch FROM bucket - %(since)s) / 3600)::int4),
+       array_agg(rainfall_sum) FROM hourly GROUP BY station
 """
-_WINDOW_SUM = (
-    "sum(rainfall_sum) OVER (PARTITION BY station ORDER BY bucket"
-    " RANGE BETWEEN {preceding} PRECEDING AND CURRENT ROW) AS {name}"
-)
 
 
 _LEVEL_AT_END = """
@@ -109,37 +119,25 @@ GROUP BY status
 
 
 async def day_figures(
-    conn: Connection, start: dt.datetime, end: dt.datetime, rain_windows: Sequence[int]
+    conn: Connection, start: dt.datetime, end: dt.datetime, hours_before: int
 ) -> DayFigures:
-    """The figures of the day [start, end); ``rain_windows`` in whole hours."""
+    """The figures of the day [start, end), with the hourly rain from ``hours_before`` the day
+    (from the whole hour, in UTC, at or before it)."""
     params: dict[str, Any] = {"start": start, "end": end}
+    since = start.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=hours_before)
     with translate_errors("reading the figures of a hydrological day"):
         timescale = await storage_mode(conn) is StorageMode.TIMESCALEDB
         cur = conn.cursor(row_factory=class_row(StationDay))
         await cur.execute(_DAILY_TIMESCALE if timescale else _DAILY_PLAIN, params)
         stations = await cur.fetchall()
-        rain_max: dict[tuple[str, int], float] = {}
-        if rain_windows:
-            hours = sorted(set(rain_windows))
-            names = [sql.Identifier(f"h{h}") for h in hours]
-            query = sql.SQL(_RAIN_MAX).format(
-                hourly=sql.SQL(_HOURLY_TIMESCALE if timescale else _HOURLY_PLAIN),
-                maxima=sql.SQL(", ").join(sql.SQL("max({})").format(n) for n in names),
-                sums=sql.SQL(", ").join(
-                    sql.SQL(_WINDOW_SUM).format(
-                        preceding=sql.Literal(dt.timedelta(hours=h - 1)), name=n
-                    )
-                    for h, n in zip(hours, names, strict=True)
-                ),
+        query = sql.SQL(_RAIN_HOURS).format(
+            hourly=sql.SQL(_HOURLY_TIMESCALE if timescale else _HOURLY_PLAIN).format(
+                utc_hour=sql.SQL(UTC_HOUR)
             )
-            since = start - dt.timedelta(hours=hours[-1] - 1)
-            result = await conn.execute(query, {**params, "since": since})
-            for station, *maxima in await result.fetchall():
-                rain_max.update(
-                    ((str(station), h), float(str(m)))
-                    for h, m in zip(hours, maxima, strict=True)
-                    if m is not None
-                )
+        )
+        rain_cur = conn.cursor(binary=True)
+        await rain_cur.execute(query, {**params, "since": since})
+        rain = _hourly_rain(since, end, await rain_cur.fetchall())
         result = await conn.execute(_LEVEL_AT_END, params)
         level_at_end = {str(s): float(str(v)) for s, v in await result.fetchall()}
         alerts_cur = conn.cursor(row_factory=class_row(DayAlert))
@@ -147,7 +145,19 @@ async def day_figures(
         alerts = await alerts_cur.fetchall()
         result = await conn.execute(_SMS, params)
         sms = {str(status): int(str(n)) for status, n in await result.fetchall()}
-    return DayFigures(start, end, stations, level_at_end, rain_max, alerts, sms)
+    return DayFigures(start, end, stations, level_at_end, rain, alerts, sms)
+
+
+def _hourly_rain(
+    since: dt.datetime, end: dt.datetime, rows: Sequence[tuple[Any, ...]]
+) -> HourlyRain:
+    columns = -(-(end - since) // dt.timedelta(hours=1))
+    mm = np.zeros((len(rows), columns))
+    reported = np.zeros((len(rows), columns), dtype=np.bool_)
+    for row, (_, hours, sums) in enumerate(rows):
+        mm[row, hours] = sums
+        reported[row, hours] = True
+    return HourlyRain(since, tuple(str(r[0]) for r in rows), mm, reported)
 
 
 async def stored_report(conn: Connection, day: dt.date) -> dict[str, Any] | None:
