@@ -250,6 +250,16 @@ def test_summary_and_metrics_count_what_the_database_holds(api: Api) -> None:
     assert summary["sms_by_status"] == {"sent": 12}  # 禾丰: open, escalate, rise; 麦冲: open
     assert summary["outbox_backlog"] == 0
     assert summary["no_data"] == 88
+    just_now = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)
+
+    async def three_readings(pool: AsyncConnectionPool) -> None:
+        times = [just_now - dt.timedelta(seconds=s) for s in (0, 30, 60)]
+        await ReadingWriter(pool).write([Reading(MAICHONG, t, water_level=771.5) for t in times])
+
+    api.run(three_readings)
+    after = api.get("/api/v1/summary").json()["ingest_rate_per_s"] * 300
+    # the three just written, and no more than were there before (older ones may age out)
+    assert 3 <= round(after) <= round(summary["ingest_rate_per_s"] * 300) + 3
     metrics = api.get("/metrics", token=None).text
     assert 'hydro_alerts{state="open"} 3.0' in metrics
     assert 'hydro_alerts_open{severity="orange"} 1.0' in metrics

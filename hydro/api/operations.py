@@ -128,6 +128,7 @@ async def summary(ctx: Context, _: Viewer) -> Summary:
         generated_at=dt.datetime.now(dt.UTC),
         stations=len(ctx.registry),
         stations_reporting_5m=counts.stations_reporting_5m,
+        ingest_rate_per_s=counts.readings_5m / 300,
         last_received_at=counts.last_received_at,
         open_alerts=sum(by_severity.values()),
         by_prefecture={p: dict(c) for p, c in sorted(by_prefecture.items())},

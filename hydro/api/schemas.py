@@ -145,6 +145,7 @@ class Summary(BaseModel):
     generated_at: dt.datetime
     stations: int
     stations_reporting_5m: int  # stations whose latest report arrived in the last 5 minutes
+    ingest_rate_per_s: float  # readings observed in the last 5 minutes, per second
     last_received_at: dt.datetime | None
     open_alerts: int
     by_prefecture: dict[str, dict[str, int]]  # prefecture -> severity -> open alerts

@@ -222,12 +222,13 @@ class DeliveryCounts:
     sms_by_status: dict[str, int]
     journal_backlog: int
     stations_reporting_5m: int
+    readings_5m: int  # observed in the last 5 minutes
     last_received_at: dt.datetime | None
 
 
 async def delivery_counts(pool: psycopg_pool.AsyncConnectionPool) -> DeliveryCounts:
-    """Alerts by state, SMS by status, the evaluation backlog and how many stations reported
-    lately."""
+    """Alerts by state, SMS by status, the evaluation backlog, and how many stations and
+    readings reported lately (the time index makes the count read the newest rows only)."""
     async with connection(pool, "counting alerts, SMS and backlog") as conn:
         cur = await conn.execute("SELECT state, count(*) FROM alerts GROUP BY state")
         by_state = {str(state): int(str(n)) for state, n in await cur.fetchall()}
@@ -239,12 +240,16 @@ async def delivery_counts(pool: psycopg_pool.AsyncConnectionPool) -> DeliveryCou
             " max(received_at) FROM station_latest"
         )
         row = await cur.fetchone()
+        recent = await _scalar(
+            conn, "SELECT count(*) FROM readings WHERE time > now() - interval '5 minutes'"
+        )
     assert row is not None
     return DeliveryCounts(
         by_state,
         by_status,
         int(str(backlog)),
         int(str(row[0])),
+        int(str(recent)),
         row[1] if isinstance(row[1], dt.datetime) else None,
     )
 

@@ -9,7 +9,7 @@ const TEXT = {
     station: "测站", prefecture: "市州", severity: "等级", state: "状态", from: "起", to: "止",
     search: "查询", export_csv: "导出CSV", more: "更多", season: "汛期", close: "关闭",
     stations: "测站", open_alerts: "预警", silent: "失联", no_data: "无数据", backlog: "待发短信",
-    reporting: "5分钟内上报", normal: "正常", blue: "蓝色", yellow: "黄色", orange: "橙色", red: "红色",
+    reporting: "5分钟内上报", rate: "入库(条/秒)", normal: "正常", blue: "蓝色", yellow: "黄色", orange: "橙色", red: "红色",
     opened: "发生时间", rule: "预警", peak: "峰值", acknowledged: "已确认", ack: "确认",
     latest: "最新", water_level: "水位", rainfall: "雨量", flow: "流量", hydrograph: "水位过程线",
     persons: "责任人", events: "过程", notifications: "短信", county: "区县", kind: "类型",
@@ -25,7 +25,7 @@ const TEXT = {
     severity: "Severity", state: "State", from: "From", to: "To", search: "Search",
     export_csv: "Export CSV", more: "More", season: "Season", close: "Close", stations: "Stations",
     open_alerts: "Alerts", silent: "Silent", no_data: "No data", backlog: "SMS waiting",
-    reporting: "Reported in 5 min", normal: "Normal", blue: "Blue", yellow: "Yellow",
+    reporting: "Reported in 5 min", rate: "Readings/s", normal: "Normal", blue: "Blue", yellow: "Yellow",
     orange: "Orange", red: "Red", opened: "Opened", rule: "Alert", peak: "Peak",
     acknowledged: "Acknowledged", ack: "Acknowledge", latest: "Latest", water_level: "Water level",
     rainfall: "Rainfall", flow: "Flow", hydrograph: "Hydrograph", persons: "Responsible persons",
@@ -211,7 +211,8 @@ async function refreshMap() {
   $("#counts").innerHTML = [
     [t("stations"), summary.stations], [t("open_alerts"), summary.open_alerts],
     [t("silent"), summary.silent.length], [t("no_data"), summary.no_data],
-    [t("reporting"), summary.stations_reporting_5m], [t("backlog"), summary.outbox_backlog],
+    [t("reporting"), summary.stations_reporting_5m],
+    [t("rate"), summary.ingest_rate_per_s.toFixed(1)], [t("backlog"), summary.outbox_backlog],
   ].map(([label, n]) => `<div class="count" data-count="${esc(label)}"><b>${n}</b>${esc(label)}</div>`).join("");
   $("#active").innerHTML = alertTable(active.items).replace(/^<table class="grid">|<\/table>$/g, "");
 }
