@@ -259,6 +259,10 @@ class _ScheduledJobs:
         """Every day at ``at`` in ``timezone``."""
         self._add(job, "cron", hour=at.hour, minute=at.minute, timezone=timezone)
 
+    def once(self, job: Callable[[], Awaitable[None]]) -> None:
+        """Right after start."""
+        self._add(job, "date", run_date=dt.datetime.now(dt.UTC))
+
     def _add(self, job: Callable[[], Awaitable[None]], trigger: str, **when: object) -> None:
         self._scheduler.add_job(
             self._tracked(job),
@@ -327,6 +331,11 @@ async def _start_alerting(
     jobs.every(dt.timedelta(seconds=1), send_due)  # retries that came due
     reports = DailyReports(config, registry, rules, pool)
     jobs.daily(config.report.daily_at, config.registry.default_timezone, reports.publish_due)
+
+    async def catch_up_daily_report() -> None:
+        await reports.publish_due(unless_empty=True)
+
+    jobs.once(catch_up_daily_report)
     jobs.start()
     log.info(
         "alerting: every %ss, %d rules, SMS via %s",

@@ -259,6 +259,24 @@ def test_the_stored_report_reads_the_same_after_late_data_which_shows_as_correct
     assert body.startswith("【水情日报】5月7日8时至5月8日8时:最大降雨雷山县测站P15.0毫米")
 
 
+def test_a_report_missed_while_down_is_caught_up_at_start_unless_the_day_had_no_data(
+    pg_url: str,
+) -> None:
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, reports: DailyReports
+    ) -> tuple[bool, bool]:
+        await reports.publish_due(unless_empty=True)
+        empty_day_stored = await reports.report(DAY)
+        await writer.write([Reading(GAUGE, at(60), rainfall=5.0)])
+        await reports.publish_due(unless_empty=True)
+        return empty_day_stored[1], (await reports.report(DAY))[1]
+
+    before_data, after_data = with_reports(pg_url, body, duty=True)
+    assert (before_data, after_data) == (False, True)
+    [(body,)] = rows(pg_url, "SELECT body FROM outbox")
+    assert body.startswith("【水情日报】5月7日8时至5月8日8时")
+
+
 @pytest.mark.parametrize(
     ("now", "expected"),
     [

@@ -74,13 +74,20 @@ class DailyReports:
             built_at=self._clock(),
         )
 
-    async def publish_due(self) -> None:
-        """Builds and stores the report of the day that just ended, and queues its digest."""
+    async def publish_due(self, *, unless_empty: bool = False) -> None:
+        """Builds and stores the report of the day that just ended, and queues its digest.
+
+        Run at start-up as well (``unless_empty``), this catches up the report that fell due
+        while hydro was down; a day without a single reading (a new installation) is skipped
+        rather than announced to the duty officers as a province gone silent."""
         day = self.last_ended_day()
         async with connection(self._pool, "checking the daily report") as conn:
             if await stored_report(conn, day) is not None:
                 return
         report = await self.build(day)
+        if unless_empty and not any(s.readings for s in report.stations):
+            log.info("daily report of %s not built at start-up: no readings in that day", day)
+            return
         text = digest(report)
         officers = [(o.name, o.phone) for o in self._config.sms.duty_officers]
         async with connection(self._pool, f"storing the daily report of {day}") as conn:
