@@ -61,7 +61,7 @@ def load(url: str, codes: list[str], days: int, alerts: int, timescale: bool) ->
                 " CASE WHEN random() < 0.2 THEN round((random() * 3)::numeric, 1) ELSE 0 END, 12.6"
                 " FROM unnest(%s::text[]) WITH ORDINALITY s(code, n),"
                 " generate_series(%s::timestamptz, %s::timestamptz - interval '5 minutes',"
-                " interval '5 minutes') t",
+                " interval '5 minutes') t ORDER BY t, s.n",  # in arrival order, as gateways send
                 (codes, first, first + dt.timedelta(days=1)),
             )
             log(f"readings: day {days - day + 1}/{days}")
