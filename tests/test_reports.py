@@ -160,13 +160,13 @@ def test_a_day_with_a_rainstorm_and_a_silent_station(pg_url: str) -> None:
 
 def test_wettest_windows_end_within_the_day_at_an_hour_with_a_report() -> None:
     since = START - dt.timedelta(hours=2)  # two hours of rain before the day are looked back over
-    hours = np.zeros((3, 26))
-    hours[0, [1, 2, 3]] = [10.0, 30.0, 9.9]  # 07:00-09:00 local: the day opens at column 2
-    hours[1, [5, 6, 7]] = [0.1, 0.2, 49.7]  # sums to 50.0 exactly, whatever the float order
-    hours[2, 1] = 80.0  # only before the day: no window of its own
-    reported = hours > 0
+    mm = np.zeros((3, 26))
+    mm[0, [1, 2, 3]] = [10.0, 30.0, 9.9]  # 07:00-09:00 local: the day opens at column 2
+    mm[1, [5, 6, 7]] = [0.1, 0.2, 49.7]  # sums to 50.0 exactly, whatever the float order
+    mm[2, 1] = 80.0  # only before the day: no window of its own
+    reported = mm > 0
     reported[1, 8] = True  # a dry hour reported
-    rain = HourlyRain(since, ("A", "B", "C"), hours, reported)
+    rain = HourlyRain(since, ("A", "B", "C"), mm, reported)
 
     found = wettest_windows(rain, START, at(24 * 60), [1, 3])
 

@@ -55,8 +55,8 @@ def whole_hour_windows(rules: RuleSet) -> dict[str, int]:
     return {rule.id: rule.slots // 12 for rule in rules.rainfall_rules if rule.slots % 12 == 0}
 
 
-def longest_window(rules: RuleSet) -> int:
-    """The hours of rain before the day that the report's rainfall windows look back over."""
+def hours_looked_back(rules: RuleSet) -> int:
+    """How many hours of rain before the day the longest rainfall window reaches back over."""
     return max(whole_hour_windows(rules).values(), default=1) - 1
 
 

@@ -17,8 +17,8 @@ from hydro.config import Config
 from hydro.reports.daily import (
     build_daily,
     day_bounds,
+    hours_looked_back,
     last_ended_day,
-    longest_window,
     with_corrections,
 )
 from hydro.reports.formats import digest
@@ -63,7 +63,7 @@ class DailyReports:
     async def build(self, day: dt.date) -> DailyReport:
         start, end = day_bounds(day, self._zone)
         async with connection(self._pool, f"reading the figures of {day}") as conn:
-            figures = await day_figures(conn, start, end, longest_window(self._rules))
+            figures = await day_figures(conn, start, end, hours_looked_back(self._rules))
         return build_daily(
             day,
             self._zone,

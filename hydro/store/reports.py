@@ -71,7 +71,7 @@ class DayFigures:
     end: dt.datetime
     stations: list[StationDay]
     level_at_end: dict[str, float]  # the latest level in the hour up to the closing 08:00
-    rain: HourlyRain  # from as many hours before the day as the longest rainfall window needs
+    rain: HourlyRain  # from as far before the day as the longest rainfall window reaches
     alerts: list[DayAlert]  # opened within the day, or still open when the report was built
     sms: dict[str, int]  # SMS queued within the day, by status
 

@@ -180,8 +180,9 @@ _AGGREGATE_COLUMNS = """
 """
 
 
-# The UTC hour a reading falls in, as time_bucket gives it under TimescaleDB; date_bin is plain
-# arithmetic, date_trunc with a zone converts every timestamp (a third of a report's scan).
+# The UTC hour a reading falls in, as time_bucket gives it under TimescaleDB. date_bin is plain
+# arithmetic where date_trunc with a zone converts every timestamp: hourly rain of 6,951 stations
+# over 35 hours took 0.66-0.69 s by date_bin, 1.0-1.4 s by date_trunc.
 UTC_HOUR = "date_bin('1 hour', time, '2000-01-01 00:00+00')"
 
 
