@@ -1,9 +1,10 @@
-"""The broker configuration hydro ships, run as shipped: deploy/mosquitto (TLS, accounts, ACL)
-with only its port, paths and certificates changed."""
+"""The broker configurations hydro ships, run as shipped: deploy/mosquitto (TLS, accounts, ACL)
+with only its port, paths and certificates changed, and hydro/local/mosquitto.conf."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +19,12 @@ from hydro.broker import broker_problem, connection_options
 from hydro.config import MqttConfig
 from hydro.ingest.mqtt import BrokerSession
 from hydro.local import LocalMosquitto, free_port
+from tests.support import publisher
 
 DEPLOY = Path(__file__).parent.parent / "deploy" / "mosquitto"
+LOCAL_CONF = Path(__file__).parent.parent / "hydro" / "local" / "mosquitto.conf"
 ACCOUNTS = ("hydro", "hydro-ingest-2", "gw-1-001")
+SIZE_LIMIT = 2 * 1024 * 1024  # message_size_limit in both shipped files
 
 
 class ShippedBroker(LocalMosquitto):
@@ -190,3 +194,39 @@ def test_two_ingest_accounts_share_the_stream_without_taking_over_each_other(
             return await take_all(one, other)
 
     assert sorted(asyncio.run(scenario())) == sorted(sent)
+
+
+def test_the_production_file_carries_every_setting_of_the_local_one() -> None:
+    production = (DEPLOY / "hydro.conf").read_text("utf-8").splitlines()
+    for line in LOCAL_CONF.read_text("utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            assert line in production
+
+
+def test_a_message_above_the_size_limit_does_not_reach_a_subscriber(
+    local_mosquitto: LocalMosquitto, mqtt_topic_prefix: str
+) -> None:
+    topic = f"{mqtt_topic_prefix}/gw-1/readings"
+    largest, oversized = b"x" * SIZE_LIMIT, b"y" * (SIZE_LIMIT + 1)
+
+    async def scenario() -> list[bytes]:
+        async with publisher(local_mosquitto.port, f"{mqtt_topic_prefix}-sub") as subscriber:
+            await subscriber.subscribe(topic, qos=1)
+            async with publisher(local_mosquitto.port, f"{mqtt_topic_prefix}-gw") as gw:
+                await gw.publish(topic, largest, qos=1)
+            # Mosquitto 2.0.11 closes the connection of whoever publishes too large a message.
+            with contextlib.suppress(aiomqtt.MqttError):
+                async with publisher(local_mosquitto.port, f"{mqtt_topic_prefix}-big") as big:
+                    await big.publish(topic, oversized, qos=1)
+            async with publisher(local_mosquitto.port, f"{mqtt_topic_prefix}-gw") as gw:
+                await gw.publish(topic, b"after", qos=1)
+            received: list[bytes] = []
+            async with asyncio.timeout(20):
+                async for message in subscriber.messages:
+                    received.append(message.payload)  # type: ignore[arg-type]
+                    if message.payload == b"after":
+                        return received
+        return received
+
+    received = asyncio.run(scenario())
+    assert [len(payload) for payload in received] == [SIZE_LIMIT, len(b"after")]
