@@ -10,6 +10,7 @@ file and line, or the variable.
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import os
 import re
 from collections.abc import Mapping
@@ -68,13 +69,32 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def derived_client_id(username: object, password: object) -> str:
+    """hydro's MQTT client id when ``mqtt.client_id`` is not set.
+
+    The broker keeps hydro's queued readings in a persistent session keyed by this id alone, so
+    it must stay the same across restarts, and a gateway must not be able to guess it (on a broker
+    that does not bind ids to accounts, whoever connects with it takes the session over). Derived
+    from the broker password, the one per-install secret every hydro process already has, and
+    the username, which differs per ingest process. Changing the password changes the id (the
+    README's Configuration section says what that costs). Without a password there is nothing
+    secret to derive from, and the broker lets anyone in anyway.
+    """
+    secret = password.get_secret_value() if isinstance(password, SecretStr) else password
+    if not isinstance(secret, str) or not secret:
+        return "hydro-ingest"
+    account = username if isinstance(username, str) else ""
+    digest = hmac.new(secret.encode(), f"hydro mqtt client id:{account}".encode(), "sha256")
+    return f"hydro-{digest.hexdigest()[:16]}"  # 22 characters: within MQTT 3.1.1's 23
+
+
 class MqttConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(1883, ge=1, le=65535)
     protocol: Literal["5", "3.1.1"] = "5"
     topic_prefix: str = "hydro"
     shared_group: str | None = None
-    client_id: str = "hydro-ingest"
+    client_id: str = "hydro-ingest"  # when unset: derived_client_id(), this without a password
     username: str | None = None
     password: SecretStr | None = Field(None, json_schema_extra={"secret": True})
     tls: bool = False
@@ -96,6 +116,16 @@ class MqttConfig(_Section):
         if not value or any(c in value for c in "+#") or value.startswith("/"):
             raise ValueError("must be a plain topic level like 'hydro' (no +, #, leading /)")
         return value.rstrip("/")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unguessable_client_id(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("client_id") is None:
+            return {
+                **data,
+                "client_id": derived_client_id(data.get("username"), data.get("password")),
+            }
+        return data
 
     @property
     def subscription(self) -> str:

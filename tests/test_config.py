@@ -143,3 +143,21 @@ def test_hydro_check_accepts_the_shipped_config_and_registry(
 ) -> None:
     assert main(["--config", str(REPO / "config.yaml"), "check"]) == 0
     assert "valid" in capsys.readouterr().out
+
+
+def test_the_default_client_id_is_derived_from_the_broker_password(tmp_path: Path) -> None:
+    def client_id(text: str = "", **environ: str) -> str:
+        path = tmp_path / "config.yaml"
+        path.write_text(text or "mqtt:\n  client_id: null\n", encoding="utf-8")
+        return load_config(path, environ).mqtt.client_id
+
+    hydro = client_id(HYDRO_MQTT__USERNAME="hydro", HYDRO_MQTT__PASSWORD="s3cret")
+    assert hydro.startswith("hydro-")
+    assert len(hydro) == 22  # MQTT 3.1.1 servers must take 23
+    assert hydro == client_id(HYDRO_MQTT__USERNAME="hydro", HYDRO_MQTT__PASSWORD="s3cret")
+    assert hydro != client_id(HYDRO_MQTT__USERNAME="hydro-ingest-2", HYDRO_MQTT__PASSWORD="s3cret")
+    assert hydro != client_id(HYDRO_MQTT__USERNAME="hydro", HYDRO_MQTT__PASSWORD="other")
+    assert "s3cret" not in hydro
+    assert client_id() == "hydro-ingest"  # no password, nothing secret to derive from
+    explicit = client_id("mqtt:\n  client_id: ingest-2\n", HYDRO_MQTT__PASSWORD="s3cret")
+    assert explicit == "ingest-2"

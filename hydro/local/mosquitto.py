@@ -29,20 +29,11 @@ class LocalMosquitto:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "port").write_text(str(self.port))
         config = self.data_dir / "mosquitto.conf"
-        shipped = resources.files("hydro.local").joinpath("mosquitto.conf").read_text("utf-8")
-        instance = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
-            f"persistence_location {self.data_dir}/",
-            f"log_dest file {self._log}",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-            "log_type information",
-        ]
+        own = [f"log_dest file {self._log}"]
+        own += [f"log_type {kind}" for kind in ("error", "warning", "notice", "information")]
         if os.geteuid() == 0:
-            instance.append("user root")  # keep access to data_dir instead of dropping privileges
-        config.write_text(shipped + "\n# this instance\n" + "\n".join(instance) + "\n", "utf-8")
+            own.append("user root")  # keep access to data_dir instead of dropping privileges
+        config.write_text(self.settings() + "\n".join(own) + "\n", "utf-8")
         self._process = subprocess.Popen(
             [str(binary), "-c", str(config)],
             stdout=subprocess.DEVNULL,
@@ -54,6 +45,17 @@ class LocalMosquitto:
             raise LocalServiceError(
                 f"mosquitto did not start on port {self.port}:\n{log_tail(self._log)}"
             )
+
+    def settings(self) -> str:
+        """Everything but the log lines: hydro's shipped settings, an anonymous listener on our
+        port and our persistence folder. A test of another shipped file overrides this."""
+        shipped = resources.files("hydro.local").joinpath("mosquitto.conf").read_text("utf-8")
+        instance = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            f"persistence_location {self.data_dir}/",
+        ]
+        return shipped + "\n# this instance\n" + "\n".join(instance) + "\n"
 
     def stop(self) -> None:
         """SIGTERM: the broker writes its persistence file before it exits."""
