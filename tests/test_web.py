@@ -86,7 +86,16 @@ def test_map_shows_a_crossing_live_and_an_operator_acknowledges_it(
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{hydro_url}/#token={OPERATOR}")
+        refused: list[str] = []  # what the Content-Security-Policy blocked, on every page
+        # Playwright needs a Python function here, not a builtin's bound method.
+        page.expose_function("cspRefused", lambda text: refused.append(text))  # noqa: PLW0108
+        page.add_init_script(
+            "document.addEventListener('securitypolicyviolation', (e) =>"
+            " window.cspRefused(`${e.violatedDirective} ${e.blockedURI} ${e.sample}`))"
+        )
+        answer = page.goto(f"{hydro_url}/#token={OPERATOR}")
+        assert answer is not None
+        assert "script-src 'self'" in answer.headers["content-security-policy"]
         stations = page.locator("#map circle.station")
         expect(stations).to_have_count(90)
         hefeng = page.locator(f'#map circle[data-code="{HEFENG}"]')
@@ -125,6 +134,7 @@ def test_map_shows_a_crossing_live_and_an_operator_acknowledges_it(
         expect(page.locator("#chart")).to_contain_text("Warning")  # the level line's legend
         page.screenshot(path=str(ARTIFACTS / "web-station.png"))
         browser.close()
+    assert refused == []
     assert fetch(pg_url, "SELECT acknowledged_by FROM alerts") == [("li",)]
 
 
