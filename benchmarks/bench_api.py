@@ -131,6 +131,29 @@ def measure(client: httpx.Client, paths: Callable[[int], str], requests: int) ->
     }
 
 
+def on_the_wire(client: httpx.Client, path: str, requests: int) -> dict[str, object]:
+    """Body bytes as sent and the time to take them, plain, gzip, and revalidated by ETag."""
+    tag = client.get(path).headers["etag"]
+    ways = {
+        "identity": {"Accept-Encoding": "identity"},
+        "gzip": {"Accept-Encoding": "gzip"},
+        "if_none_match": {"Accept-Encoding": "gzip", "If-None-Match": tag},
+    }
+    figures: dict[str, object] = {}
+    for way, headers in ways.items():
+        samples = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            answer = client.get(path, headers=headers)
+            samples.append((time.perf_counter() - started) * 1000)
+        figures[way] = {
+            "status": answer.status_code,
+            "wire_bytes": answer.num_bytes_downloaded,
+            "p50_ms": round(statistics.median(samples), 2),
+        }
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stations", type=int, default=7000)
@@ -246,6 +269,9 @@ def run(config: Config, codes: list[str], args: argparse.Namespace) -> dict[str,
         for name, paths in cases.items():
             log(f"measuring {name}")
             results[name] = measure(client, paths, args.requests)
+        for path in ("/api/v1/stations", "/api/v1/stations/status"):
+            log(f"measuring {path} on the wire")
+            results[f"wire {path}"] = on_the_wire(client, path, args.requests)
     loop.call_soon_threadsafe(stop.set)
     thread.join(60)
     return results

@@ -232,6 +232,9 @@ def api_context(
         daily_report=functools.partial(
             _formatted_report, DailyReports(config, registry, rules, pool)
         ),
+        max_body_bytes=config.api.max_body_bytes,
+        max_csv_rows=config.api.max_csv_rows,
+        max_series_points=config.api.max_series_points,
     )
 
 

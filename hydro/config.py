@@ -295,6 +295,13 @@ class ApiConfig(_Section):
     public_url: str | None = None
     # NAME:ROLE:TOKEN entries, comma-separated, roles viewer|operator|admin. Environment only.
     tokens: SecretStr | None = Field(None, json_schema_extra={"secret": True})
+    # Bounds on what one request may send and one response may hold: a larger request body gets
+    # 413 before it is read (the Twilio webhook's own limit is 64 kB); more alerts than
+    # max_csv_rows continue in the next CSV (X-Hydro-Next-Cursor); more points than
+    # max_series_points in one readings range get 422.
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_csv_rows: int = Field(20_000, ge=1)
+    max_series_points: int = Field(100_000, ge=1)
 
     @field_validator("public_url")
     @classmethod

@@ -7,6 +7,7 @@ import asyncio
 import csv
 import datetime as dt
 import io
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -83,6 +84,8 @@ def _config(pg_url: str, broker_port: int, fake: FakeTwilio, public_url: str | N
                 "port": 0,
                 "public_url": public_url,
                 "tokens": f"wang:viewer:{VIEWER},li:operator:{OPERATOR},zhao:admin:{ADMIN}",
+                "max_csv_rows": 2,  # the three alerts take two CSV responses
+                "max_series_points": 3,
             },
         }
     )
@@ -198,6 +201,20 @@ def test_readings_raw_and_hourly(api: Api) -> None:
     assert too_long.status_code == 422
 
 
+def test_a_readings_response_holds_at_most_max_series_points(api: Api) -> None:
+    async def four_more(pool: AsyncConnectionPool) -> None:
+        times = [minutes_ago(m) for m in (4, 3, 2, 1)]
+        await ReadingWriter(pool).write([Reading(MAICHONG, t, water_level=771.5) for t in times])
+
+    api.run(four_more)
+    readings = f"/api/v1/stations/{MAICHONG}/readings"
+    since = {"from": minutes_ago(60).isoformat()}
+    too_many = api.get(readings, **since)  # six points, api.max_series_points is three
+    assert too_many.status_code == 422
+    assert "at most 3 points" in too_many.json()["detail"]
+    assert api.get(readings, every="1h", **since).status_code == 200  # two hours: two points
+
+
 def test_alert_history_filters_pages_and_csv(api: Api) -> None:
     everything = api.get("/api/v1/alerts").json()
     assert {a["station"] for a in everything["items"]} == {MAICHONG, HEFENG}
@@ -218,7 +235,11 @@ def test_alert_history_filters_pages_and_csv(api: Api) -> None:
     exported = api.get("/api/v1/alerts", format="csv")
     assert exported.headers["content-type"].startswith("text/csv")
     table = list(csv.DictReader(io.StringIO(exported.text.lstrip("\ufeff"))))
-    assert sorted(row["id"] for row in table) == sorted(str(a["id"]) for a in everything["items"])
+    assert len(table) == 2  # api.max_csv_rows
+    rest = api.get("/api/v1/alerts", format="csv", cursor=exported.headers["x-hydro-next-cursor"])
+    assert "x-hydro-next-cursor" not in rest.headers
+    table += csv.DictReader(io.StringIO(rest.text.lstrip("\ufeff")))
+    assert [row["id"] for row in table] == [str(a["id"]) for a in everything["items"]]
 
 
 def test_alert_detail_shows_every_sms_and_ack_needs_an_operator(api: Api) -> None:
@@ -378,3 +399,118 @@ def test_the_daily_report_in_each_format(api: Api) -> None:
     assert html.headers["content-type"].startswith("text/html")
     assert "禾丰水文站" in html.text
     assert api.get("/api/v1/reports/daily", token=None).status_code == 401
+
+
+def _raw_request(url: str, head: str) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    client = socket.create_connection((host, int(port)), timeout=10)
+    client.sendall(head.encode())
+    return client
+
+
+def _send_until_refused(client: socket.socket, chunk: bytes, total: int) -> int:
+    """Sends up to ``total`` bytes; returns how many the server took before it closed."""
+    sent = 0
+    try:
+        while sent < total:
+            client.sendall(chunk)
+            sent += len(chunk)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    return sent
+
+
+_BIG = 200 * 1024 * 1024
+
+
+def test_an_oversized_webhook_post_is_refused_before_its_body_is_read(api: Api) -> None:
+    """Twilio's callbacks are about 1 kB: a 200 MB unsigned POST gets 413 from its headers, and
+    the server closes the connection instead of reading (and holding) what follows."""
+    path = "/api/v1/twilio/status"
+    client = _raw_request(
+        api.url,
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
+        f"\r\nContent-Length: {_BIG}\r\n\r\n",
+    )
+    with client:
+        answer = client.recv(65536).decode()
+        assert answer.startswith("HTTP/1.1 413 "), answer
+        assert "connection: close" in answer.lower()
+        sent = _send_until_refused(client, b"x" * 65536, _BIG)
+    # What the kernels buffer on both sides at most (a few MB on loopback), not the body.
+    assert sent < _BIG // 10
+
+
+def test_a_chunked_body_is_counted_as_it_arrives_and_cut_off_at_the_limit(api: Api) -> None:
+    client = _raw_request(
+        api.url,
+        "POST /api/v1/twilio/status HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+        "\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n",
+    )
+    chunk = b"10000\r\n" + b"x" * 0x10000 + b"\r\n"
+    with client:
+        sent = _send_until_refused(client, chunk, _BIG)
+        assert sent < _BIG // 10
+        try:
+            answer = client.recv(65536).decode()
+        except ConnectionResetError:
+            answer = ""  # the reset may overtake the answer; the bytes sent above are the proof
+        assert answer == "" or answer.startswith("HTTP/1.1 413 "), answer
+
+
+def test_request_bodies_beyond_api_max_body_bytes_get_413(api: Api) -> None:
+    ack = httpx.post(
+        f"{api.url}/api/v1/alerts/1/ack",
+        headers={"Authorization": f"Bearer {OPERATOR}"},
+        content=b"x" * (1024 * 1024 + 1),
+        timeout=10,
+    )
+    assert ack.status_code == 413
+    signed = api.twilio.received[0]
+    assert api.twilio.report_status(signed, "delivered") == 204  # a real receipt still passes
+
+
+def test_security_headers_on_the_page_and_the_api(api: Api) -> None:
+    page = api.get("/", token=None)
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp
+    assert "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+    for answer in (page, api.get("/api/v1/alerts"), api.get("/static/app.js", token=None)):
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+    assert api.get(f"/api/v1/stations/{MAICHONG}", token=ADMIN).headers["cache-control"] == (
+        "no-store"  # full phone numbers
+    )
+    assert api.get("/api/v1/alerts").headers["cache-control"] == "no-store"
+
+
+def test_the_station_list_is_compressed_and_revalidated_by_etag(api: Api) -> None:
+    for path in ("/api/v1/stations", "/api/v1/stations/status"):
+        auth = {"Authorization": f"Bearer {VIEWER}"}
+        plain = httpx.get(api.url + path, headers={**auth, "Accept-Encoding": "identity"})
+        packed = httpx.get(api.url + path, headers={**auth, "Accept-Encoding": "gzip"})
+        assert "content-encoding" not in plain.headers
+        assert packed.headers["content-encoding"] == "gzip"
+        assert packed.num_bytes_downloaded < len(plain.content) / 3
+        assert packed.content == plain.content  # httpx decompressed it
+        assert packed.headers["etag"] == plain.headers["etag"]
+        assert plain.headers["cache-control"] == "private, no-cache"
+        again = httpx.get(api.url + path, headers={**auth, "If-None-Match": plain.headers["etag"]})
+        assert (again.status_code, again.content) == (304, b"")
+        assert again.headers["etag"] == plain.headers["etag"]
+        other = httpx.get(api.url + path, headers={**auth, "If-None-Match": 'W/"0"'})
+        assert other.status_code == 200
+        assert (
+            httpx.get(api.url + path, headers={"If-None-Match": plain.headers["etag"]}).status_code
+            == 401
+        )  # a tag is no token
+
+    before = api.get("/api/v1/stations").headers["etag"]
+
+    async def one_more(pool: AsyncConnectionPool) -> None:
+        await ReadingWriter(pool).write([Reading(MAICHONG, minutes_ago(1), water_level=771.6)])
+
+    api.run(one_more)
+    assert api.get("/api/v1/stations").headers["etag"] != before  # its latest reading changed

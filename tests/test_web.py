@@ -48,7 +48,7 @@ def hydro_url(
         pg_url,
         local_mosquitto.port,
         mqtt_topic_prefix,
-        api={"port": port},
+        api={"port": port, "max_csv_rows": 1},  # an export of three alerts takes three answers
     )
     env = {"HYDRO_API__TOKENS": f"li:operator:{OPERATOR}"}
     process = start_hydro("run", config, tmp_path / "hydro.log", env)
@@ -86,7 +86,16 @@ def test_map_shows_a_crossing_live_and_an_operator_acknowledges_it(
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{hydro_url}/#token={OPERATOR}")
+        refused: list[str] = []  # what the Content-Security-Policy blocked, on every page
+        # Playwright needs a Python function here, not a builtin's bound method.
+        page.expose_function("cspRefused", lambda text: refused.append(text))  # noqa: PLW0108
+        page.add_init_script(
+            "document.addEventListener('securitypolicyviolation', (e) =>"
+            " window.cspRefused(`${e.violatedDirective} ${e.blockedURI} ${e.sample}`))"
+        )
+        answer = page.goto(f"{hydro_url}/#token={OPERATOR}")
+        assert answer is not None
+        assert "script-src 'self'" in answer.headers["content-security-policy"]
         stations = page.locator("#map circle.station")
         expect(stations).to_have_count(90)
         hefeng = page.locator(f'#map circle[data-code="{HEFENG}"]')
@@ -125,6 +134,7 @@ def test_map_shows_a_crossing_live_and_an_operator_acknowledges_it(
         expect(page.locator("#chart")).to_contain_text("Warning")  # the level line's legend
         page.screenshot(path=str(ARTIFACTS / "web-station.png"))
         browser.close()
+    assert refused == []
     assert fetch(pg_url, "SELECT acknowledged_by FROM alerts") == [("li",)]
 
 
@@ -143,3 +153,33 @@ def test_a_wrong_token_is_refused_and_the_sign_in_form_shown(hydro_url: str) -> 
         page.click("#login-form button")
         expect(page.locator("#map circle.station")).to_have_count(90)
         browser.close()
+
+
+def test_the_csv_export_gathers_every_alert_across_responses(hydro_url: str, pg_url: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ids = fetch(
+        pg_url,
+        "INSERT INTO alerts (station, family, rule_id, rank, severity, state, opened_at,"
+        f" cleared_at, peak_value) SELECT '{HEFENG}', 'river_level', 'river_warning', 2,"
+        " 'yellow', 'cleared', now() - h * interval '1 hour',"
+        " now() - h * interval '1 hour' + interval '30 minutes', 909.0"
+        " FROM generate_series(1, 3) h RETURNING id",
+    )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page()
+        page.goto(f"{hydro_url}/#token={OPERATOR}")
+        expect(page.locator("#map circle.station")).to_have_count(90)
+        page.goto(f"{hydro_url}/#alerts")
+        expect(page.locator("#history tr[data-alert]")).to_have_count(3)
+        with page.expect_download() as download:
+            page.click("#csv")
+        exported = Path(download.value.path()).read_bytes().decode()
+        browser.close()
+    assert exported.startswith("\ufeffid,")  # the BOM Excel needs, once
+    rows = exported.lstrip("\ufeff").splitlines()
+    assert rows[0].startswith("id,")
+    assert [row.split(",")[0] for row in rows[1:]] == [str(i) for (i,) in ids]  # newest first

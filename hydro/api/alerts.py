@@ -6,18 +6,22 @@ import csv
 import dataclasses
 import datetime as dt
 import io
-from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 
 from hydro.api.auth import Context, Operator, Viewer
 from hydro.api.context import ApiContext
 from hydro.api.schemas import AlertDetail, AlertOut, AlertPage, EventOut, NotificationOut
 from hydro.api.views import alert_out, aware, decode_cursor, encode_cursor, phone_for
 from hydro.rules.model import Severity
-from hydro.store.alerts import AlertFilter, acknowledge, alert_detail, list_alerts
+from hydro.store.alerts import (
+    AlertFilter,
+    AlertRecord,
+    acknowledge,
+    alert_detail,
+    list_alerts,
+)
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -28,7 +32,18 @@ _CSV_PAGE = 2000
 @router.get(
     "",
     response_model=AlertPage,
-    responses={200: {"content": {"text/csv": {}}, "description": "a page, or CSV of all"}},
+    responses={
+        200: {
+            "content": {"text/csv": {}},
+            "description": "a page, or CSV of up to api.max_csv_rows alerts",
+            "headers": {
+                "X-Hydro-Next-Cursor": {
+                    "description": "CSV only: more alerts match; pass it as cursor for the rest",
+                    "schema": {"type": "string"},
+                }
+            },
+        }
+    },
 )
 async def list_alert_history(
     *,
@@ -46,8 +61,9 @@ async def list_alert_history(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     format: Literal["json", "csv"] = "json",
-) -> AlertPage | StreamingResponse:
-    """Newest first. ``format=csv`` returns every matching alert, not one page."""
+) -> AlertPage | Response:
+    """Newest first. ``format=csv`` returns up to ``api.max_csv_rows`` matching alerts, not one
+    page; when more match, ``X-Hydro-Next-Cursor`` is the cursor of the rest."""
     stations = None
     if prefecture is not None or county is not None:
         stations = tuple(
@@ -71,11 +87,11 @@ async def list_alert_history(
         limit=limit,
     )
     if format == "csv":
-        return StreamingResponse(
-            _csv(ctx, query),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="alerts.csv"'},
-        )
+        text, last = await _csv(ctx, query)
+        headers = {"Content-Disposition": 'attachment; filename="alerts.csv"'}
+        if last is not None:
+            headers["X-Hydro-Next-Cursor"] = encode_cursor(last.opened_at, last.id)
+        return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
     rows = await list_alerts(ctx.pool, query)
     items = [alert_out(a, ctx.registry.get(a.station), ctx.rule_names) for a in rows]
     last = rows[-1] if len(rows) == limit else None
@@ -84,24 +100,32 @@ async def list_alert_history(
     )
 
 
-async def _csv(ctx: ApiContext, query: AlertFilter) -> AsyncIterator[str]:
+async def _csv(ctx: ApiContext, query: AlertFilter) -> tuple[str, AlertRecord | None]:
+    """The first ``api.max_csv_rows`` matching alerts as CSV, and the last of them when more
+    follow: one response's memory is bounded, and nothing is cut off without saying so."""
     fields = list(AlertOut.model_fields)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")  # Excel opens UTF-8 Chinese text correctly only with a BOM
     writer.writerow(fields)
-    query = dataclasses.replace(query, limit=_CSV_PAGE)
+    written, last = 0, None
+    wanted = ctx.max_csv_rows + 1  # one more than fits tells whether more follow
+    query = dataclasses.replace(query, limit=min(_CSV_PAGE, wanted))
     while True:
         rows = await list_alerts(ctx.pool, query)
         for alert in rows:
+            if written == ctx.max_csv_rows:
+                return buffer.getvalue(), last
             out = alert_out(alert, ctx.registry.get(alert.station), ctx.rule_names)
             writer.writerow(["" if v is None else v for v in out.model_dump(mode="json").values()])
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        if len(rows) < _CSV_PAGE:
-            return
-        query = dataclasses.replace(query, before=(rows[-1].opened_at, rows[-1].id))
+            written, last = written + 1, alert
+        if len(rows) < query.limit:
+            return buffer.getvalue(), None
+        query = dataclasses.replace(
+            query,
+            before=(rows[-1].opened_at, rows[-1].id),
+            limit=min(_CSV_PAGE, wanted - written),
+        )
 
 
 @router.get("/{alert_id}", response_model=AlertDetail)

@@ -26,3 +26,6 @@ class ApiContext:
     # The daily report of a day (None: the last that ended) in a format (json, html, csv,
     # text): (the text, whether it is the stored report, the day).
     daily_report: Callable[[dt.date | None, str], Awaitable[tuple[str, bool, dt.date]]]
+    max_body_bytes: int  # api.max_body_bytes: larger request bodies get 413 unread
+    max_csv_rows: int  # api.max_csv_rows: alerts per CSV response
+    max_series_points: int  # api.max_series_points: points per readings response

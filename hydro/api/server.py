@@ -11,12 +11,14 @@ from importlib import resources
 
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hydro.api import alerts, operations, stations
 from hydro.api.context import ApiContext
+from hydro.api.middleware import BoundBodies, SecurityHeaders
 from hydro.api.operations import TWILIO_STATUS_PATH
 from hydro.errors import ConfigError, Problem, StorageUnavailable
 
@@ -24,6 +26,7 @@ __all__ = ["TWILIO_STATUS_PATH", "create_api", "listen", "serve"]
 
 log = logging.getLogger(__name__)
 _WEB = resources.files("hydro.api") / "web"
+_TWILIO_MAX_BODY = 64 * 1024  # a status callback is about 1 kB
 
 
 def create_api(context: ApiContext) -> FastAPI:
@@ -37,6 +40,16 @@ def create_api(context: ApiContext) -> FastAPI:
     )
     api.state.context = context
     api.add_middleware(_RefuseNul)
+    api.add_middleware(
+        BoundBodies,
+        limit=context.max_body_bytes,
+        by_path={TWILIO_STATUS_PATH: _TWILIO_MAX_BODY},
+    )
+    # Level 6: the 3.3 MB list of 7,000 stations to 241 kB in 34 ms (level 9: 230 kB in 67 ms;
+    # level 1: 314 kB in 15 ms); Starlette compresses bodies over 128 kB in a worker thread.
+    api.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
+    docs = (api.docs_url, api.redoc_url, api.swagger_ui_oauth2_redirect_url)
+    api.add_middleware(SecurityHeaders, docs_paths={path for path in docs if path})
     api.add_exception_handler(StorageUnavailable, _database_unavailable)
     api.include_router(stations.router)
     api.include_router(alerts.router)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Response
 from pydantic import TypeAdapter
 
 from hydro.api.auth import Context, Viewer
@@ -22,6 +22,7 @@ from hydro.api.views import (
     aware,
     json_response,
     phone_for,
+    revalidated_json_response,
     station_fields,
     station_statuses,
 )
@@ -44,11 +45,21 @@ _MAX_RANGE = {
 }
 
 
-@router.get("", response_model=list[StationOut])
+_IfNoneMatch = Annotated[
+    str | None, Header(description="the ETag of a copy held: 304 if it is still current")
+]
+
+
+@router.get(
+    "",
+    response_model=list[StationOut],
+    responses={304: {"description": "the copy whose ETag was sent is current"}},
+)
 async def list_stations(
     *,
     ctx: Context,
     _: Viewer,
+    if_none_match: _IfNoneMatch = None,
     prefecture: str | None = None,
     county: str | None = None,
     kind: StationKind | None = None,
@@ -72,11 +83,17 @@ async def list_stations(
         or statuses[s.code][0] == status
         or (status == "silent" and statuses[s.code][1])
     ]
-    return json_response(_STATION_LIST, _STATION_LIST.validate_python(rows))
+    return revalidated_json_response(
+        _STATION_LIST, _STATION_LIST.validate_python(rows), if_none_match
+    )
 
 
-@router.get("/status", response_model=list[StationState])
-async def station_states(ctx: Context, _: Viewer) -> Response:
+@router.get(
+    "/status",
+    response_model=list[StationState],
+    responses={304: {"description": "the copy whose ETag was sent is current"}},
+)
+async def station_states(ctx: Context, _: Viewer, if_none_match: _IfNoneMatch = None) -> Response:
     """Every station's colour only: what the live map asks for every few seconds (for 7,000
     stations a twentieth of the full list)."""
     reported = await latest_times(ctx.pool)
@@ -87,7 +104,7 @@ async def station_states(ctx: Context, _: Viewer) -> Response:
         {"code": code, "status": status, "silent": silent}
         for code, (status, silent) in statuses.items()
     ]
-    return json_response(_STATES, _STATES.validate_python(states))
+    return revalidated_json_response(_STATES, _STATES.validate_python(states), if_none_match)
 
 
 @router.get("/{code}", response_model=StationDetail)
@@ -137,7 +154,17 @@ async def station_readings(
         raise HTTPException(422, "from must be before to")
     if until - since > _MAX_RANGE[every]:
         raise HTTPException(422, f"at most {_MAX_RANGE[every].days} days at every={every}")
-    rows = await station_series(ctx.pool, code, since, until, every)
+    rows = await station_series(
+        ctx.pool, code, since, until, every, limit=ctx.max_series_points + 1
+    )
+    if len(rows) > ctx.max_series_points:
+        raise HTTPException(
+            422,
+            f"more than {ctx.max_series_points} points from {since.isoformat()} to"
+            f" {until.isoformat()} at every={every}; one response holds at most"
+            f" {ctx.max_series_points} points (api.max_series_points): ask for a shorter range"
+            " or a coarser every",
+        )
     return json_response(
         _SERIES,
         Series(

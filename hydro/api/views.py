@@ -7,6 +7,7 @@ import binascii
 import dataclasses
 import datetime as dt
 import functools
+import hashlib
 from collections.abc import Container, Iterable, Mapping
 from typing import TypeVar
 
@@ -125,6 +126,26 @@ def json_response(adapter: TypeAdapter[T], value: T) -> Response:
     """Serialised by pydantic-core in one pass: FastAPI's own route would validate the value
     again and encode it in Python, ten times slower for the 7,000 stations of a province."""
     return Response(adapter.dump_json(value), media_type="application/json")
+
+
+def revalidated_json_response(
+    adapter: TypeAdapter[T], value: T, if_none_match: str | None
+) -> Response:
+    """Like :func:`json_response`, with an ETag of the body: a client that holds it gets 304 and
+    no body. The browser stores the answer but asks again every time (``no-cache``)."""
+    body = adapter.dump_json(value)
+    # Weak: the gzip middleware may send it compressed, the same content in other bytes.
+    tag = f'W/"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+    headers = {"ETag": tag, "Cache-Control": "private, no-cache"}
+    if if_none_match is not None and _matches(if_none_match, tag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def _matches(if_none_match: str, tag: str) -> bool:
+    """If-None-Match's weak comparison (RFC 9110 13.1.2): ``*`` or any listed tag, W/ or not."""
+    offered = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+    return "*" in offered or tag.removeprefix("W/") in offered
 
 
 def phone_for(phone: str, *, full: bool) -> str:

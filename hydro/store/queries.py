@@ -209,11 +209,14 @@ async def station_series(
     since: dt.datetime,
     until: dt.datetime,
     every: Every,
+    *,
+    limit: int,
 ) -> list[SeriesPoint]:
-    """A station's readings in [since, until), raw or bucketed, oldest first."""
+    """A station's readings in [since, until), raw or bucketed, oldest first: the first
+    ``limit`` of them."""
     async with connection(pool, f"reading the series of station {station}") as conn:
         cur = conn.cursor(binary=True)  # 8,640 rows: 8 ms in binary, 19 ms as text
-        await cur.execute(_SERIES[every], (station, since, until))
+        await cur.execute(_SERIES[every] + " LIMIT %s", (station, since, until, limit))
         rows = await cur.fetchall()
     return [tuple(row) for row in rows]  # type: ignore[misc]
 

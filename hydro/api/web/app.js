@@ -163,7 +163,7 @@ function drawMap() {
   const counts = Object.fromEntries(STATUSES.map((k) => [k, 0]));
   for (const s of stations) counts[s.status] += 1;
   $("#legend").innerHTML = STATUSES.map((k) =>
-    `<span><i style="background: var(--${k})"></i>${esc(t(k))} ${counts[k]}</span>`).join("");
+    `<span><i class="${k}"></i>${esc(t(k))} ${counts[k]}</span>`).join("");
 }
 
 async function showPanel(code) {
@@ -277,9 +277,19 @@ async function downloadCsv(event) {
   event.preventDefault();
   const params = historyQuery();
   params.set("format", "csv");
-  const response = await fetch(`/api/v1/alerts?${params}`, { headers: { Authorization: `Bearer ${state.token}` } });
+  // One response holds at most api.max_csv_rows alerts: follow X-Hydro-Next-Cursor for the rest.
+  const parts = ["\ufeff"];  // fetch's text() drops the BOM Excel needs
+  for (;;) {
+    const response = await fetch(`/api/v1/alerts?${params}`, { headers: { Authorization: `Bearer ${state.token}` } });
+    if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
+    const text = await response.text();
+    parts.push(parts.length > 1 ? text.slice(text.indexOf("\n") + 1) : text);  // one header row
+    const next = response.headers.get("X-Hydro-Next-Cursor");
+    if (!next) break;
+    params.set("cursor", next);
+  }
   const link = document.createElement("a");
-  link.href = URL.createObjectURL(await response.blob());
+  link.href = URL.createObjectURL(new Blob(parts, { type: "text/csv;charset=utf-8" }));
   link.download = "alerts.csv";
   link.click();
 }
