@@ -7,6 +7,10 @@ acknowledges their messages, so the broker forgets nothing that is not in the da
 writer waits on the database the receiver keeps parsing; when the writer falls behind, the queue of
 sealed batches fills and the receiver waits, and the broker's in-flight window stops the flow.
 
+Judging cannot stop the stream: anything it raises (a defect, never a gateway's fault) quarantines
+the message as ``internal_error`` and the stream goes on; the message is acknowledged once that is
+committed, like any other.
+
 A database outage makes the writer retry the same batch with backoff, holding its messages
 unacknowledged; a broker outage makes the receiver reconnect with backoff, and anything received
 on the lost connection is stored but left for the broker to send again.
@@ -19,6 +23,7 @@ import contextlib
 import logging
 import random
 import time
+import traceback
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,8 +32,17 @@ from hydro import metrics
 from hydro.config import Config
 from hydro.errors import BrokerUnavailable, StorageUnavailable
 from hydro.ingest.mqtt import BrokerSession, Delivery
-from hydro.ingest.validate import ValidationRules, judge_message
-from hydro.models import Reading, Rejection, Station
+from hydro.ingest.validate import (
+    KEPT_PREFIX,
+    ValidationRules,
+    Verdict,
+    gateway_of,
+    judge_message,
+    printable,
+    refuse_whole,
+    zero_padded_codes,
+)
+from hydro.models import Reading, Rejection, RejectionCode, Station
 from hydro.store.readings import BatchOutcome, ReadingWriter
 
 log = logging.getLogger(__name__)
@@ -98,6 +112,7 @@ class IngestService:
         self._stations = dict(stations)  # a plain dict: the fastest lookup per reading
         self._writer = writer
         self._rules = ValidationRules.from_config(config.ingest, config.mqtt.topic_prefix)
+        self._zero_padded = zero_padded_codes(self._stations)
         self._batch = _Batch()
         self._sealed: asyncio.Queue[_Batch | None] = asyncio.Queue(_SEALED_BATCHES_AHEAD)
         self._max_age = config.ingest.batch_interval.total_seconds()
@@ -173,13 +188,17 @@ class IngestService:
             )
 
     async def _accept(self, delivery: Delivery) -> None:
-        verdict = judge_message(
-            delivery.topic,
-            delivery.payload,
-            delivery.received_at,
-            stations=self._stations,
-            rules=self._rules,
-        )
+        try:
+            verdict = judge_message(
+                delivery.topic,
+                delivery.payload,
+                delivery.received_at,
+                stations=self._stations,
+                rules=self._rules,
+                zero_padded=self._zero_padded,
+            )
+        except Exception as exc:  # one message must not stop every gateway's ingest
+            verdict = self._internal_error(delivery, exc)
         batch = self._batch
         batch.readings.extend(verdict.readings)
         batch.rejections.extend(verdict.rejections)
@@ -191,20 +210,53 @@ class IngestService:
         for rejection in verdict.rejections:
             log.info(
                 "quarantined gateway=%s station=%s code=%s: %s",
-                rejection.gateway,
-                rejection.station,
+                printable(rejection.gateway),
+                None if rejection.station is None else printable(rejection.station),
                 rejection.code,
-                rejection.reason,
+                printable(rejection.reason),
             )
         if len(batch.readings) >= self._config.ingest.batch_size:
             await self._seal()
+
+    def _internal_error(self, delivery: Delivery, exc: Exception) -> Verdict:
+        """The whole message quarantined with what judging raised, so it can be replayed once
+        the defect is fixed; the traceback is logged as one line of places, no gateway text."""
+        gateway = gateway_of(delivery.topic, self._rules.topic_prefix)
+        reason = f"judging raised {type(exc).__name__}: {exc}"
+        where = " <- ".join(
+            f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} {frame.name}"
+            for frame in reversed(traceback.extract_tb(exc.__traceback__))
+        )
+        log.error(
+            "internal error judging a message on %s (gateway=%s), quarantined: %s at %s",
+            printable(delivery.topic),
+            None if gateway is None else printable(gateway),
+            printable(reason),
+            where,
+        )
+        # The size limit bounds the payload, unless checking it is what raised.
+        kept = delivery.payload
+        if len(kept) > self._rules.max_message_bytes:
+            kept = kept[:KEPT_PREFIX]
+        return refuse_whole(
+            delivery.topic,
+            gateway,
+            kept,
+            code=RejectionCode.INTERNAL_ERROR,
+            reason=reason,
+            received_at=delivery.received_at,
+        )
 
     def _note_unknown_fields(self, gateway: str | None, fields: Counter[str]) -> None:
         new = [name for name in fields if name not in self.stats.unknown_fields]
         self.stats.unknown_fields.update(fields)
         if new:
             # Once per field name: a gateway firmware update should be noticed, not flood the log.
-            log.warning("gateway=%s sends unknown fields (ignored): %s", gateway, ", ".join(new))
+            log.warning(
+                "gateway=%s sends unknown fields (ignored): %s",
+                None if gateway is None else printable(gateway),
+                ", ".join(map(printable, new)),
+            )
 
     async def _seal(self) -> None:
         batch, self._batch = self._batch, _Batch()
