@@ -125,7 +125,7 @@ class RejectionCode(StrEnum):
     OUT_OF_BOUNDS = "out_of_bounds"  # outside the configured plausible range
     STATION_CODE_NOT_STRING = "station_code_not_string"  # a JSON integer that lost leading zeros
     TOO_LARGE = "too_large"  # over ingest.max_message_bytes or max_message_readings (whole message)
-    INTERNAL_ERROR = "internal_error"  # judging raised: a defect in hydro, kept for its fix
+    INTERNAL_ERROR = "internal_error"  # judging raised or the database refused: a defect in hydro
 
 
 @dataclass(frozen=True, slots=True)

@@ -314,20 +314,27 @@ POISON = [
 ]
 
 
-async def publish_then_restart(config: Config, pg_url: str, payloads: list[bytes]) -> int:
-    """Publishes ``payloads`` and a valid reading, restarts ingest, publishes another reading;
-    returns how many messages the restarted ingest received: 1 unless some came again."""
+async def publish_then_restart(
+    config: Config,
+    pg_url: str,
+    payloads: list[bytes],
+    registry: Mapping[str, Station] | None = None,
+    stored: int = 0,
+) -> int:
+    """Publishes ``payloads`` (``stored`` readings among them) and a valid reading, restarts
+    ingest, publishes another reading; returns how many messages the restarted ingest received:
+    1 unless some came again."""
     topic = f"{config.mqtt.topic_prefix}/gw-1/readings"
-    registry = stations("A1")
+    registry = registry or stations("A1")
     async with publisher(config.mqtt.port) as gw:
         async with running_ingest(config, registry):
             for payload in payloads:
                 await gw.publish(topic, payload, qos=1)
             await publish_json(gw, topic, reading("A1", iso(0), water_level=771.0))
-            await wait_until(lambda: count_rows(pg_url) == 1, what="the reading after them")
+            await wait_until(lambda: count_rows(pg_url) == stored + 1, what="readings after them")
         async with running_ingest(config, registry) as again:
             await publish_json(gw, topic, reading("A1", iso(5), water_level=771.0))
-            await wait_until(lambda: count_rows(pg_url) == 2, what="a reading after restart")
+            await wait_until(lambda: count_rows(pg_url) == stored + 2, what="one after restart")
             return again.stats.messages
 
 
@@ -403,3 +410,24 @@ def test_gateway_text_in_the_log_cannot_forge_a_line(
         assert "\n" not in record.getMessage()
         assert "\r" not in record.getMessage()
         assert "X\\n2026-05-07" in record.getMessage()
+
+
+def test_a_message_the_database_refuses_is_quarantined_alone_and_the_batch_stored(
+    pg_url: str, local_mosquitto: LocalMosquitto, mqtt_topic_prefix: str
+) -> None:
+    """A NUL in a registry code stands for anything judging lets through that PostgreSQL will
+    not take: the batch holding it used to fail for good, at every start."""
+    # One batch of three messages: a valid reading, the refused one, a valid reading.
+    config = ingest_config(
+        pg_url, local_mosquitto.port, mqtt_topic_prefix, ingest={"batch_interval": "1s"}
+    )
+    refused = reading("A\x00", iso(0), water_level=771.0)
+    payloads = [json.dumps(p).encode() for p in (reading("A1", iso(10), water_level=1.0), refused)]
+    registry = stations("A1", "A\x00")
+    assert asyncio.run(publish_then_restart(config, pg_url, payloads, registry, stored=1)) == 1
+    [(code, reason, payload, station)] = fetch(
+        pg_url, "SELECT code, reason, payload, station FROM quarantine"
+    )
+    assert (code, station) == ("internal_error", None)
+    assert reason.startswith("the database refused it: ")
+    assert json.loads(bytes(payload)) == refused

@@ -58,8 +58,8 @@ class ValidationRules:
     max_past: dt.timedelta
     # Per kind, (variable, min, max) in the order of Reading's fields.
     bounds: Mapping[StationKind, tuple[tuple[str, float, float], ...]]
-    max_message_bytes: int = 1_048_576
-    max_message_readings: int = 20_000
+    max_message_bytes: int
+    max_message_readings: int
 
     @classmethod
     def from_config(cls, config: IngestConfig, topic_prefix: str) -> ValidationRules:
