@@ -353,3 +353,12 @@ def test_a_message_with_more_readings_than_the_limit_is_quarantined_whole(
         assert "ingest.max_message_readings" in verdict.rejections[0].reason
     else:
         assert codes == [RejectionCode.UNKNOWN_STATION] * 3
+
+
+def test_the_size_limits_have_sensible_floors() -> None:
+    defaults = IngestConfig()
+    assert (defaults.max_message_bytes, defaults.max_message_readings) == (1_048_576, 20_000)
+    with pytest.raises(ValueError, match="max_message_bytes"):
+        IngestConfig.model_validate({"max_message_bytes": 100})  # not even one reading's worth
+    with pytest.raises(ValueError, match="max_message_readings"):
+        IngestConfig.model_validate({"max_message_readings": 0})
