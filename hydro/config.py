@@ -194,6 +194,11 @@ class IngestConfig(_Section):
     batch_interval: Duration = dt.timedelta(milliseconds=200)
     max_future: Duration = dt.timedelta(minutes=10)
     max_past: Duration = dt.timedelta(days=365)
+    # A day of one station's 5-minute readings is ~30 kB: 1 MiB holds a long backlog, and a
+    # message beyond it is refused before parsing, its first kilobyte kept.
+    max_message_bytes: int = Field(1_048_576, ge=1024)
+    # Every refused reading is a quarantine row: a bound on how many one message can make.
+    max_message_readings: int = Field(20_000, ge=1)
     bounds: dict[Variable, Bounds] = Field(default_factory=_default_bounds)
     bounds_by_kind: dict[StationKind, dict[Variable, Bounds]] = Field(default_factory=dict)
 

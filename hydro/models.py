@@ -123,6 +123,9 @@ class RejectionCode(StrEnum):
     NO_MEASUREMENT = "no_measurement"  # none of water_level, flow, rainfall
     BAD_VALUE = "bad_value"  # not a number, or NaN/Infinity
     OUT_OF_BOUNDS = "out_of_bounds"  # outside the configured plausible range
+    STATION_CODE_NOT_STRING = "station_code_not_string"  # a JSON integer that lost leading zeros
+    TOO_LARGE = "too_large"  # over ingest.max_message_bytes or max_message_readings (whole message)
+    INTERNAL_ERROR = "internal_error"  # judging raised or the database refused: a defect in hydro
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 import pytest
 
 from hydro.config import Config
+from hydro.ingest import service as service_module
 from hydro.ingest.service import IngestService
 from hydro.local import LocalMosquitto, LocalPostgres
 from hydro.models import Station
@@ -235,6 +238,7 @@ def test_database_restart_while_publishing_loses_nothing(
 
     assert asyncio.run(scenario()) > 0  # the outage was felt, and ridden out
     assert count_rows(pg_url) == total
+    assert count_rows(pg_url, "SELECT count(*) FROM quarantine") == 0  # an outage is no defect
 
 
 def test_shared_subscription_splits_the_stream_and_loses_nothing(
@@ -298,3 +302,132 @@ def test_stopping_while_the_database_is_down_leaves_the_rest_to_the_broker(
 
     assert asyncio.run(scenario()) < 20  # it gave up waiting instead of hanging
     assert count_rows(pg_url) == 20
+
+
+# Messages that used to raise inside judging or in the quarantine's COPY, stopping all ingest
+# (with the message never acknowledged, again at every start), with the reasons they now get.
+POISON = [
+    (b'{"station": "A1", "time": "0001-01-01T00:00:00+08:00", "water_level": 1.0}', "bad_time"),
+    (b'{"station": "A1", "time": 1778112000, "water_level": ' + b"9" * 400 + b"}", "bad_value"),
+    (b'{"station": "\\ud800", "time": 1778112000, "water_level": 1.0}', "unknown_station"),
+    (b'{"station": "A1", "time": "x", "\\udfff": 1}', "bad_time"),
+]
+
+
+async def publish_then_restart(
+    config: Config,
+    pg_url: str,
+    payloads: list[bytes],
+    registry: Mapping[str, Station] | None = None,
+    stored: int = 0,
+) -> int:
+    """Publishes ``payloads`` (``stored`` readings among them) and a valid reading, restarts
+    ingest, publishes another reading; returns how many messages the restarted ingest received:
+    1 unless some came again."""
+    topic = f"{config.mqtt.topic_prefix}/gw-1/readings"
+    registry = registry or stations("A1")
+    async with publisher(config.mqtt.port) as gw:
+        async with running_ingest(config, registry):
+            for payload in payloads:
+                await gw.publish(topic, payload, qos=1)
+            await publish_json(gw, topic, reading("A1", iso(0), water_level=771.0))
+            await wait_until(lambda: count_rows(pg_url) == stored + 1, what="readings after them")
+        async with running_ingest(config, registry) as again:
+            await publish_json(gw, topic, reading("A1", iso(5), water_level=771.0))
+            await wait_until(lambda: count_rows(pg_url) == stored + 2, what="one after restart")
+            return again.stats.messages
+
+
+def test_poison_messages_are_quarantined_acknowledged_and_the_stream_goes_on(
+    pg_url: str, local_mosquitto: LocalMosquitto, mqtt_topic_prefix: str
+) -> None:
+    config = ingest_config(pg_url, local_mosquitto.port, mqtt_topic_prefix)
+    payloads = [payload for payload, _ in POISON]
+    # Acknowledged: nothing came again.
+    assert asyncio.run(publish_then_restart(config, pg_url, payloads)) == 1
+    quarantined = fetch(pg_url, "SELECT code, reason, station FROM quarantine ORDER BY id")
+    assert [code for code, _, _ in quarantined] == [code for _, code in POISON]
+    assert all(reason for _, reason, _ in quarantined)
+    assert quarantined[2][2] == "\\ud800"  # kept visibly escaped in the text column
+
+
+def test_anything_judging_raises_is_quarantined_as_internal_error_and_acknowledged(
+    pg_url: str,
+    local_mosquitto: LocalMosquitto,
+    mqtt_topic_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The guard for defects still unknown: one is planted, since none is known any more."""
+    config = ingest_config(pg_url, local_mosquitto.port, mqtt_topic_prefix)
+    judge = service_module.judge_message
+
+    def defective(topic: str, payload: bytes, *args: Any, **kwargs: Any) -> Any:
+        if b"planted" in payload:
+            raise ZeroDivisionError("planted defect\nforged line")
+        return judge(topic, payload, *args, **kwargs)
+
+    monkeypatch.setattr(service_module, "judge_message", defective)
+    with caplog.at_level(logging.INFO, logger="hydro.ingest"):
+        assert asyncio.run(publish_then_restart(config, pg_url, [b'{"planted": 1}'])) == 1
+    [(code, reason, payload, gateway)] = fetch(
+        pg_url, "SELECT code, reason, payload, gateway FROM quarantine"
+    )
+    assert (code, bytes(payload), gateway) == ("internal_error", b'{"planted": 1}', "gw-1")
+    assert "ZeroDivisionError: planted defect" in reason
+    [logged] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert f"{mqtt_topic_prefix}/gw-1/readings (gateway=gw-1)" in logged.getMessage()
+    assert "planted defect\\nforged line" in logged.getMessage()
+    assert "\n" not in logged.getMessage()
+
+
+def test_gateway_text_in_the_log_cannot_forge_a_line(
+    pg_url: str,
+    local_mosquitto: LocalMosquitto,
+    mqtt_topic_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = local_mosquitto.port
+    config = ingest_config(pg_url, port, mqtt_topic_prefix)
+    topic = f"{mqtt_topic_prefix}/gw-1/readings"
+    forged = "X\n2026-05-07 08:00:00,000 CRITICAL hydro.alerts: all clear\r"
+
+    async def scenario() -> None:
+        async with running_ingest(config, stations("A1")), publisher(port) as gw:
+            await publish_json(
+                gw,
+                topic,
+                {"station": forged, "time": "garbage", forged: 1, "new\nfield": 2},
+            )
+            await publish_json(gw, topic, reading("A1", iso(0), water_level=1.0, **{forged: 2}))
+            await wait_until(lambda: count_rows(pg_url) == 1, what="the reading")
+
+    with caplog.at_level(logging.INFO, logger="hydro.ingest"):
+        asyncio.run(scenario())
+    about_it = [r for r in caplog.records if "CRITICAL" in r.getMessage()]
+    assert len(about_it) == 2  # the quarantine line and the unknown-field line
+    for record in about_it:
+        assert "\n" not in record.getMessage()
+        assert "\r" not in record.getMessage()
+        assert "X\\n2026-05-07" in record.getMessage()
+
+
+def test_a_message_the_database_refuses_is_quarantined_alone_and_the_batch_stored(
+    pg_url: str, local_mosquitto: LocalMosquitto, mqtt_topic_prefix: str
+) -> None:
+    """A NUL in a registry code stands for anything judging lets through that PostgreSQL will
+    not take: the batch holding it used to fail for good, at every start."""
+    # One batch of three messages: a valid reading, the refused one, a valid reading.
+    config = ingest_config(
+        pg_url, local_mosquitto.port, mqtt_topic_prefix, ingest={"batch_interval": "1s"}
+    )
+    refused = reading("A\x00", iso(0), water_level=771.0)
+    payloads = [json.dumps(p).encode() for p in (reading("A1", iso(10), water_level=1.0), refused)]
+    registry = stations("A1", "A\x00")
+    assert asyncio.run(publish_then_restart(config, pg_url, payloads, registry, stored=1)) == 1
+    [(code, reason, payload, station)] = fetch(
+        pg_url, "SELECT code, reason, payload, station FROM quarantine"
+    )
+    assert (code, station) == ("internal_error", None)
+    assert reason.startswith("the database refused it: ")
+    assert json.loads(bytes(payload)) == refused

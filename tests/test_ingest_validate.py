@@ -236,3 +236,129 @@ def test_a_backlog_of_thousands_is_judged_reading_by_reading() -> None:
     verdict = judge_message(TOPIC, raw, RECEIVED, stations=STATIONS, rules=RULES)
     assert len(verdict.readings) == 2999
     assert [r.code for r in verdict.rejections] == [RejectionCode.BAD_VALUE]
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "in_reason"),
+    [
+        # Times whose shift to UTC leaves what a datetime can hold (they used to raise).
+        (b'"time": "0001-01-01T00:00:00+08:00"', RejectionCode.BAD_TIME, "out of range"),
+        (b'"time": "0001-01-01T03:00:00"', RejectionCode.BAD_TIME, "out of range"),
+        (b'"time": "9999-12-31T23:59:59-08:00"', RejectionCode.BAD_TIME, "out of range"),
+        (b'"time": "0000-01-01T00:00:00"', RejectionCode.BAD_TIME, "date and time"),
+        (b'"time": "10000-01-01T00:00:00"', RejectionCode.BAD_TIME, "date and time"),
+        (b'"time": ' + b"9" * 40, RejectionCode.BAD_TIME, "Unix time"),
+        (b'"time": -99999999999999', RejectionCode.BAD_TIME, "Unix time"),
+        # Numbers no double holds (a huge JSON integer used to raise OverflowError).
+        (b'"time": 1778112000, "water_level": ' + b"9" * 400, RejectionCode.BAD_VALUE, "double"),
+        (b'"time": 1778112000, "water_level": -' + b"9" * 400, RejectionCode.BAD_VALUE, "double"),
+        (b'"time": 1778112000, "water_level": 1e400', RejectionCode.BAD_VALUE, "finite"),
+        (b'"time": 1778112000, "water_level": 1e308', RejectionCode.OUT_OF_BOUNDS, "above"),
+    ],
+)
+def test_values_at_the_edges_of_their_types_are_refused_not_raised(
+    raw: bytes, code: RejectionCode, in_reason: str
+) -> None:
+    payload = b'{"station": "60312345", ' + raw + b"}"
+    if b"water_level" not in payload:
+        payload = payload[:-1] + b', "water_level": 1.0}'
+    verdict = judge(payload)
+    assert verdict.readings == []
+    [rejection] = verdict.rejections
+    assert rejection.code is code
+    assert in_reason in rejection.reason
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"station": "\\ud800", "time": 1778112000, "water_level": 1.0}',
+        b'{"station": "60312345", "time": "x", "\\udfff\\n": 1}',
+        b'{"station": "60312345\\u0000", "time": 1778112000, "water_level": 1.0}',
+        b'{"readings": [{"station": "\\ud83d", "time": "\\udca9"}]}',
+    ],
+)
+def test_text_that_cannot_be_encoded_is_refused_and_kept_as_sent(raw: bytes) -> None:
+    [rejection] = judge(raw).rejections
+    document = json.loads(raw)
+    sent = document["readings"][0] if "readings" in document else document
+    assert json.loads(rejection.payload) == sent  # the escapes are kept, the bytes are UTF-8
+    rejection.payload.decode("utf-8")
+    assert rejection.reason.isprintable()  # gateway text in a reason is escaped
+
+
+@pytest.mark.parametrize(
+    ("code", "registry_codes", "outcome"),
+    [
+        (60312346, ["60312346"], "60312346"),  # digits that are exactly a registry code
+        (312345, ["00312345"], RejectionCode.STATION_CODE_NOT_STRING),  # lost its zeros
+        (123, ["123", "0123"], RejectionCode.STATION_CODE_NOT_STRING),  # which one was meant?
+        (0, ["000"], RejectionCode.STATION_CODE_NOT_STRING),
+        (999, ["00312345"], RejectionCode.UNKNOWN_STATION),
+        (-123, ["-123", "0123"], "-123"),  # the digits of -123 are exactly "-123"
+    ],
+)
+def test_an_integer_station_code_is_never_read_as_another_station(
+    code: int, registry_codes: list[str], outcome: str | RejectionCode
+) -> None:
+    registry = {c: station(c, gateway=None) for c in registry_codes}
+    raw = json.dumps({"station": code, "time": 1778112000, "water_level": 1.0}).encode()
+    verdict = judge_message(TOPIC, raw, RECEIVED, stations=registry, rules=RULES)
+    if isinstance(outcome, RejectionCode):
+        [rejection] = verdict.rejections
+        assert rejection.code is outcome
+        if outcome is RejectionCode.STATION_CODE_NOT_STRING:
+            assert "send the code as a JSON string" in rejection.reason
+    else:
+        assert [r.station for r in verdict.readings] == [outcome]
+
+
+def test_the_string_form_of_a_zero_padded_code_is_accepted() -> None:
+    registry = {"00312345": station("00312345", gateway=None)}
+    raw = json.dumps({"station": "00312345", "time": 1778112000, "water_level": 1.0}).encode()
+    verdict = judge_message(TOPIC, raw, RECEIVED, stations=registry, rules=RULES)
+    assert [r.station for r in verdict.readings] == ["00312345"]
+
+
+SMALL = ValidationRules.from_config(
+    IngestConfig.model_validate({"max_message_bytes": 2000, "max_message_readings": 3}), "hydro"
+)
+
+
+def test_a_message_over_the_size_limit_is_quarantined_before_parsing_with_a_prefix() -> None:
+    raw = json.dumps({"readings": [one(water_level=1.0)] * 40}).encode()
+    assert len(raw) > 2000
+    verdict = judge_message(TOPIC, raw, RECEIVED, stations=STATIONS, rules=SMALL)
+    assert verdict.readings == []
+    [rejection] = verdict.rejections
+    assert rejection.code is RejectionCode.TOO_LARGE
+    assert f"{len(raw)} bytes" in rejection.reason
+    assert "ingest.max_message_bytes" in rejection.reason
+    assert raw.startswith(rejection.payload)
+    assert 0 < len(rejection.payload) <= 1024
+    [cut] = judge_message(TOPIC, raw[:2000], RECEIVED, stations=STATIONS, rules=SMALL).rejections
+    assert cut.code is RejectionCode.MALFORMED_JSON  # at the limit: judged, not too large
+
+
+@pytest.mark.parametrize(("count", "refused"), [(3, False), (4, True)])
+def test_a_message_with_more_readings_than_the_limit_is_quarantined_whole(
+    count: int, refused: bool
+) -> None:
+    raw = json.dumps({"readings": [{}] * count}).encode()
+    verdict = judge_message(TOPIC, raw, RECEIVED, stations=STATIONS, rules=SMALL)
+    codes = [r.code for r in verdict.rejections]
+    if refused:
+        assert codes == [RejectionCode.TOO_LARGE]
+        assert "4 readings" in verdict.rejections[0].reason
+        assert "ingest.max_message_readings" in verdict.rejections[0].reason
+    else:
+        assert codes == [RejectionCode.UNKNOWN_STATION] * 3
+
+
+def test_the_size_limits_have_sensible_floors() -> None:
+    defaults = IngestConfig()
+    assert (defaults.max_message_bytes, defaults.max_message_readings) == (1_048_576, 20_000)
+    with pytest.raises(ValueError, match="max_message_bytes"):
+        IngestConfig.model_validate({"max_message_bytes": 100})  # not even one reading's worth
+    with pytest.raises(ValueError, match="max_message_readings"):
+        IngestConfig.model_validate({"max_message_readings": 0})

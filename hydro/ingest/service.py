@@ -7,6 +7,11 @@ acknowledges their messages, so the broker forgets nothing that is not in the da
 writer waits on the database the receiver keeps parsing; when the writer falls behind, the queue of
 sealed batches fills and the receiver waits, and the broker's in-flight window stops the flow.
 
+No message can stop the stream: anything judging raises, and anything in a batch the database
+refuses for a reason other than an outage (defects, never a gateway's fault), quarantines the one
+message as ``internal_error`` and the stream goes on; the message is acknowledged once that is
+committed, like any other.
+
 A database outage makes the writer retry the same batch with backoff, holding its messages
 unacknowledged; a broker outage makes the receiver reconnect with backoff, and anything received
 on the lost connection is stored but left for the broker to send again.
@@ -19,16 +24,26 @@ import contextlib
 import logging
 import random
 import time
+import traceback
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hydro import metrics
 from hydro.config import Config
-from hydro.errors import BrokerUnavailable, StorageUnavailable
+from hydro.errors import BrokerUnavailable, StorageError, StorageUnavailable
 from hydro.ingest.mqtt import BrokerSession, Delivery
-from hydro.ingest.validate import ValidationRules, judge_message
-from hydro.models import Reading, Rejection, Station
+from hydro.ingest.validate import (
+    KEPT_PREFIX,
+    ValidationRules,
+    Verdict,
+    gateway_of,
+    judge_message,
+    printable,
+    refuse_whole,
+    zero_padded_codes,
+)
+from hydro.models import Reading, Rejection, RejectionCode, Station
 from hydro.store.readings import BatchOutcome, ReadingWriter
 
 log = logging.getLogger(__name__)
@@ -36,6 +51,10 @@ log = logging.getLogger(__name__)
 _SEALED_BATCHES_AHEAD = 2
 _PROGRESS_EVERY = 30.0  # seconds between progress lines
 _SHUTDOWN_GRACE = 10.0  # seconds a stopping service waits for the database to take its batches
+_REASON_CHARS = 1000  # of an exception's text in an internal_error reason
+# What a write raises when the database will not take a value (text it cannot encode among them);
+# StorageUnavailable, an outage, is retried before it gets here.
+_REFUSED = (StorageError, ValueError)
 
 
 @dataclass
@@ -44,6 +63,8 @@ class _Batch:
     readings: list[Reading] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
+    # Per delivery, where its readings and rejections end: to write it alone if need be.
+    ends: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -98,6 +119,7 @@ class IngestService:
         self._stations = dict(stations)  # a plain dict: the fastest lookup per reading
         self._writer = writer
         self._rules = ValidationRules.from_config(config.ingest, config.mqtt.topic_prefix)
+        self._zero_padded = zero_padded_codes(self._stations)
         self._batch = _Batch()
         self._sealed: asyncio.Queue[_Batch | None] = asyncio.Queue(_SEALED_BATCHES_AHEAD)
         self._max_age = config.ingest.batch_interval.total_seconds()
@@ -173,17 +195,22 @@ class IngestService:
             )
 
     async def _accept(self, delivery: Delivery) -> None:
-        verdict = judge_message(
-            delivery.topic,
-            delivery.payload,
-            delivery.received_at,
-            stations=self._stations,
-            rules=self._rules,
-        )
+        try:
+            verdict = judge_message(
+                delivery.topic,
+                delivery.payload,
+                delivery.received_at,
+                stations=self._stations,
+                rules=self._rules,
+                zero_padded=self._zero_padded,
+            )
+        except Exception as exc:  # one message must not stop every gateway's ingest
+            verdict = self._internal_error(delivery, "judging it raised", exc)
         batch = self._batch
         batch.readings.extend(verdict.readings)
         batch.rejections.extend(verdict.rejections)
         batch.deliveries.append(delivery)
+        batch.ends.append((len(batch.readings), len(batch.rejections)))
         self.stats.messages += 1
         self.stats.readings += len(verdict.readings)
         if verdict.unknown_fields:
@@ -191,20 +218,53 @@ class IngestService:
         for rejection in verdict.rejections:
             log.info(
                 "quarantined gateway=%s station=%s code=%s: %s",
-                rejection.gateway,
-                rejection.station,
+                printable(rejection.gateway),
+                None if rejection.station is None else printable(rejection.station),
                 rejection.code,
-                rejection.reason,
+                printable(rejection.reason),
             )
         if len(batch.readings) >= self._config.ingest.batch_size:
             await self._seal()
+
+    def _internal_error(self, delivery: Delivery, what: str, exc: Exception) -> Verdict:
+        """The whole message quarantined with the exception, so it can be replayed once the
+        defect is fixed; the traceback is logged as one line of places, without gateway text."""
+        gateway = gateway_of(delivery.topic, self._rules.topic_prefix)
+        reason = f"{what}: {type(exc).__name__}: {str(exc)[:_REASON_CHARS]}"
+        where = " <- ".join(
+            f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} {frame.name}"
+            for frame in reversed(traceback.extract_tb(exc.__traceback__))
+        )
+        log.error(
+            "internal error on a message on %s (gateway=%s), quarantined: %s at %s",
+            printable(delivery.topic),
+            None if gateway is None else printable(gateway),
+            printable(reason),
+            where,
+        )
+        # The size limit bounds the payload, unless checking it is what raised.
+        kept = delivery.payload
+        if len(kept) > self._rules.max_message_bytes:
+            kept = kept[:KEPT_PREFIX]
+        return refuse_whole(
+            delivery.topic,
+            gateway,
+            kept,
+            code=RejectionCode.INTERNAL_ERROR,
+            reason=reason,
+            received_at=delivery.received_at,
+        )
 
     def _note_unknown_fields(self, gateway: str | None, fields: Counter[str]) -> None:
         new = [name for name in fields if name not in self.stats.unknown_fields]
         self.stats.unknown_fields.update(fields)
         if new:
             # Once per field name: a gateway firmware update should be noticed, not flood the log.
-            log.warning("gateway=%s sends unknown fields (ignored): %s", gateway, ", ".join(new))
+            log.warning(
+                "gateway=%s sends unknown fields (ignored): %s",
+                None if gateway is None else printable(gateway),
+                ", ".join(map(printable, new)),
+            )
 
     async def _seal(self) -> None:
         batch, self._batch = self._batch, _Batch()
@@ -223,29 +283,70 @@ class IngestService:
         database = self._config.database
         backoff = Backoff(0.2, max(5.0, database.connect_timeout.total_seconds()))
         while (batch := await self._sealed.get()) is not None:
-            while True:
-                try:
-                    outcome = await self._writer.write(batch.readings, batch.rejections)
-                    break
-                except StorageUnavailable as exc:
-                    self.stats.database_retries += 1
-                    delay = backoff.next_delay()
-                    log.warning(
-                        "database unavailable (%s); retrying %d readings in %.1fs",
-                        exc,
-                        len(batch.readings),
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
-            backoff.reset()
+            rejections = batch.rejections
+            try:
+                outcome = await self._write(batch.readings, rejections, backoff)
+            except _REFUSED as exc:  # not an outage: the database will not take something in it
+                log.error(
+                    "database refused a batch (%s); writing it message by message",
+                    printable(str(exc)),
+                )
+                outcome, rejections = await self._write_each(batch, backoff)
             self.stats.add(outcome)
             metrics.READINGS_STORED.inc(outcome.inserted + outcome.revised)
             metrics.READINGS_DUPLICATE.inc(outcome.duplicates)
-            for rejection in batch.rejections:
+            for rejection in rejections:
                 metrics.REJECTED.labels(rejection.code.value).inc()
             for delivery in batch.deliveries:
                 if not delivery.session.acknowledge(delivery):
                     self.stats.unacknowledged += 1
+
+    async def _write(
+        self, readings: list[Reading], rejections: list[Rejection], backoff: Backoff
+    ) -> BatchOutcome:
+        """Writes, retrying through database outages for as long as they last."""
+        while True:
+            try:
+                outcome = await self._writer.write(readings, rejections)
+            except StorageUnavailable as exc:
+                self.stats.database_retries += 1
+                delay = backoff.next_delay()
+                log.warning(
+                    "database unavailable (%s); retrying %d readings in %.1fs",
+                    exc,
+                    len(readings),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+            else:
+                backoff.reset()
+                return outcome
+
+    async def _write_each(
+        self, batch: _Batch, backoff: Backoff
+    ) -> tuple[BatchOutcome, list[Rejection]]:
+        """Writes a refused batch one message at a time; a message refused on its own goes to the
+        quarantine whole instead. Should even that be refused, the service stops, as before.
+        Returns the sum of the outcomes and the rejections stored."""
+        inserted = revised = duplicates = 0
+        stored: list[Rejection] = []
+        start = (0, 0)
+        for delivery, end in zip(batch.deliveries, batch.ends, strict=True):
+            readings = batch.readings[start[0] : end[0]]
+            rejections = batch.rejections[start[1] : end[1]]
+            start = end
+            try:
+                outcome = await self._write(readings, rejections, backoff)
+            except _REFUSED as exc:
+                rejections = self._internal_error(
+                    delivery, "the database refused it", exc
+                ).rejections
+                outcome = await self._write([], rejections, backoff)
+            inserted += outcome.inserted
+            revised += outcome.revised
+            duplicates += outcome.duplicates
+            stored.extend(rejections)
+        return BatchOutcome(inserted, revised, duplicates, len(stored), slow_path=True), stored
 
     async def _report_progress(self) -> None:
         while True:

@@ -2,6 +2,10 @@
 
 Pure and on the hot path: bytes and registry objects in, a :class:`Verdict` out, no I/O. Each
 reading is judged on its own, so one bad value never costs a batch its good readings.
+
+Judging is total: whatever bytes arrive, each reading is accepted or refused with a reason. An
+exception here would leave the message unacknowledged, redelivered at every start, and stop the
+ingest of every gateway; ``tests/test_ingest_fuzz.py`` holds the code to that.
 """
 
 from __future__ import annotations
@@ -27,6 +31,22 @@ from hydro.models import (
 
 MEASUREMENTS = (Variable.WATER_LEVEL, Variable.FLOW, Variable.RAINFALL)
 _KNOWN_FIELDS = frozenset({"station", "time", *(v.value for v in Variable)})
+KEPT_PREFIX = 1024  # bytes of an oversized message kept in the quarantine
+
+
+def printable(text: str) -> str:
+    """Gateway text as it may go into a log line or a reason: line breaks, control characters and
+    lone surrogates escaped as in a Python literal, so no gateway can forge a log line."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
+def zero_padded_codes(stations: Mapping[str, Station]) -> dict[str, tuple[str, ...]]:
+    """Registry codes with leading zeros, by the digits a JSON integer for them would keep."""
+    padded: dict[str, list[str]] = {}
+    for code in stations:
+        if code.startswith("0") and code.isascii() and code.isdigit():
+            padded.setdefault(code.lstrip("0") or "0", []).append(code)
+    return {digits: tuple(codes) for digits, codes in padded.items()}
 
 
 @dataclass(frozen=True)
@@ -38,6 +58,8 @@ class ValidationRules:
     max_past: dt.timedelta
     # Per kind, (variable, min, max) in the order of Reading's fields.
     bounds: Mapping[StationKind, tuple[tuple[str, float, float], ...]]
+    max_message_bytes: int
+    max_message_readings: int
 
     @classmethod
     def from_config(cls, config: IngestConfig, topic_prefix: str) -> ValidationRules:
@@ -47,7 +69,14 @@ class ValidationRules:
             bounds[kind] = tuple(
                 (v.value, by_variable[v].min, by_variable[v].max) for v in Variable
             )
-        return cls(topic_prefix, config.max_future, config.max_past, bounds)
+        return cls(
+            topic_prefix,
+            config.max_future,
+            config.max_past,
+            bounds,
+            max_message_bytes=config.max_message_bytes,
+            max_message_readings=config.max_message_readings,
+        )
 
 
 @dataclass(frozen=True)
@@ -88,21 +117,25 @@ def judge_message(
     *,
     stations: Mapping[str, Station],
     rules: ValidationRules,
+    zero_padded: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Verdict:
-    """Splits one message into accepted readings and rejections, in the order they came."""
+    """Splits one message into accepted readings and rejections, in the order they came.
+
+    ``zero_padded`` is :func:`zero_padded_codes` of ``stations``, computed once by a caller that
+    judges many messages; without it, a message with an integer station code computes it.
+    """
     gateway = gateway_of(topic, rules.topic_prefix)
 
-    def whole(code: RejectionCode, reason: str) -> Verdict:
-        rejection = Rejection(
-            topic=topic,
-            gateway=gateway or "",
-            payload=payload,
-            code=code,
-            reason=reason,
-            received_at=received_at,
-        )
-        return Verdict(gateway=gateway, rejections=[rejection])
+    def whole(code: RejectionCode, reason: str, kept: bytes = payload) -> Verdict:
+        return refuse_whole(topic, gateway, kept, code=code, reason=reason, received_at=received_at)
 
+    if len(payload) > rules.max_message_bytes:
+        return whole(
+            RejectionCode.TOO_LARGE,
+            f"payload is {len(payload)} bytes, more than ingest.max_message_bytes"
+            f" ({rules.max_message_bytes}); its first {KEPT_PREFIX} bytes are kept",
+            payload[:KEPT_PREFIX],
+        )
     if gateway is None:
         return whole(
             RejectionCode.BAD_TOPIC,
@@ -121,6 +154,14 @@ def judge_message(
         items = document["readings"]
         if not isinstance(items, list):
             return whole(RejectionCode.BAD_SHAPE, '"readings" must be a list of reading objects')
+        if len(items) > rules.max_message_readings:
+            return whole(
+                RejectionCode.TOO_LARGE,
+                f"{len(items)} readings, more than ingest.max_message_readings"
+                f" ({rules.max_message_readings}): split the backlog; the first {KEPT_PREFIX}"
+                " bytes are kept",
+                payload[:KEPT_PREFIX],
+            )
         verdict.unknown_fields.update(key for key in document if key != "readings")
     elif isinstance(document, dict) and "station" in document:
         items = [document]
@@ -130,11 +171,38 @@ def judge_message(
             'payload must be a reading object or {"readings": [...]}',
         )
     judge = _ReadingJudge(
-        topic, gateway, received_at, stations=stations, rules=rules, verdict=verdict
+        topic,
+        gateway,
+        received_at,
+        stations=stations,
+        rules=rules,
+        verdict=verdict,
+        zero_padded=zero_padded,
     )
     for item in items:
         judge.judge(item)
     return verdict
+
+
+def refuse_whole(
+    topic: str,
+    gateway: str | None,
+    payload: bytes,
+    *,
+    code: RejectionCode,
+    reason: str,
+    received_at: dt.datetime,
+) -> Verdict:
+    """A message refused as a whole, kept with ``payload``: its bytes, or a prefix of them."""
+    rejection = Rejection(
+        topic=topic,
+        gateway=gateway or "",
+        payload=payload,
+        code=code,
+        reason=reason,
+        received_at=received_at,
+    )
+    return Verdict(gateway=gateway, rejections=[rejection])
 
 
 class _ReadingJudge:
@@ -147,6 +215,7 @@ class _ReadingJudge:
         "_earliest",
         "_latest",
         "_times",
+        "_zero_padded",
         "gateway",
         "received_at",
         "rules",
@@ -164,6 +233,7 @@ class _ReadingJudge:
         stations: Mapping[str, Station],
         rules: ValidationRules,
         verdict: Verdict,
+        zero_padded: Mapping[str, tuple[str, ...]] | None,
     ) -> None:
         self.topic = topic
         self.gateway = gateway
@@ -174,6 +244,7 @@ class _ReadingJudge:
         self._earliest = received_at - rules.max_past
         self._latest = received_at + rules.max_future
         self._times: dict[tuple[str | int, str], dt.datetime] = {}
+        self._zero_padded = zero_padded
 
     def judge(self, item: Any) -> None:
         gateway, topic, received_at, rules, verdict = (
@@ -193,7 +264,7 @@ class _ReadingJudge:
             if isinstance(raw_code, str) and raw_code:
                 station_code = raw_code
             elif isinstance(raw_code, int) and not isinstance(raw_code, bool):
-                station_code = str(raw_code)
+                station_code = self._integer_code(raw_code)
             else:
                 raise _Refused(
                     RejectionCode.UNKNOWN_STATION, "station code missing or not a string"
@@ -226,7 +297,7 @@ class _ReadingJudge:
         except _Refused as refused:
             reason = refused.reason
             if unknown:
-                reason += f"; unknown fields: {', '.join(unknown)}"
+                reason += f"; unknown fields: {', '.join(map(printable, unknown))}"
             verdict.rejections.append(
                 Rejection(
                     topic=topic,
@@ -243,6 +314,22 @@ class _ReadingJudge:
             verdict.unknown_fields.update(unknown)
         verdict.readings.append(Reading(station_code, time, *values))
 
+    def _integer_code(self, raw: int) -> str:
+        """A JSON integer's digits, unless a registry code with leading zeros reads the same:
+        the gateway may have meant it, and a reading must never be stored under another station.
+        """
+        digits = str(raw)
+        if self._zero_padded is None:
+            self._zero_padded = zero_padded_codes(self.stations)
+        padded = self._zero_padded.get(digits)
+        if padded:
+            raise _Refused(
+                RejectionCode.STATION_CODE_NOT_STRING,
+                f"station sent as the number {digits}, which registry code"
+                f" {' or '.join(padded)} also reads as: send the code as a JSON string",
+            )
+        return digits
+
     def _time(self, raw: Any, station: Station) -> dt.datetime:
         if not isinstance(raw, (str, int)):
             return _reading_time(raw, station.tz)
@@ -254,7 +341,10 @@ class _ReadingJudge:
 
 
 def _encode(item: Any) -> bytes:
-    return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:  # a lone surrogate, which came escaped: it is kept escaped
+        return json.dumps(item, separators=(",", ":")).encode()
 
 
 def _reading_time(raw: Any, zone: ZoneInfo) -> dt.datetime:
@@ -282,16 +372,21 @@ def _reading_time(raw: Any, zone: ZoneInfo) -> dt.datetime:
         raise _Refused(
             RejectionCode.BAD_TIME, f"time {raw!r} is not an ISO 8601 date and time"
         ) from exc
-    if parsed.tzinfo is None:
-        local = parsed.replace(tzinfo=zone)
-        # A wall time in a DST gap does not survive the round trip through UTC.
-        if local.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) != parsed:
-            raise _Refused(
-                RejectionCode.BAD_TIME,
-                f"local time {raw} does not exist in {zone.key} (daylight-saving gap)",
-            )
-        parsed = local
-    return parsed.astimezone(dt.UTC)
+    try:
+        if parsed.tzinfo is None:
+            local = parsed.replace(tzinfo=zone)
+            # A wall time in a DST gap does not survive the round trip through UTC.
+            if local.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) != parsed:
+                raise _Refused(
+                    RejectionCode.BAD_TIME,
+                    f"local time {raw!r} does not exist in {zone.key} (daylight-saving gap)",
+                )
+            parsed = local
+        return parsed.astimezone(dt.UTC)
+    except OverflowError as exc:  # year 1 east of Greenwich, 9999 west of it
+        raise _Refused(
+            RejectionCode.BAD_TIME, f"time {raw!r} is out of range once shifted to UTC"
+        ) from exc
 
 
 def _values(
@@ -315,7 +410,10 @@ def _values(
 def _checked_value(name: str, value: object, low: float, high: float, kind: StationKind) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _Refused(RejectionCode.BAD_VALUE, f"{name} {value!r} is not a number")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError as exc:  # a JSON integer of hundreds of digits
+        raise _Refused(RejectionCode.BAD_VALUE, f"{name} is an integer no double can hold") from exc
     if not math.isfinite(number):
         raise _Refused(RejectionCode.BAD_VALUE, f"{name} is {value}, not a finite number")
     if number < low:

@@ -200,18 +200,20 @@ async def write_rejections(
             await copy.write_row(
                 (
                     q.received_at,
-                    _text(q.topic),
-                    _text(q.gateway),
-                    None if q.station is None else _text(q.station),
+                    storable_text(q.topic),
+                    storable_text(q.gateway),
+                    None if q.station is None else storable_text(q.station),
                     q.code.value,
-                    _text(q.reason),
+                    storable_text(q.reason),
                     q.payload,
                 )
             )
 
 
-def _text(value: str) -> str:
-    """What PostgreSQL text can hold. A NUL from a gateway would fail the whole batch on every
-    redelivery, a poison message; it is kept visibly escaped instead (the payload keeps it as is).
+def storable_text(value: str) -> str:
+    """What PostgreSQL text can hold. A NUL or a lone surrogate (JSON's "\\ud800") from a gateway
+    would fail the whole batch on every redelivery, a poison message; they are kept visibly
+    escaped instead (the payload keeps them as sent).
     """
-    return value.replace("\x00", "\\x00")
+    value = value.replace("\x00", "\\x00")
+    return value if value.isascii() else value.encode("utf-8", "backslashreplace").decode()
