@@ -15,7 +15,12 @@ import pytest
 
 from hydro.config import Config
 from hydro.ingest import service as service_module
-from hydro.ingest.service import IngestService
+from hydro.ingest.service import (
+    OTHER_UNKNOWN_FIELDS,
+    UNKNOWN_FIELD_NAMES_KEPT,
+    IngestService,
+    IngestStats,
+)
 from hydro.local import LocalMosquitto, LocalPostgres
 from hydro.models import Station
 from hydro.store.db import open_pool
@@ -410,6 +415,33 @@ def test_gateway_text_in_the_log_cannot_forge_a_line(
         assert "\n" not in record.getMessage()
         assert "\r" not in record.getMessage()
         assert "X\\n2026-05-07" in record.getMessage()
+
+
+def test_endless_new_field_names_neither_grow_memory_nor_flood_the_log(
+    pg_url: str,
+    local_mosquitto: LocalMosquitto,
+    mqtt_topic_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = local_mosquitto.port
+    config = ingest_config(pg_url, port, mqtt_topic_prefix)
+    topic = f"{mqtt_topic_prefix}/gw-1/readings"
+
+    async def scenario() -> IngestStats:
+        async with running_ingest(config, stations("A1")) as service, publisher(port) as gw:
+            for batch in range(3):
+                names = {f"f{batch}_{i}": 1 for i in range(UNKNOWN_FIELD_NAMES_KEPT)}
+                await publish_json(gw, topic, reading("A1", iso(batch), water_level=1.0, **names))
+            await wait_until(lambda: count_rows(pg_url) == 3, what="the readings")
+            return service.stats
+
+    with caplog.at_level(logging.WARNING, logger="hydro.ingest"):
+        stats = asyncio.run(scenario())
+    assert len(stats.unknown_fields) == UNKNOWN_FIELD_NAMES_KEPT + 1
+    assert stats.unknown_fields[OTHER_UNKNOWN_FIELDS] == 2 * UNKNOWN_FIELD_NAMES_KEPT
+    assert sum(stats.unknown_fields.values()) == 3 * UNKNOWN_FIELD_NAMES_KEPT
+    warned = [r for r in caplog.records if "unknown fields" in r.getMessage()]
+    assert len(warned) == 1
 
 
 def test_a_message_the_database_refuses_is_quarantined_alone_and_the_batch_stored(

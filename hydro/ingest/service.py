@@ -67,6 +67,11 @@ class _Batch:
     ends: list[tuple[int, int]] = field(default_factory=list)
 
 
+# Distinct unknown field names remembered (and logged once each); the rest count as one.
+UNKNOWN_FIELD_NAMES_KEPT = 100
+OTHER_UNKNOWN_FIELDS = "(other names)"
+
+
 @dataclass
 class IngestStats:
     """Running totals, logged as progress and shown by ``hydro status`` of a live process."""
@@ -256,8 +261,13 @@ class IngestService:
         )
 
     def _note_unknown_fields(self, gateway: str | None, fields: Counter[str]) -> None:
-        new = [name for name in fields if name not in self.stats.unknown_fields]
-        self.stats.unknown_fields.update(fields)
+        known = self.stats.unknown_fields
+        room = max(UNKNOWN_FIELD_NAMES_KEPT - len(known), 0)
+        new = [name for name in fields if name not in known][:room]
+        for name, count in fields.items():
+            # A hostile gateway sending endless new names must not grow memory or the log:
+            # names past the cap are counted under one key.
+            known[name if name in known or name in new else OTHER_UNKNOWN_FIELDS] += count
         if new:
             # Once per field name: a gateway firmware update should be noticed, not flood the log.
             log.warning(
