@@ -6,24 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from dataclasses import dataclass
 from typing import Protocol, TextIO
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from hydro.errors import HydroError
 from hydro.models import mask_phone
+from hydro.store.outbox import OutgoingSms
 
-
-@dataclass(frozen=True, slots=True)
-class OutgoingSms:
-    outbox_id: int
-    station: str | None
-    role: str
-    person: str
-    phone: str
-    body: str
+__all__ = [
+    "ConsoleProvider",
+    "OutgoingSms",
+    "SmsError",
+    "SmsProvider",
+    "TwilioProvider",
+]
 
 
 class SmsError(HydroError):
@@ -72,7 +71,8 @@ _ROLE_NAMES = {
 class TwilioProvider:
     """The real ``twilio`` client; ``base_url`` points it at a Twilio-compatible endpoint.
 
-    The client is synchronous (requests), so each send runs in a worker thread.
+    The client is synchronous (requests), so each send runs in a worker thread, which
+    ``timeout`` (seconds, for the connection and for each wait for the answer) frees.
     """
 
     name = "twilio"
@@ -85,8 +85,11 @@ class TwilioProvider:
         *,
         base_url: str | None = None,
         status_callback: str | None = None,
+        timeout: float = 10.0,
     ) -> None:
-        self._client = Client(account_sid, auth_token)
+        self._client = Client(
+            account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout)
+        )
         if base_url:
             self._client.api.base_url = base_url.rstrip("/")
         self._sender = sender
