@@ -104,6 +104,8 @@ def configure_logging(config: LoggingConfig) -> None:
     # APScheduler reports every run of every job at INFO; a skipped run is logged by
     # ScheduledJobs, by the job's name. Failed jobs are ERRORs.
     logging.getLogger("apscheduler").setLevel(max(logging.ERROR, root.level))
+    # The twilio client logs ten lines per SMS (URL and headers, secrets masked by hydro).
+    logging.getLogger("twilio.http_client").setLevel(max(logging.WARNING, root.level))
 
 
 @contextlib.asynccontextmanager

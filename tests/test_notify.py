@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -225,6 +227,42 @@ def test_a_provider_that_never_answers_times_out_and_the_sms_is_retried(pg_url: 
     assert stuck[2:4] == ["queued", 1]
     assert "did not answer within 0.3s" in stuck[5]
     assert outbox(pg_url)[0][2:4] == ("sent", 2)
+
+
+def test_no_log_record_and_no_error_holds_the_account_sid_or_the_auth_token(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The twilio client logs each request's URL, /Accounts/<SID>/Messages.json, and a refused
+    connection's error names it too."""
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="twilio.http_client")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    with FakeTwilio() as fake:
+
+        async def body(pool: AsyncConnectionPool) -> None:
+            await Dispatcher(sms_config(), twilio(fake), pool).run_once()
+            unreachable = TwilioProvider(
+                ACCOUNT_SID, AUTH_TOKEN, "+15005550006", base_url=nobody, timeout=1.0
+            )
+            async with pool.connection() as conn:
+                await conn.execute(
+                    "INSERT INTO outbox (role, person, phone, body)"
+                    " VALUES ('duty', 'd', '+8613700000009', 'x')"
+                )
+            await Dispatcher(sms_config(), unreachable, pool).run_once()
+
+        with_outbox(pg_url, PHONES[:1], body)
+        assert len(fake.received) == 1
+    sent, refused = outbox(pg_url)
+    assert sent[2] == "sent"
+    assert refused[2] == "queued"
+    assert "twilio unreachable" in refused[5]
+    assert any(r.name == "twilio.http_client" for r in caplog.records)
+    texts = [r.getMessage() for r in caplog.records] + [refused[5]]
+    for secret in (ACCOUNT_SID, AUTH_TOKEN):
+        assert not [text for text in texts if secret in text]
 
 
 def test_console_provider_masks_numbers() -> None:
