@@ -326,6 +326,7 @@ class ScheduledJobs:
             await asyncio.wait(running, timeout=self._grace.total_seconds())
         for task in self._loops:
             task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
         self._scheduler.shutdown(wait=False)
 
 
