@@ -233,7 +233,7 @@ class SmsConfig(_Section):
     # The longest a provider may take to answer one message; then it is retried like a 5xx.
     provider_timeout: Duration = dt.timedelta(seconds=10)
     # How long a claimed outbox row stays with its sender before another process may send it:
-    # the sender renews it just before calling the provider, so it must outlast that call.
+    # the sender renews it when less than twice provider_timeout is left at the call.
     claim_lease: Duration = dt.timedelta(seconds=30)
 
     @model_validator(mode="after")

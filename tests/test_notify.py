@@ -204,6 +204,31 @@ def test_the_twilio_client_gives_up_on_a_server_that_never_answers() -> None:
     assert raised.value.retryable
 
 
+def test_a_row_that_waits_long_for_its_turn_keeps_its_claim_while_a_standby_polls(
+    pg_url: str,
+) -> None:
+    """One at a time through a slow provider: the last rows start after their first lease would
+    have run out, so they are renewed before their call (or, if the standby already took one
+    over, left to it). A standby polling all along sends nothing twice."""
+    config = sms_config(concurrency=1, provider_timeout="1s", claim_lease="3s")
+    phones = [f"+861380000100{i}" for i in range(5)]
+    with FakeTwilio() as fake:
+        fake.answer_after = 0.8
+
+        async def body(first_pool: AsyncConnectionPool) -> None:
+            first = Dispatcher(config, twilio(fake, 1.0), first_pool)
+            sending = asyncio.create_task(first.run_once())
+            async with open_pool(database(pg_url)) as second_pool:
+                standby = Dispatcher(config, twilio(fake, 1.0), second_pool)
+                while not sending.done() or {r[2] for r in outbox(pg_url)} != {"sent"}:
+                    await standby.run_once()
+                    await asyncio.sleep(0.05)
+            await sending
+
+        with_outbox(pg_url, phones, body)
+        assert sorted(m.to for m in fake.received) == phones
+
+
 def test_a_provider_that_never_answers_times_out_and_the_sms_is_retried(pg_url: str) -> None:
     """The dispatcher's own limit, whatever the provider does (the twilio client's is longer
     here, so it is the dispatcher's that fires)."""

@@ -2,9 +2,11 @@
 
 At most one SMS per outbox row, whatever number of ``hydro run`` share the database: a row is
 claimed (``sending``, with this dispatcher's name and a lease of ``sms.claim_lease``) and
-committed before the provider is called; the lease is renewed right before the call, which
-``sms.provider_timeout`` bounds, and the outcome is recorded right after. A row is taken from its
-sender only once its lease has run out, so a standby never sends what a live process is sending.
+committed before the provider is called, whose call ``sms.provider_timeout`` bounds; the outcome
+is recorded right after. At the call at least twice that timeout is left of the lease: a row
+that waited longer for its turn has its lease renewed first, if the claim is still its own. A
+row is taken from its sender only once its lease has run out, so a standby never sends what a
+live process is sending.
 The windows for a duplicate: a crash (or a database out of reach) between the provider accepting
 a message and that record, after which the row goes out again once its lease has run out (never
 silently lost; the log names the rows), and a provider that accepts a message but answers later
@@ -114,18 +116,19 @@ class Dispatcher:
         """Sends what is due now, about a second's worth at the configured rate (so a stop never
         waits long and little is left half-done); returns how many rows were claimed."""
         await self.recover()
+        # Taken before the claim: the lease, counted by the database from its commit, lasts at
+        # least claim_lease from here.
+        claimed_at = time.monotonic()
         async with connection(self._pool, "claiming SMS") as conn:
             batch = await claim_due(conn, self.name, self._config.claim_lease, self._batch)
-        await asyncio.gather(*(self._send(claim) for claim in batch))
+        await asyncio.gather(*(self._send(claim, claimed_at) for claim in batch))
         return len(batch)
 
-    async def _send(self, claim: Claim) -> None:
+    async def _send(self, claim: Claim, claimed_at: float) -> None:
         sms = claim.sms
         async with self._slots:
             await self._pace()
-            async with connection(self._pool, "renewing an SMS claim") as conn:
-                ours = await renew_claim(conn, self.name, claim, self._config.claim_lease)
-            if not ours:
+            if not await self._still_ours(claim, claimed_at):
                 log.warning(
                     "outbox=%d station=%s: claim ran out before it could be sent; left to the"
                     " process that took it over",
@@ -152,6 +155,16 @@ class Dispatcher:
                 self._provider.name,
                 provider_id,
             )
+
+    async def _still_ours(self, claim: Claim, claimed_at: float) -> bool:
+        """True when the lease covers the provider call and its record: at least twice the
+        provider's timeout is left of it, as counted or once renewed. A fresh claim needs no
+        renewal (the common case: no database round trip between claim and call)."""
+        lease = self._config.claim_lease.total_seconds()
+        if time.monotonic() - claimed_at < lease - 2 * self._timeout:
+            return True
+        async with connection(self._pool, "renewing an SMS claim") as conn:
+            return await renew_claim(conn, self.name, claim, self._config.claim_lease)
 
     async def _call_provider(self, sms: OutgoingSms) -> str:
         try:

@@ -2,10 +2,10 @@
 notices to the duty officers when a message does not arrive.
 
 A sender *claims* due rows (``sending``, with its name and a lease) and commits before it calls
-the provider; it renews the lease right before each call and only while the claim is still its
-own (``attempts`` fences it: a row queued again and claimed anew has a higher count), so a row
-is never in two senders' hands. A row whose lease has run out lost its sender (a crash, a kill,
-a host gone) and is queued again by whoever looks next.
+the provider; a row that waited long for its turn has its lease renewed before the call, only
+while the claim is still the sender's own (``attempts`` fences it: a row queued again and claimed
+anew has a higher count), so a row is never in two senders' hands. A row whose lease has run
+out lost its sender (a crash, a kill, a host gone) and is queued again by whoever looks next.
 
 A receipt (Twilio's status callback) is kept as it came, then applied to its outbox row if it is
 a step forward: ``sent`` -> ``delivered`` | ``undelivered`` | ``failed``. Receipts arrive out of
