@@ -15,11 +15,12 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg_pool
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from hydro import metrics
@@ -100,9 +101,11 @@ def configure_logging(config: LoggingConfig) -> None:
     # paho logs every packet at DEBUG; only hydro's own DEBUG is worth reading.
     logging.getLogger("mqtt").setLevel(max(logging.INFO, root.level))
     logging.getLogger("psycopg").setLevel(max(logging.WARNING, root.level))
-    # APScheduler reports every run of every job at INFO, and a run skipped because the last
-    # one is still going (by design: max_instances=1) as a WARNING. Failed jobs are ERRORs.
+    # APScheduler reports every run of every job at INFO; a skipped run is logged by
+    # ScheduledJobs, by the job's name. Failed jobs are ERRORs.
     logging.getLogger("apscheduler").setLevel(max(logging.ERROR, root.level))
+    # The twilio client logs ten lines per SMS (URL and headers, secrets masked by hydro).
+    logging.getLogger("twilio.http_client").setLevel(max(logging.WARNING, root.level))
 
 
 @contextlib.asynccontextmanager
@@ -245,13 +248,19 @@ async def _formatted_report(
     return FORMATS[form](report), stored, report.day
 
 
-class _ScheduledJobs:
-    """Alerting's periodic jobs. Stopping lets a running tick or send finish (up to a grace
-    period), so a shutdown does not leave SMS half-sent for the next start to repeat."""
+class ScheduledJobs:
+    """Alerting's periodic jobs, and the tasks that run beside them (the dispatcher). Stopping
+    lets a running tick or send finish (up to a grace period), so a shutdown does not leave SMS
+    half-sent for a standby or the next start to repeat. A run skipped because the previous one
+    is still going is logged as a warning naming the job."""
 
-    def __init__(self) -> None:
+    def __init__(self, grace: dt.timedelta = dt.timedelta(seconds=10)) -> None:
         self._scheduler = AsyncIOScheduler(timezone=dt.UTC)
+        self._scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self._running: set[asyncio.Task[None]] = set()
+        self._loops: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self._grace = grace
 
     def every(self, interval: dt.timedelta, job: Callable[[], Awaitable[None]]) -> None:
         self._add(
@@ -266,10 +275,15 @@ class _ScheduledJobs:
         """Right after start."""
         self._add(job, "date", run_date=dt.datetime.now(dt.UTC))
 
+    def beside(self, run: Callable[[asyncio.Event], Coroutine[object, object, None]]) -> None:
+        """Runs ``run(stopping)`` on a task of its own from start to stop: nothing waits for it."""
+        self._loops.add(asyncio.create_task(run(self._stopping)))
+
     def _add(self, job: Callable[[], Awaitable[None]], trigger: str, **when: object) -> None:
         self._scheduler.add_job(
             self._tracked(job),
             trigger,
+            name=job.__name__,
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,
@@ -293,14 +307,29 @@ class _ScheduledJobs:
 
         return tracked
 
+    def _skipped(self, event: JobEvent) -> None:
+        job = self._scheduler.get_job(event.job_id)
+        log.warning(
+            "job %s: a run was skipped, %s",
+            job.name if job else event.job_id,
+            "the previous one is still going"
+            if event.code == EVENT_JOB_MAX_INSTANCES
+            else "it could not start in time",
+        )
+
     def start(self) -> None:
         self._scheduler.start()
 
-    async def stop(self, grace: float = 10.0) -> None:
+    async def stop(self) -> None:
         # APScheduler's shutdown cancels running coroutine jobs: let them finish first.
         self._scheduler.pause()
-        if self._running:
-            await asyncio.wait(set(self._running), timeout=grace)
+        self._stopping.set()
+        running = self._running | self._loops
+        if running:
+            await asyncio.wait(running, timeout=self._grace.total_seconds())
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
         self._scheduler.shutdown(wait=False)
 
 
@@ -310,7 +339,7 @@ async def _start_alerting(
     rules: RuleSet,
     pool: psycopg_pool.AsyncConnectionPool,
     clock: Callable[[], dt.datetime] | None,
-) -> _ScheduledJobs:
+) -> ScheduledJobs:
     evaluator = (
         AlertEvaluator(config.alerting, registry, rules, pool, clock=clock)
         if clock
@@ -320,18 +349,16 @@ async def _start_alerting(
     dispatcher = Dispatcher(config.sms, sms_provider(config), pool)
     await dispatcher.recover()
 
-    async def send_due() -> None:
-        await dispatcher.run_once()  # a second's worth at the configured rate
-
-    async def evaluate_then_send() -> None:
+    async def evaluate() -> None:
         report = await evaluator.tick()
         metrics.EVALUATION_SECONDS.observe(report.seconds)
         if any(change.messages for change in report.changes):
-            await send_due()  # the alert's SMS go now, not at the next poll
+            dispatcher.wake()  # the alert's SMS go now, not at the next poll
 
-    jobs = _ScheduledJobs()
-    jobs.every(config.alerting.interval, evaluate_then_send)
-    jobs.every(dt.timedelta(seconds=1), send_due)  # retries that came due
+    # A send under way at stop may take the provider's whole timeout to finish.
+    jobs = ScheduledJobs(grace=max(dt.timedelta(seconds=10), 2 * config.sms.provider_timeout))
+    jobs.every(config.alerting.interval, evaluate)
+    jobs.beside(dispatcher.run)  # its own task: evaluation never waits for a provider
     reports = DailyReports(config, registry, rules, pool)
     jobs.daily(config.report.daily_at, config.registry.default_timezone, reports.publish_due)
 
@@ -341,10 +368,11 @@ async def _start_alerting(
     jobs.once(catch_up_daily_report)
     jobs.start()
     log.info(
-        "alerting: every %ss, %d rules, SMS via %s",
+        "alerting: every %ss, %d rules, SMS via %s (sender %s)",
         config.alerting.interval.total_seconds(),
         len(rules.rules),
         config.sms.provider,
+        dispatcher.name,
     )
     return jobs
 
@@ -362,6 +390,7 @@ def sms_provider(config: Config) -> SmsProvider:
         sender,
         base_url=sms.twilio_base_url,
         status_callback=f"{public_url}{TWILIO_STATUS_PATH}" if public_url else None,
+        timeout=sms.provider_timeout.total_seconds(),
     )
 
 

@@ -265,6 +265,22 @@ class SmsConfig(_Section):
     max_attempts: int = Field(6, ge=1)
     retry_first: Duration = dt.timedelta(seconds=2)
     retry_max: Duration = dt.timedelta(minutes=5)
+    # The longest a provider may take to answer one message; then it is retried like a 5xx.
+    provider_timeout: Duration = dt.timedelta(seconds=10)
+    # How long a claimed outbox row stays with its sender before another process may send it:
+    # the sender renews it when less than twice provider_timeout is left at the call.
+    claim_lease: Duration = dt.timedelta(seconds=30)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> SmsConfig:
+        if self.provider_timeout <= dt.timedelta(0):
+            raise ValueError("provider_timeout must be positive")
+        if self.claim_lease < 2 * self.provider_timeout:
+            raise ValueError(
+                "claim_lease must be at least twice provider_timeout: a row must not be taken"
+                " over while its sender may still be waiting for the provider"
+            )
+        return self
 
     @model_validator(mode="after")
     def _twilio_credentials(self) -> SmsConfig:

@@ -49,14 +49,19 @@ def hydro_run(
     log = tmp_path / "hydro.log"
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(fake: FakeTwilio, database_url: str | None = None) -> subprocess.Popen[bytes]:
+    def start(
+        fake: FakeTwilio, database_url: str | None = None, name: str = "run", **sms: str | int
+    ) -> subprocess.Popen[bytes]:
+        """``name`` tells apart processes running at once (a standby): its config file and
+        MQTT client id."""
         config = write_config(
-            tmp_path / "config.yaml",
+            tmp_path / f"{name}.yaml",
             database_url or pg_url,
             local_mosquitto.port,
             mqtt_topic_prefix,
+            mqtt={"client_id": f"{name}-{mqtt_topic_prefix}"},
             alerting={"rules": str(tmp_path / "rules")},
-            sms={"provider": "twilio", "retry_first": "100ms"},
+            sms={"provider": "twilio", "retry_first": "100ms", **sms},
         )
         process = start_hydro("run", config, log, fake.environment())
         started.append(process)
@@ -67,6 +72,27 @@ def hydro_run(
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             process.wait(30)
+
+
+def publish_levels(
+    broker: LocalMosquitto,
+    topic_prefix: str,
+    *levels: tuple[int, float],
+    station: str = HEFENG,
+    gateway: str = GATEWAY,
+    client: str = "gw",
+) -> None:
+    """Water levels (minutes ago, metres) in one message from the station's gateway."""
+
+    async def go() -> None:
+        async with publisher(broker.port, f"{client}-{topic_prefix}") as gw:
+            await publish_json(
+                gw,
+                f"{topic_prefix}/{gateway}/readings",
+                {"readings": [reading(station, at(m), water_level=v) for m, v in levels]},
+            )
+
+    asyncio.run(go())
 
 
 def wait_for(condition: Callable[[], bool], what: str, seconds: float = 30) -> None:
@@ -84,18 +110,9 @@ def test_warning_escalation_restart_and_clear_send_each_sms_once(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    topic = f"{mqtt_topic_prefix}/{GATEWAY}/readings"
 
     def publish(*levels: tuple[int, float]) -> None:
-        async def go() -> None:
-            async with publisher(local_mosquitto.port, f"gw-{mqtt_topic_prefix}") as gw:
-                await publish_json(
-                    gw,
-                    topic,
-                    {"readings": [reading(HEFENG, at(m), water_level=v) for m, v in levels]},
-                )
-
-        asyncio.run(go())
+        publish_levels(local_mosquitto, mqtt_topic_prefix, *levels)
 
     with FakeTwilio() as fake:
         process = hydro_run(fake)
@@ -136,6 +153,66 @@ def test_warning_escalation_restart_and_clear_send_each_sms_once(
     assert shown.count("SMS #") == 9
 
 
+def test_a_hot_standby_starting_while_sms_are_being_sent_sends_none_again(
+    hydro_run: Callable[..., subprocess.Popen[bytes]],
+    local_mosquitto: LocalMosquitto,
+    mqtt_topic_prefix: str,
+    pg_url: str,
+) -> None:
+    """The README's hot standby: a second ``hydro run`` starts while the first waits for Twilio
+    to answer three SMS. It must not send them too."""
+    slow = {"provider_timeout": "60s", "claim_lease": "2m"}
+    with FakeTwilio() as fake:
+        fake.pause()
+        hydro_run(fake, **slow)
+        publish_levels(local_mosquitto, mqtt_topic_prefix, (6, 906.63), (5, 908.62))
+        wait_for(lambda: len(fake.received) == 3, "three warning SMS at the provider")
+        hydro_run(fake, name="standby", **slow)
+        time.sleep(3)  # the standby's dispatcher polls every second
+        fake.answer_again()
+        wait_for(
+            lambda: count_rows(pg_url, "SELECT count(*) FROM outbox WHERE status = 'sent'") == 3,
+            "the three SMS recorded as sent",
+        )
+        assert len(fake.received) == 3
+
+
+def test_alerts_open_and_clear_on_schedule_while_the_provider_never_answers(
+    hydro_run: Callable[..., subprocess.Popen[bytes]],
+    local_mosquitto: LocalMosquitto,
+    mqtt_topic_prefix: str,
+    pg_url: str,
+    tmp_path: Path,
+) -> None:
+    """Twilio takes the requests and hangs: every send times out and is retried, and meanwhile
+    the evaluation goes on, so the alert opens and clears on time."""
+
+    def publish(*levels: tuple[int, float]) -> None:
+        publish_levels(local_mosquitto, mqtt_topic_prefix, *levels)
+
+    def alerts(state: str) -> int:
+        return count_rows(pg_url, f"SELECT count(*) FROM alerts WHERE state = '{state}'")
+
+    log = tmp_path / "hydro.log"
+    with FakeTwilio() as fake:
+        fake.stop_answering()
+        hydro_run(fake, provider_timeout="1s", claim_lease="2s", retry_max="1s", max_attempts=50)
+        publish((6, 906.63), (5, 908.62))  # crosses 警戒
+        wait_for(lambda: alerts("open") == 1, "the alert to open")
+        wait_for(lambda: len(fake.received) >= 3, "three SMS stuck at the provider")
+        publish((4, 908.4), (3, 908.3))  # two readings below 908.50 - 0.05: clear
+        wait_for(lambda: alerts("cleared") == 1, "the alert to clear while sends hang")
+        wait_for(lambda: "did not answer within 1s" in log.read_text(), "a send to time out")
+        assert "retry in" in log.read_text()
+        fake.answer_again()
+        wait_for(
+            lambda: count_rows(pg_url, "SELECT count(*) FROM outbox WHERE status = 'sent'") == 6,
+            "the warning and the clear SMS once the provider answers again",
+        )
+        accepted = [(m.to, m.body) for m in fake.received if m.sid]
+    assert len(accepted) == len(set(accepted)) == 6
+
+
 def test_a_back_filled_report_opens_at_its_peak_and_a_silent_gauge_keeps_the_alert(
     hydro_run: Callable[..., subprocess.Popen[bytes]],
     local_mosquitto: LocalMosquitto,
@@ -147,17 +224,16 @@ def test_a_back_filled_report_opens_at_its_peak_and_a_silent_gauge_keeps_the_ale
     maichong, gateway = "67901001", "gw-7-001"  # 麦冲水库, normal level 771.50
     levels = [(45, 771.30), (40, 771.42), (35, 771.56), (30, 771.58), (25, 771.57)]
 
-    async def publish() -> None:
-        async with publisher(local_mosquitto.port, f"bd-{mqtt_topic_prefix}") as gw:
-            await publish_json(
-                gw,
-                f"{mqtt_topic_prefix}/{gateway}/readings",
-                {"readings": [reading(maichong, at(m), water_level=v) for m, v in levels]},
-            )
-
     with FakeTwilio() as fake:
         hydro_run(fake)
-        asyncio.run(publish())
+        publish_levels(
+            local_mosquitto,
+            mqtt_topic_prefix,
+            *levels,
+            station=maichong,
+            gateway=gateway,
+            client="bd",
+        )
         wait_for(lambda: len(fake.received) == 5, "three alert SMS and two silence notices")
         bodies = [m.body for m in fake.received]
     assert sum(f"{local_time(35)}水位达到771.56米,超正常水位0.06米" in b for b in bodies) == 3

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
+import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import psycopg
+import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from hydro.config import DatabaseConfig, SmsConfig
 from hydro.notify.dispatcher import Dispatcher
-from hydro.notify.providers import ConsoleProvider, OutgoingSms, TwilioProvider
+from hydro.notify.providers import ConsoleProvider, OutgoingSms, SmsError, TwilioProvider
 from hydro.store.db import open_pool
 from hydro.store.schema import migrate
+from tests.support import wait_until
 from tests.twilio_server import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 
 T = TypeVar("T")
@@ -29,10 +34,9 @@ def with_outbox(
     pg_url: str, phones: list[str], body: Callable[[AsyncConnectionPool], Awaitable[T]]
 ) -> T:
     async def main() -> T:
-        config = DatabaseConfig(url=pg_url, timescaledb="off")
-        async with open_pool(config) as pool:
+        async with open_pool(database(pg_url)) as pool:
             async with pool.connection() as conn:
-                await migrate(conn, config, "Asia/Shanghai")
+                await migrate(conn, database(pg_url), "Asia/Shanghai")
                 for i, phone in enumerate(phones):
                     await conn.execute(
                         "INSERT INTO outbox (station, role, person, phone, body)"
@@ -49,8 +53,14 @@ def with_outbox(
     return asyncio.run(main())
 
 
-def twilio(fake: FakeTwilio) -> TwilioProvider:
-    return TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, "+15005550006", base_url=fake.base_url)
+def database(pg_url: str) -> DatabaseConfig:
+    return DatabaseConfig(url=pg_url, timescaledb="off")
+
+
+def twilio(fake: FakeTwilio, timeout: float = 10.0) -> TwilioProvider:
+    return TwilioProvider(
+        ACCOUNT_SID, AUTH_TOKEN, "+15005550006", base_url=fake.base_url, timeout=timeout
+    )
 
 
 def outbox(pg_url: str) -> list[tuple[Any, ...]]:
@@ -117,19 +127,167 @@ def test_an_invalid_number_fails_at_once_and_the_duty_officer_is_told(pg_url: st
     assert notice[:3] == ("duty", "+8613700000009", "sent")
 
 
-def test_rows_left_sending_by_a_crash_are_sent_again(pg_url: str) -> None:
+def test_rows_left_sending_by_a_hydro_from_before_leases_are_sent_again(pg_url: str) -> None:
     with FakeTwilio() as fake:
 
-        async def body(pool: AsyncConnectionPool) -> tuple[int, int]:
+        async def body(pool: AsyncConnectionPool) -> int:
             async with pool.connection() as conn:
                 await conn.execute("UPDATE outbox SET status = 'sending', attempts = 1")
-            dispatcher = Dispatcher(sms_config(), twilio(fake), pool)
-            before = await dispatcher.run_once()  # nothing is due: they are 'sending'
-            await dispatcher.recover()
-            return before, await dispatcher.run_once()
+            return await Dispatcher(sms_config(), twilio(fake), pool).run_once()
 
-        assert with_outbox(pg_url, PHONES, body) == (0, 3)
+        assert with_outbox(pg_url, PHONES, body) == 3
         assert len(fake.received) == 3
+
+
+def test_a_standby_starting_while_the_first_process_is_sending_does_not_send_again(
+    pg_url: str,
+) -> None:
+    """Two dispatchers on two pools, as two ``hydro run`` on two hosts: the second starts (and
+    recovers) while the first waits for a slow provider."""
+    with FakeTwilio() as fake:
+        fake.answer_after = 1.5
+
+        async def body(first_pool: AsyncConnectionPool) -> tuple[int, int]:
+            first = Dispatcher(sms_config(), twilio(fake), first_pool)
+            sending = asyncio.create_task(first.run_once())
+            await wait_until(lambda: len(fake.received) == 3, what="three SMS in flight")
+            async with open_pool(database(pg_url)) as second_pool:
+                standby = Dispatcher(sms_config(), twilio(fake), second_pool)
+                await standby.recover()
+                doubled = await standby.run_once()
+            return await sending, doubled
+
+        assert with_outbox(pg_url, PHONES, body) == (3, 0)
+        assert len(fake.received) == 3
+    assert [(r[2], r[3]) for r in outbox(pg_url)] == [("sent", 1)] * 3
+
+
+def test_a_row_whose_sender_died_is_sent_again_once_when_its_lease_expires(pg_url: str) -> None:
+    """The first dispatcher claims a row and dies while the provider holds the request; the
+    standby leaves the row alone while the lease holds, then sends it exactly once."""
+    config = sms_config(provider_timeout="3s", claim_lease="6s")
+    with FakeTwilio() as fake:
+        fake.stop_answering()
+
+        async def body(first_pool: AsyncConnectionPool) -> list[int]:
+            first = Dispatcher(config, twilio(fake, 3.0), first_pool)
+            dying = asyncio.create_task(first.run_once())
+            await wait_until(lambda: len(fake.received) == 1, what="the SMS in flight")
+            dying.cancel()  # the process is gone: nothing of it records anything any more
+            fake.answer_again()
+            async with open_pool(database(pg_url)) as second_pool:
+                standby = Dispatcher(config, twilio(fake), second_pool)
+                await standby.recover()
+                sent = [await standby.run_once()]  # the lease holds
+                deadline = time.monotonic() + 30
+                while not sent[-1] or len(sent) == 1:
+                    assert time.monotonic() < deadline, "the lease never ran out"
+                    await asyncio.sleep(0.1)
+                    sent.append(await standby.run_once())
+                for _ in range(2):
+                    sent.append(await standby.run_once())
+            return [sent[0], *sent[-3:]]
+
+        assert with_outbox(pg_url, PHONES[:1], body) == [0, 1, 0, 0]
+        assert [m.to for m in fake.received] == [PHONES[0]] * 2
+    [(_, _, status, attempts, provider_id, _)] = outbox(pg_url)
+    assert (status, attempts) == ("sent", 2)
+    assert provider_id == fake.received[1].sid
+
+
+def test_the_twilio_client_gives_up_on_a_server_that_never_answers() -> None:
+    sms = OutgoingSms(1, "67901001", "patrol", "张三", PHONES[0], "msg")
+    with FakeTwilio() as fake:
+        fake.stop_answering()
+        with pytest.raises(SmsError, match="timed out") as raised:
+            asyncio.run(twilio(fake, 0.3).send(sms))
+    assert raised.value.retryable
+
+
+def test_a_row_that_waits_long_for_its_turn_keeps_its_claim_while_a_standby_polls(
+    pg_url: str,
+) -> None:
+    """One at a time through a slow provider: the last rows start after their first lease would
+    have run out, so they are renewed before their call (or, if the standby already took one
+    over, left to it). A standby polling all along sends nothing twice."""
+    config = sms_config(concurrency=1, provider_timeout="1s", claim_lease="3s")
+    phones = [f"+861380000100{i}" for i in range(5)]
+    with FakeTwilio() as fake:
+        fake.answer_after = 0.8
+
+        async def body(first_pool: AsyncConnectionPool) -> None:
+            first = Dispatcher(config, twilio(fake, 1.0), first_pool)
+            sending = asyncio.create_task(first.run_once())
+            async with open_pool(database(pg_url)) as second_pool:
+                standby = Dispatcher(config, twilio(fake, 1.0), second_pool)
+                while not sending.done() or {r[2] for r in outbox(pg_url)} != {"sent"}:
+                    await standby.run_once()
+                    await asyncio.sleep(0.05)
+            await sending
+
+        with_outbox(pg_url, phones, body)
+        assert sorted(m.to for m in fake.received) == phones
+
+
+def test_a_provider_that_never_answers_times_out_and_the_sms_is_retried(pg_url: str) -> None:
+    """The dispatcher's own limit, whatever the provider does (the twilio client's is longer
+    here, so it is the dispatcher's that fires)."""
+    config = sms_config(provider_timeout="300ms", claim_lease="1s")
+    with FakeTwilio() as fake:
+        fake.stop_answering()
+
+        async def body(pool: AsyncConnectionPool) -> list[Any]:
+            dispatcher = Dispatcher(config, twilio(fake, 5.0), pool)
+            assert await dispatcher.run_once() == 1
+            stuck = outbox(pg_url)[0]
+            fake.answer_again()
+            await wait_until(lambda: outbox(pg_url)[0][2] == "queued", what="the retry")
+            while outbox(pg_url)[0][2] != "sent":
+                await dispatcher.run_once()
+                await asyncio.sleep(0.02)
+            return list(stuck)
+
+        stuck = with_outbox(pg_url, PHONES[:1], body)
+        assert len(fake.received) == 2
+    assert stuck[2:4] == ["queued", 1]
+    assert "did not answer within 0.3s" in stuck[5]
+    assert outbox(pg_url)[0][2:4] == ("sent", 2)
+
+
+def test_no_log_record_and_no_error_holds_the_account_sid_or_the_auth_token(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The twilio client logs each request's URL, /Accounts/<SID>/Messages.json, and a refused
+    connection's error names it too."""
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="twilio.http_client")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    with FakeTwilio() as fake:
+
+        async def body(pool: AsyncConnectionPool) -> None:
+            await Dispatcher(sms_config(), twilio(fake), pool).run_once()
+            unreachable = TwilioProvider(
+                ACCOUNT_SID, AUTH_TOKEN, "+15005550006", base_url=nobody, timeout=1.0
+            )
+            async with pool.connection() as conn:
+                await conn.execute(
+                    "INSERT INTO outbox (role, person, phone, body)"
+                    " VALUES ('duty', 'd', '+8613700000009', 'x')"
+                )
+            await Dispatcher(sms_config(), unreachable, pool).run_once()
+
+        with_outbox(pg_url, PHONES[:1], body)
+        assert len(fake.received) == 1
+    sent, refused = outbox(pg_url)
+    assert sent[2] == "sent"
+    assert refused[2] == "queued"
+    assert "twilio unreachable" in refused[5]
+    assert any(r.name == "twilio.http_client" for r in caplog.records)
+    texts = [r.getMessage() for r in caplog.records] + [refused[5]]
+    for secret in (ACCOUNT_SID, AUTH_TOKEN):
+        assert not [text for text in texts if secret in text]
 
 
 def test_console_provider_masks_numbers() -> None:

@@ -2,7 +2,9 @@
 
 It answers POST /2010-04-01/Accounts/{sid}/Messages.json as Twilio does (201 with a message
 resource, or an error body with status, code and message), after checking HTTP basic auth.
-Tests script the answers and read what was asked.
+Tests script the answers and read what was asked. It can be slow (``answer_after``), hold
+every answer until told (``pause``), or stop answering altogether (``stop_answering``): a
+provider that takes a message and hangs.
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ class FakeTwilio:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.answers: deque[tuple[int, int | None]] = deque()  # (status, twilio error code)
+        self.answer_after = 0.0  # seconds between a request's arrival and its answer
+        self._answering = threading.Event()
+        self._answering.set()
+        self._drop_held = False
+        self._closing = threading.Event()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -55,6 +62,29 @@ class FakeTwilio:
             "HYDRO_SMS__TWILIO_FROM": "+15005550006",
             "HYDRO_SMS__TWILIO_BASE_URL": self.base_url,
         }
+
+    def stop_answering(self) -> None:
+        """From now on requests are taken (counted in ``received``) but never answered: each
+        connection is held open until ``answer_again`` or the end, then closed without a word."""
+        self._drop_held = True
+        self._answering.clear()
+
+    def pause(self) -> None:
+        """From now on requests are taken and their answers held until ``answer_again``."""
+        self._drop_held = False
+        self._answering.clear()
+
+    def answer_again(self) -> None:
+        self._answering.set()
+
+    def _hold(self) -> bool:
+        """Waits while the server is not answering; True when this request must go unanswered."""
+        if self._answering.is_set():
+            return False
+        drop = self._drop_held
+        while not self._answering.wait(0.05) and not self._closing.is_set():
+            pass
+        return drop or self._closing.is_set()
 
     def report_status(
         self, message: Received, status: str, error_code: str | None = None, *, sign: bool = True
@@ -93,6 +123,7 @@ class FakeTwilio:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -121,6 +152,10 @@ class FakeTwilio:
                 )
                 with fake._lock:
                     fake.received.append(message)
+                if fake._hold():
+                    return
+                time.sleep(fake.answer_after)
+                with fake._lock:
                     status, code = fake.answers.popleft() if fake.answers else (201, None)
                 if status == 201:
                     sid = message.sid = "SM" + secrets.token_hex(16)

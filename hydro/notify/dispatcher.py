@@ -1,42 +1,58 @@
 """Sending the outbox: claim due rows, send with bounded concurrency and rate, record the outcome.
 
-At most one SMS per outbox row: a row is marked ``sending`` and committed before the provider
-is called, and its outcome is recorded right after. The only window for a duplicate is a crash
-between the provider accepting a message and that record: rows found ``sending`` at start-up are
-sent again (a message is never silently lost), and the log names them.
+At most one SMS per outbox row, whatever number of ``hydro run`` share the database: a row is
+claimed (``sending``, with this dispatcher's name and a lease of ``sms.claim_lease``) and
+committed before the provider is called, whose call ``sms.provider_timeout`` bounds; the outcome
+is recorded right after. At the call at least twice that timeout is left of the lease: a row
+that waited longer for its turn has its lease renewed first, if the claim is still its own. A
+row is taken from its sender only once its lease has run out, so a standby never sends what a
+live process is sending.
+The windows for a duplicate: a crash (or a database out of reach) between the provider accepting
+a message and that record, after which the row goes out again once its lease has run out (never
+silently lost; the log names the rows), and a provider that accepts a message but answers later
+than ``sms.provider_timeout``, which is retried like any other timeout.
 
-Transient failures (HTTP 429, 5xx, network) are retried with exponential backoff up to
-``sms.max_attempts``; permanent ones fail at once, are recorded, and the duty officers are told.
+Transient failures (HTTP 429, 5xx, network, no answer in time) are retried with exponential
+backoff up to ``sms.max_attempts``; permanent ones fail at once, are recorded, and the duty
+officers are told.
+
+The dispatcher runs on a task of its own (:meth:`Dispatcher.run`): the evaluator wakes it and
+never waits for a provider.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import math
+import os
+import secrets
+import socket
 import time
 
 import psycopg_pool
 
 from hydro.config import SmsConfig
+from hydro.errors import HydroError
 from hydro.models import mask_phone
 from hydro.notify.providers import OutgoingSms, SmsError, SmsProvider
 from hydro.rules.messages import delivery_failure_notice, undelivered_notice
 from hydro.store.db import connection
-from hydro.store.outbox import DutyNotices, apply_receipts, queue_duty_notices
+from hydro.store.outbox import (
+    Claim,
+    DutyNotices,
+    apply_receipts,
+    claim_due,
+    mark_failed,
+    mark_sent,
+    queue_duty_notices,
+    renew_claim,
+    requeue_abandoned,
+)
 
 log = logging.getLogger(__name__)
-
-_CLAIM = """
-UPDATE outbox SET status = 'sending', attempts = attempts + 1, updated_at = now()
-WHERE id IN (
-    SELECT id FROM outbox
-    WHERE status = 'queued' AND next_attempt_at <= now()
-    ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
-)
-RETURNING id, station, role, person, phone, body, attempts
-"""
 
 
 class Dispatcher:
@@ -54,64 +70,110 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(config.concurrency)
         self._spacing = 1.0 / config.rate_per_second
         self._next_start = 0.0
+        self._batch = max(config.concurrency, math.ceil(config.rate_per_second))
+        self._timeout = config.provider_timeout.total_seconds()
+        self._woken = asyncio.Event()
+        # Whose claim a row is: unique per dispatcher, readable in the outbox and the log.
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+    def wake(self) -> None:
+        """New SMS are queued: send them now, not at the next poll."""
+        self._woken.set()
+
+    async def run(self, stop: asyncio.Event, poll: dt.timedelta = dt.timedelta(seconds=1)) -> None:
+        """Sends until ``stop``: when woken, and every ``poll`` for retries that came due. A send
+        under way when ``stop`` comes is finished first."""
+        while not stop.is_set():
+            self._woken.clear()
+            try:
+                busy = await self.run_once() >= self._batch
+            except HydroError as exc:
+                if not exc.retryable:
+                    log.exception("sending the outbox failed; trying again in %s", poll)
+                else:
+                    log.warning("sending the outbox: %s; trying again in %s", exc, poll)
+                busy = False
+            except Exception:
+                log.exception("sending the outbox failed; trying again in %s", poll)
+                busy = False
+            if not busy:
+                await _first_of(self._woken, stop, seconds=poll.total_seconds())
 
     async def recover(self) -> None:
-        """Rows left ``sending`` by a crash go out again: better twice than never."""
+        """Rows whose sender's lease ran out (it died while sending) are queued again: better
+        twice than never. Rows a live process is sending are left alone."""
         async with connection(self._pool, "recovering the outbox") as conn:
-            cur = await conn.execute(
-                "UPDATE outbox SET status = 'queued', updated_at = now()"
-                " WHERE status = 'sending' RETURNING id"
-            )
-            ids = [int(str(row[0])) for row in await cur.fetchall()]
-        if ids:
+            abandoned = await requeue_abandoned(conn)
+        for row in abandoned:
             log.warning(
-                "outbox=%s were being sent when hydro stopped; sending again (a duplicate is"
-                " possible if the provider had accepted them)",
-                ",".join(map(str, ids)),
+                "outbox=%d was being sent by %s, whose lease ran out; sending again (a duplicate"
+                " is possible if the provider had accepted it)",
+                row.outbox_id,
+                row.claimed_by or "a hydro from before leases",
             )
 
     async def run_once(self) -> int:
         """Sends what is due now, about a second's worth at the configured rate (so a stop never
-        waits long and little is left half-done); returns how many rows were attempted."""
-        limit = max(self._config.concurrency, math.ceil(self._config.rate_per_second))
+        waits long and little is left half-done); returns how many rows were claimed."""
+        await self.recover()
+        # Taken before the claim: the lease, counted by the database from its commit, lasts at
+        # least claim_lease from here.
+        claimed_at = time.monotonic()
         async with connection(self._pool, "claiming SMS") as conn:
-            cur = await conn.execute(_CLAIM, (limit,))
-            claimed = await cur.fetchall()
-        batch = [
-            (
-                OutgoingSms(int(str(r[0])), _opt(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5])),
-                int(str(r[6])),
-            )
-            for r in claimed
-        ]
-        await asyncio.gather(*(self._send(sms, attempts) for sms, attempts in batch))
+            batch = await claim_due(conn, self.name, self._config.claim_lease, self._batch)
+        await asyncio.gather(*(self._send(claim, claimed_at) for claim in batch))
         return len(batch)
 
-    async def _send(self, sms: OutgoingSms, attempts: int) -> None:
+    async def _send(self, claim: Claim, claimed_at: float) -> None:
+        sms = claim.sms
         async with self._slots:
             await self._pace()
+            if not await self._still_ours(claim, claimed_at):
+                log.warning(
+                    "outbox=%d station=%s: claim ran out before it could be sent; left to the"
+                    " process that took it over",
+                    sms.outbox_id,
+                    sms.station,
+                )
+                return
             try:
-                provider_id = await self._provider.send(sms)
+                provider_id = await self._call_provider(sms)
             except SmsError as exc:
-                await self._failed(sms, attempts, exc)
+                await self._failed(sms, claim, exc)
                 return
         async with connection(self._pool, "recording a sent SMS") as conn:
-            await conn.execute(
-                "UPDATE outbox SET status = 'sent', provider_id = %s, sent_at = now(),"
-                " updated_at = now(), last_error = NULL WHERE id = %s",
-                (provider_id, sms.outbox_id),
-            )
+            recorded = await mark_sent(conn, sms.outbox_id, provider_id)
             # A receipt that beat this commit (a fast carrier) was kept; apply it now.
             await apply_receipts(conn, provider_id, self._notices)
-        log.info(
-            "outbox=%d sent station=%s to %s %s via %s id=%s",
-            sms.outbox_id,
-            sms.station,
-            sms.role,
-            mask_phone(sms.phone),
-            self._provider.name,
-            provider_id,
-        )
+        if recorded:
+            log.info("%s sent via %s id=%s", _named(sms), self._provider.name, provider_id)
+        else:
+            log.warning(
+                "%s sent via %s id=%s after its claim ran out, and another process sent it"
+                " too: the person may get it twice",
+                _named(sms),
+                self._provider.name,
+                provider_id,
+            )
+
+    async def _still_ours(self, claim: Claim, claimed_at: float) -> bool:
+        """True when the lease covers the provider call and its record: at least twice the
+        provider's timeout is left of it, as counted or once renewed. A fresh claim needs no
+        renewal (the common case: no database round trip between claim and call)."""
+        lease = self._config.claim_lease.total_seconds()
+        if time.monotonic() - claimed_at < lease - 2 * self._timeout:
+            return True
+        async with connection(self._pool, "renewing an SMS claim") as conn:
+            return await renew_claim(conn, self.name, claim, self._config.claim_lease)
+
+    async def _call_provider(self, sms: OutgoingSms) -> str:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._provider.send(sms)
+        except TimeoutError as exc:
+            raise SmsError(
+                f"{self._provider.name} did not answer within {self._timeout:g}s", retryable=True
+            ) from exc
 
     async def _pace(self) -> None:
         now = time.monotonic()
@@ -120,34 +182,47 @@ class Dispatcher:
         if start > now:
             await asyncio.sleep(start - now)
 
-    async def _failed(self, sms: OutgoingSms, attempts: int, exc: SmsError) -> None:
-        retry = exc.retryable and attempts < self._config.max_attempts
+    async def _failed(self, sms: OutgoingSms, claim: Claim, exc: SmsError) -> None:
+        retry = exc.retryable and claim.attempts < self._config.max_attempts
         delay = (
-            min(self._config.retry_first * 2 ** (attempts - 1), self._config.retry_max)
+            min(self._config.retry_first * 2 ** (claim.attempts - 1), self._config.retry_max)
             if retry
-            else dt.timedelta(0)
+            else None
         )
         async with connection(self._pool, "recording a failed SMS") as conn:
-            await conn.execute(
-                "UPDATE outbox SET status = %s, last_error = %s, updated_at = now(),"
-                " next_attempt_at = now() + %s WHERE id = %s",
-                ("queued" if retry else "failed", str(exc), delay, sms.outbox_id),
-            )
-            if not retry and sms.role != "duty":
+            if not await mark_failed(conn, self.name, claim, str(exc), delay):
+                log.warning(
+                    "outbox=%d station=%s: %s; its claim ran out meanwhile, left to the process"
+                    " that took it over",
+                    sms.outbox_id,
+                    sms.station,
+                    exc,
+                )
+                return
+            if delay is None and sms.role != "duty":
                 body = delivery_failure_notice(
                     sms.station, sms.role, sms.person, sms.phone, str(exc)
                 )
                 await queue_duty_notices(conn, sms.station, self._duty, body)
         log.warning(
-            "outbox=%d station=%s to %s %s %s: %s",
-            sms.outbox_id,
-            sms.station,
-            sms.role,
-            mask_phone(sms.phone),
-            f"retry in {delay.total_seconds():.0f}s" if retry else "FAILED",
+            "%s %s: %s",
+            _named(sms),
+            "FAILED" if delay is None else f"retry in {delay.total_seconds():.0f}s",
             exc,
         )
 
 
-def _opt(value: object) -> str | None:
-    return None if value is None else str(value)
+def _named(sms: OutgoingSms) -> str:
+    return f"outbox={sms.outbox_id} station={sms.station} to {sms.role} {mask_phone(sms.phone)}"
+
+
+async def _first_of(*events: asyncio.Event, seconds: float) -> None:
+    """Returns when one of ``events`` is set, or after ``seconds``."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*waits, return_exceptions=True)

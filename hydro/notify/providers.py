@@ -5,25 +5,26 @@ raises :class:`SmsError`, which says whether trying again may help (429, 5xx, ne
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Protocol, TextIO
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from hydro.errors import HydroError
 from hydro.models import mask_phone
+from hydro.store.outbox import OutgoingSms
 
-
-@dataclass(frozen=True, slots=True)
-class OutgoingSms:
-    outbox_id: int
-    station: str | None
-    role: str
-    person: str
-    phone: str
-    body: str
+__all__ = [
+    "ConsoleProvider",
+    "OutgoingSms",
+    "SmsError",
+    "SmsProvider",
+    "TwilioProvider",
+]
 
 
 class SmsError(HydroError):
@@ -72,7 +73,10 @@ _ROLE_NAMES = {
 class TwilioProvider:
     """The real ``twilio`` client; ``base_url`` points it at a Twilio-compatible endpoint.
 
-    The client is synchronous (requests), so each send runs in a worker thread.
+    The client is synchronous (requests), so each send runs in a worker thread, which
+    ``timeout`` (seconds, for the connection and for each wait for the answer) frees. The Account
+    SID is part of every request's URL, which the client and urllib3 log and network errors
+    quote: all of them reach hydro's log and the outbox with the SID and auth token masked.
     """
 
     name = "twilio"
@@ -85,8 +89,13 @@ class TwilioProvider:
         *,
         base_url: str | None = None,
         status_callback: str | None = None,
+        timeout: float = 10.0,
     ) -> None:
-        self._client = Client(account_sid, auth_token)
+        self._secrets = (account_sid, auth_token)
+        _masked_in_logs.secrets.update(self._secrets)
+        self._client = Client(
+            account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout)
+        )
         if base_url:
             self._client.api.base_url = base_url.rstrip("/")
         self._sender = sender
@@ -107,10 +116,48 @@ class TwilioProvider:
             retryable = exc.status == 429 or exc.status >= 500
             code = str(exc.code) if exc.code is not None else str(exc.status)
             raise SmsError(
-                f"twilio answered {exc.status} (code {code}): {exc.msg}",
+                _mask(f"twilio answered {exc.status} (code {code}): {exc.msg}", self._secrets),
                 retryable=retryable,
                 code=code,
-            ) from exc
+            ) from None  # the cause quotes the URL, and with it the Account SID
         except (TwilioException, OSError) as exc:
-            raise SmsError(f"twilio unreachable: {exc}", retryable=True) from exc
+            raise SmsError(
+                _mask(f"twilio unreachable: {exc}", self._secrets), retryable=True
+            ) from None
         return str(message.sid)
+
+
+def _mask(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, f"{secret[:2]}…{secret[-4:]}" if len(secret) > 8 else "…")
+    return text
+
+
+class _MaskSecrets(logging.Filter):
+    """Masks the secrets of every Twilio provider in the log records of the libraries that
+    carry its requests: the twilio client logs each URL at INFO, urllib3 at DEBUG."""
+
+    LOGGERS = (
+        "twilio.http_client",
+        "urllib3.connectionpool",
+        "urllib3.connection",
+        "urllib3.poolmanager",
+        "urllib3.response",
+        "urllib3.util.retry",
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+        for name in self.LOGGERS:
+            logging.getLogger(name).addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        masked = _mask(text, self.secrets)
+        if masked != text:
+            record.msg, record.args = masked, None
+        return True
+
+
+_masked_in_logs = _MaskSecrets()

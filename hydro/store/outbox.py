@@ -1,4 +1,11 @@
-"""Delivery receipts for sent SMS, and notices to the duty officers when one does not arrive.
+"""The SMS outbox's life after queueing: claims by a sender, outcomes, delivery receipts, and
+notices to the duty officers when a message does not arrive.
+
+A sender *claims* due rows (``sending``, with its name and a lease) and commits before it calls
+the provider; a row that waited long for its turn has its lease renewed before the call, only
+while the claim is still the sender's own (``attempts`` fences it: a row queued again and claimed
+anew has a higher count), so a row is never in two senders' hands. A row whose lease has run
+out lost its sender (a crash, a kill, a host gone) and is queued again by whoever looks next.
 
 A receipt (Twilio's status callback) is kept as it came, then applied to its outbox row if it is
 a step forward: ``sent`` -> ``delivered`` | ``undelivered`` | ``failed``. Receipts arrive out of
@@ -8,6 +15,7 @@ commit); such an early receipt is applied when the dispatcher records the send.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -54,6 +62,131 @@ FROM (
 WHERE o.provider_id = r.provider_id AND o.status = 'sent'
 RETURNING o.id, o.station, o.role, o.person, o.phone, o.status, o.error_code
 """
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingSms:
+    """One outbox row's message, as a provider is handed it."""
+
+    outbox_id: int
+    station: str | None
+    role: str
+    person: str
+    phone: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """An outbox row a sender holds, and the attempt this claim is."""
+
+    sms: OutgoingSms
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Abandoned:
+    """A row queued again because its sender's lease ran out while it was ``sending``."""
+
+    outbox_id: int
+    claimed_by: str | None  # None: left by a hydro from before leases
+
+
+_CLAIM = """
+UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_by = %s,
+    lease_until = now() + %s, updated_at = now()
+WHERE id IN (
+    SELECT id FROM outbox
+    WHERE status = 'queued' AND next_attempt_at <= now()
+    ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+)
+RETURNING id, station, role, person, phone, body, attempts
+"""
+
+
+async def requeue_abandoned(conn: Connection) -> list[Abandoned]:
+    """Queues again the rows whose sender's lease has run out."""
+    with translate_errors("queueing abandoned SMS again"):
+        cur = await conn.execute(
+            "UPDATE outbox o SET status = 'queued', claimed_by = NULL, lease_until = NULL,"
+            " updated_at = now()"
+            " FROM (SELECT id, claimed_by FROM outbox WHERE status = 'sending'"
+            "  AND (lease_until IS NULL OR lease_until < now()) FOR UPDATE SKIP LOCKED) gone"
+            " WHERE o.id = gone.id RETURNING o.id, gone.claimed_by"
+        )
+        rows = await cur.fetchall()
+    return [Abandoned(int(str(r[0])), None if r[1] is None else str(r[1])) for r in rows]
+
+
+async def claim_due(conn: Connection, sender: str, lease: dt.timedelta, limit: int) -> list[Claim]:
+    """Up to ``limit`` due rows, oldest first, now ``sending`` by ``sender``."""
+    with translate_errors("claiming SMS"):
+        cur = await conn.execute(_CLAIM, (sender, lease, limit))
+        rows = await cur.fetchall()
+    return [
+        Claim(
+            OutgoingSms(
+                int(str(r[0])),
+                None if r[1] is None else str(r[1]),
+                str(r[2]),
+                str(r[3]),
+                str(r[4]),
+                str(r[5]),
+            ),
+            int(str(r[6])),
+        )
+        for r in rows
+    ]
+
+
+async def renew_claim(conn: Connection, sender: str, claim: Claim, lease: dt.timedelta) -> bool:
+    """Extends the lease from now; False when the claim is no longer this sender's (it ran out
+    and the row was queued again): then the row must not be sent."""
+    with translate_errors(f"renewing the claim on outbox={claim.sms.outbox_id}"):
+        cur = await conn.execute(
+            "UPDATE outbox SET lease_until = now() + %s"
+            " WHERE id = %s AND status = 'sending' AND claimed_by = %s AND attempts = %s"
+            " RETURNING id",
+            (lease, claim.sms.outbox_id, sender, claim.attempts),
+        )
+        return await cur.fetchone() is not None
+
+
+async def mark_sent(conn: Connection, outbox_id: int, provider_id: str) -> bool:
+    """Records the provider's acceptance. Even when the claim ran out meanwhile, a message that
+    went out is recorded, so no sender sends it again; False when it was already recorded (a
+    sender that took the row over sent it too)."""
+    with translate_errors(f"recording outbox={outbox_id} as sent"):
+        cur = await conn.execute(
+            "UPDATE outbox SET status = 'sent', provider_id = %s, sent_at = now(),"
+            " updated_at = now(), last_error = NULL, lease_until = NULL"
+            " WHERE id = %s AND status IN ('queued', 'sending') RETURNING id",
+            (provider_id, outbox_id),
+        )
+        return await cur.fetchone() is not None
+
+
+async def mark_failed(
+    conn: Connection, sender: str, claim: Claim, error: str, retry_in: dt.timedelta | None
+) -> bool:
+    """Queues the row again after ``retry_in``, or fails it for good (None); False when the
+    claim is no longer this sender's, and then nothing is changed."""
+    with translate_errors(f"recording outbox={claim.sms.outbox_id} as not sent"):
+        cur = await conn.execute(
+            "UPDATE outbox SET status = %s, last_error = %s, updated_at = now(),"
+            " next_attempt_at = now() + %s, lease_until = NULL"
+            " WHERE id = %s AND status = 'sending' AND claimed_by = %s AND attempts = %s"
+            " RETURNING id",
+            (
+                "failed" if retry_in is None else "queued",
+                error,
+                retry_in or dt.timedelta(0),
+                claim.sms.outbox_id,
+                sender,
+                claim.attempts,
+            ),
+        )
+        return await cur.fetchone() is not None
 
 
 UndeliveredNotice = Callable[[Undelivered], str]  # the duty officers' SMS about one
