@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from hydro.alerts.evaluator import AlertEvaluator
 from hydro.config import AlertingConfig, DatabaseConfig
 from hydro.models import Reading
 from hydro.rules import load_rules
-from hydro.stations import load_registry
+from hydro.stations import Registry, load_registry
 from hydro.store.db import open_pool
 from hydro.store.readings import ReadingWriter
 from hydro.store.schema import migrate
@@ -298,3 +299,48 @@ def test_a_corrected_rain_report_replaces_its_value_and_a_restart_reloads_the_ra
         ]
 
     assert with_evaluator(pg_url, body) == [[], [], [("open", 50.0)]]
+
+
+def test_an_hourly_batch_station_is_silent_only_after_a_missed_batch(pg_url: str) -> None:
+    hefeng = "61901002"  # every 5 minutes, as by default
+    hourly = dataclasses.replace(REGISTRY.by_code[MAICHONG], report_interval=dt.timedelta(hours=1))
+    registry = Registry.of(hourly if s.code == MAICHONG else s for s in REGISTRY.stations)
+    clock = [NOW]
+
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, _: AlertEvaluator
+    ) -> list[list[tuple[str, str]]]:
+        ev = AlertEvaluator(AlertingConfig(), registry, RULES, pool, clock=lambda: clock[0])
+        await ev.load_state()
+        # The batch that arrived at NOW: twelve 5-minute values, the newest an hour old.
+        await writer.write(
+            [Reading(MAICHONG, minutes_ago(115 - 5 * i), water_level=771.0) for i in range(12)]
+        )
+        await writer.write([Reading(hefeng, minutes_ago(20), water_level=906.6)])
+        ticks = []
+        for minutes in (0, 9, 11):  # the next batch is due at NOW + 60 s
+            clock[0] = NOW + dt.timedelta(minutes=minutes)
+            report = await ev.tick()
+            ticks.append([(c.station, c.change.value) for c in report.changes])
+        return ticks
+
+    assert with_evaluator(pg_url, body) == [
+        [(hefeng, "open")],  # 20 minutes without a 5-minute report
+        [],  # between batches: the hourly station is not silent
+        [(MAICHONG, "open")],  # no observation for 71 minutes: a batch is missing
+    ]
+    assert rows(
+        pg_url,
+        "SELECT body FROM outbox WHERE station = '67901001' AND role = 'technical'",
+    ) == [
+        (
+            "黔东南州台江县麦冲水库"
+            + _local_time(minutes_ago(60))
+            + "起71分钟未收到监测数据,请尽快检查设备及通信",
+        )
+    ]
+
+
+def _local_time(at: dt.datetime) -> str:
+    local = at.astimezone(REGISTRY.by_code[MAICHONG].tz)
+    return f"自{local.month}月{local.day}日{local.hour}时{local.minute}分"

@@ -16,9 +16,11 @@ from hydro.rules.evaluate import (
     FamilyState,
     NewReadings,
     ThresholdTable,
+    evaluate_silence,
     evaluate_thresholds,
     local_month_day,
     rises,
+    silence_after,
 )
 from tests.support import station
 
@@ -156,3 +158,44 @@ def test_rise_is_measured_from_the_lowest_level_within_the_window() -> None:
     value = np.array([1.0, 0.8, 1.5, 2.0, 5.0, 5.6])
     # At 4000 s the window (3600 s) reaches back to 400 s: the lowest is then 1.5, not 0.8.
     assert rises(station, time, value, window=3600).round(2).tolist() == [0, 0, 0.7, 0.5, 0, 0.6]
+
+
+@pytest.mark.parametrize(
+    ("interval_min", "age_min", "silent"),
+    [
+        (5, 15, False),  # a 5-minute station: 15 minutes is the rule's own after
+        (5, 15.1, True),
+        (1, 15.1, True),  # reporting more often never makes the rule stricter
+        (60, 15.1, False),  # an hourly batch: its newest value ages an hour between batches
+        (60, 69, False),
+        (60, 70, False),
+        (60, 70.1, True),  # the batch is 10 minutes overdue: one missed batch
+        (1440, 1449, False),
+        (1440, 1451, True),
+    ],
+)
+def test_silence_is_judged_against_the_station_reporting_interval(
+    interval_min: int, age_min: float, silent: bool
+) -> None:
+    after = silence_after(900, np.array([interval_min * 60]))
+    now = 10_000_000
+    result = evaluate_silence(
+        np.array([now - age_min * 60]),
+        np.array([False]),
+        np.array([True]),
+        now=now,
+        after=after,
+    )
+    assert result.silent.tolist() == [silent]
+    assert result.began.tolist() == ([0] if silent else [])
+
+
+def test_silence_of_many_stations_at_once() -> None:
+    after = silence_after(900, np.array([300, 3600, 300, 3600, 300]))
+    now = 10_000_000
+    last_seen = now - np.array([1200.0, 1200.0, np.nan, 4500.0, 60.0])
+    was_silent = np.array([False, True, False, False, True])
+    result = evaluate_silence(last_seen, was_silent, np.ones(5, dtype=bool), now=now, after=after)
+    # never reported: no baseline, not silent; the hourly station reported again
+    assert result.silent.tolist() == [True, False, False, True, False]
+    assert (result.began.tolist(), result.ended.tolist()) == ([0, 3], [1, 4])

@@ -36,6 +36,7 @@ from hydro.rules.evaluate import (
     evaluate_thresholds,
     local_month_day,
     rises,
+    silence_after,
     single_threshold_table,
 )
 from hydro.rules.rainfall import (
@@ -103,6 +104,13 @@ class AlertEvaluator:
         self._silence_rules = tuple(r for r in rules.rules if isinstance(r, SilenceRule))
         self._silence_applies = [
             np.array([s.kind in rule.kinds for s in self._stations]) for rule in self._silence_rules
+        ]
+        intervals = np.array(
+            [int(s.report_interval.total_seconds()) for s in self._stations], dtype=np.int64
+        )
+        self._silence_after = [
+            silence_after(int(rule.after.total_seconds()), intervals)
+            for rule in self._silence_rules
         ]
         self._silent = [np.zeros(len(self._stations), dtype=bool) for _ in self._silence_rules]
         self._rise_rules = tuple(r for r in rules.rules if isinstance(r, RateOfRiseRule))
@@ -345,15 +353,15 @@ class AlertEvaluator:
             in_alert |= state.rank > 0
         changes: list[AlertChange] = []
         new_silent = []
-        for rule, applies, silent in zip(
-            self._silence_rules, self._silence_applies, self._silent, strict=True
+        for rule, applies, after, silent in zip(
+            self._silence_rules,
+            self._silence_applies,
+            self._silence_after,
+            self._silent,
+            strict=True,
         ):
             result = evaluate_silence(
-                last_seen,
-                silent,
-                applies,
-                now=int(now.timestamp()),
-                after=int(rule.after.total_seconds()),
+                last_seen, silent, applies, now=int(now.timestamp()), after=after
             )
             new_silent.append(result.silent)
             for index, kind in [(i, AlertChangeKind.OPEN) for i in result.began.tolist()] + [

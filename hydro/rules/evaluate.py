@@ -23,13 +23,14 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
-from hydro.models import Station
+from hydro.models import DEFAULT_REPORT_INTERVAL, Station
 from hydro.rules.loader import RuleSet
 from hydro.rules.model import LevelRule, RainfallRule
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+DEFAULT_INTERVAL_SECONDS = int(DEFAULT_REPORT_INTERVAL.total_seconds())
 
 
 class Change(IntEnum):
@@ -337,12 +338,27 @@ class Silences:
     ended: IntArray  # stations that reported again
 
 
+def silence_after(after: int, report_interval: IntArray) -> IntArray:
+    """Per station, the seconds without an observation after which it is silent: the rule's
+    ``after`` (written for a station reporting every 5 minutes) plus however much longer the
+    station's own reporting interval is. Between two hourly batches the newest observation
+    ages by an hour; only a batch overdue by the slack a 5-minute station has (``after`` - 5
+    minutes) makes it silent. Shorter intervals never make the rule stricter."""
+    return after + np.maximum(report_interval - DEFAULT_INTERVAL_SECONDS, 0)
+
+
 def evaluate_silence(
-    last_seen: FloatArray, silent: BoolArray, applies: BoolArray, *, now: int, after: int
+    last_seen: FloatArray,
+    silent: BoolArray,
+    applies: BoolArray,
+    *,
+    now: int,
+    after: IntArray | int,
 ) -> Silences:
-    """Stations with no reading for more than ``after`` seconds. ``last_seen`` is each station's
-    latest observation time in Unix seconds, NaN for a station that never reported: with no
-    baseline it is not called silent (a new registry must not page every station at once)."""
+    """Stations with no observation for more than ``after`` seconds (one per station, see
+    :func:`silence_after`). ``last_seen`` is each station's newest observation time in Unix
+    seconds, NaN for a station that never reported: with no baseline it is not called silent
+    (a new registry must not page every station at once)."""
     with np.errstate(invalid="ignore"):
         now_silent = applies & (now - last_seen > after)
     return Silences(
