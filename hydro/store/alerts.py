@@ -39,6 +39,15 @@ async def open_alert_states(conn: Connection) -> list[OpenAlertState]:
     return [OpenAlertState(str(s), str(f), int(str(r)), int(str(b))) for s, f, r, b in rows]
 
 
+async def count_open_alerts(conn: Connection) -> int:
+    """The one definition of "open alerts" every operator view shows: every alert not yet
+    cleared, whatever its rule, a station's silence included (people were paged for it)."""
+    with translate_errors("counting open alerts"):
+        cur = await conn.execute("SELECT count(*) FROM alerts WHERE state = 'open'")
+        row = await cur.fetchone()
+    return 0 if row is None else int(str(row[0]))
+
+
 _OPEN = """
 INSERT INTO alerts (station, family, rule_id, rank, severity, state, opened_at, peak_value, late,
                     last_notified_at)
