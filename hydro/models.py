@@ -153,6 +153,7 @@ class AlertChangeKind(StrEnum):
     ESCALATE = "escalate"
     CLEAR = "clear"
     REMIND = "remind"  # still active after alerting.repeat_interval
+    STEP_DOWN = "step_down"  # fell back below its rank's level, still above a lower one
 
 
 @dataclass(frozen=True, slots=True)

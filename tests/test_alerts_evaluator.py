@@ -344,3 +344,70 @@ def test_an_hourly_batch_station_is_silent_only_after_a_missed_batch(pg_url: str
 def _local_time(at: dt.datetime) -> str:
     local = at.astimezone(REGISTRY.by_code[MAICHONG].tz)
     return f"自{local.month}月{local.day}日{local.hour}时{local.minute}分"
+
+
+def test_a_river_steps_down_once_then_clears_and_each_sms_says_what_ended(pg_url: str) -> None:
+    hefeng = "61901002"  # warning 908.50, guaranteed 910.00
+
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter, ev: AlertEvaluator) -> None:
+        for minutes, level in ((60, 908.7), (55, 910.2), (50, 909.9), (45, 910.01)):
+            await writer.write([Reading(hefeng, minutes_ago(minutes), water_level=level)])
+        await ev.tick()  # opened, escalated; 909.9 and 910.01 flicker within the margin
+        for minutes, level in ((40, 909.5), (35, 909.6), (30, 909.98), (25, 909.7)):
+            await writer.write([Reading(hefeng, minutes_ago(minutes), water_level=level)])
+        await ev.tick()  # two readings below 保证 - 0.05: one step down, and no more
+        restarted = AlertEvaluator(AlertingConfig(), REGISTRY, RULES, pool, clock=lambda: NOW)
+        await restarted.load_state()
+        for minutes, level in ((20, 908.4), (15, 908.3), (10, 908.2)):
+            await writer.write([Reading(hefeng, minutes_ago(minutes), water_level=level)])
+        await restarted.tick()
+
+    with_evaluator(pg_url, body)
+    events = rows(
+        pg_url,
+        "SELECT e.change, e.rank, e.observed_at FROM alert_events e"
+        " JOIN alerts a ON a.id = e.alert_id WHERE a.family = 'river_level' ORDER BY e.id",
+    )
+    assert events == [
+        ("open", 1, minutes_ago(60)),
+        ("escalate", 2, minutes_ago(55)),
+        ("step_down", 1, minutes_ago(35)),
+        ("clear", 1, minutes_ago(15)),
+    ]
+    texts = rows(
+        pg_url,
+        "SELECT e.change, o.body FROM outbox o JOIN alert_events e ON e.id = o.event_id"
+        " JOIN alerts a ON a.id = o.alert_id WHERE a.family = 'river_level'"
+        " AND o.role = 'technical' AND e.change IN ('step_down', 'clear') ORDER BY o.id",
+    )
+    local = {m: _local_time(minutes_ago(m)).removeprefix("自") for m in (35, 15)}
+    assert texts == [
+        (
+            "step_down",
+            f"贵阳市开阳县禾丰水文站{local[35]}水位回落至909.60米,已低于保证水位910.00米,"
+            "降为黄色预警,请继续加强巡查",
+        ),
+        (
+            "clear",
+            f"贵阳市开阳县禾丰水文站{local[15]}水位回落至908.30米,已低于警戒水位908.50米,"
+            "黄色预警解除",  # the orange warning ended with the step down
+        ),
+    ]
+
+
+def test_a_restart_between_readings_below_steps_down_as_without_it(pg_url: str) -> None:
+    hefeng = "61901002"  # warning 908.50, guaranteed 910.00
+
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, ev: AlertEvaluator
+    ) -> list[tuple[str, int]]:
+        for minutes, level in ((15, 910.2), (10, 909.5)):  # 909.5 still holds 警戒
+            await writer.write([Reading(hefeng, minutes_ago(minutes), water_level=level)])
+            await ev.tick()
+        restarted = AlertEvaluator(AlertingConfig(), REGISTRY, RULES, pool, clock=lambda: NOW)
+        await restarted.load_state()
+        await writer.write([Reading(hefeng, minutes_ago(5), water_level=908.3)])
+        report = await restarted.tick()
+        return [(c.change.value, c.rank) for c in report.changes if c.family == "river_level"]
+
+    assert with_evaluator(pg_url, body) == [("step_down", 1)]  # not a clear
