@@ -6,7 +6,8 @@ Four kinds of rule, told apart by ``type``:
   levels from the registry. Threshold rules of one ``family`` escalate into each other by
   ``rank`` (警戒 -> 保证), and step down again.
 - ``rate_of_rise``: the water level rose more than ``rise`` metres within ``window``.
-- ``silence``: no reading for ``after``. A silent station keeps its level alerts open.
+- ``silence``: no observation for ``after`` (plus however much longer than 5 minutes the
+  station's ``report_interval`` is). A silent station keeps its level alerts open.
 - ``rainfall``: at least ``threshold`` mm within ``window`` (rainstorm signals blue to red).
   Rainfall rules of one ``family`` escalate into each other by ``rank``, like threshold rules,
   but never step down: a rainstorm signal stands until it clears.
