@@ -411,3 +411,26 @@ def test_a_restart_between_readings_below_steps_down_as_without_it(pg_url: str) 
         return [(c.change.value, c.rank) for c in report.changes if c.family == "river_level"]
 
     assert with_evaluator(pg_url, body) == [("step_down", 1)]  # not a clear
+
+
+def test_an_escalated_alert_clears_below_the_warning_level_and_says_so(pg_url: str) -> None:
+    hefeng = "61901002"  # warning 908.50, guaranteed 910.00
+
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter, ev: AlertEvaluator) -> None:
+        for minutes, level in ((15, 908.7), (10, 910.2), (5, 908.3), (0, 908.2)):
+            await writer.write([Reading(hefeng, minutes_ago(minutes), water_level=level)])
+        await ev.tick()
+
+    with_evaluator(pg_url, body)
+    local = _local_time(minutes_ago(0)).removeprefix("自")
+    assert rows(
+        pg_url,
+        "SELECT e.change, o.body FROM outbox o JOIN alert_events e ON e.id = o.event_id"
+        " JOIN alerts a ON a.id = o.alert_id WHERE a.family = 'river_level'"
+        " AND o.role = 'technical' AND e.change = 'clear'",
+    ) == [
+        (
+            "clear",
+            f"贵阳市开阳县禾丰水文站{local}水位回落至908.20米,已低于警戒水位908.50米,橙色预警解除",
+        )
+    ]
