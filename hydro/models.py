@@ -66,6 +66,10 @@ class FloodSeason:
         return key >= self.start or key <= self.end
 
 
+DEFAULT_REPORT_INTERVAL = dt.timedelta(minutes=5)
+MAX_REPORT_INTERVAL = dt.timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class Station:
     """One row of the station registry, validated."""
@@ -87,6 +91,8 @@ class Station:
     normal_level: float | None = None  # 正常蓄水位
     design_flood_level: float | None = None  # 设计洪水位
     persons: tuple[ResponsiblePerson, ...] = field(default=())
+    # How often its reports arrive (报送间隔): an hourly batch of 5-minute values is 1 hour.
+    report_interval: dt.timedelta = DEFAULT_REPORT_INTERVAL
 
     @cached_property
     def tz(self) -> ZoneInfo:
@@ -150,6 +156,7 @@ class AlertChangeKind(StrEnum):
     ESCALATE = "escalate"
     CLEAR = "clear"
     REMIND = "remind"  # still active after alerting.repeat_interval
+    STEP_DOWN = "step_down"  # fell back below its rank's level, still above a lower one
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from hydro.alerts.evaluator import AlertEvaluator
 from hydro.config import AlertingConfig, DatabaseConfig
 from hydro.models import Reading
 from hydro.rules import load_rules
-from hydro.stations import load_registry
+from hydro.stations import Registry, load_registry
 from hydro.store.db import open_pool
 from hydro.store.readings import ReadingWriter
 from hydro.store.schema import migrate
@@ -298,3 +299,138 @@ def test_a_corrected_rain_report_replaces_its_value_and_a_restart_reloads_the_ra
         ]
 
     assert with_evaluator(pg_url, body) == [[], [], [("open", 50.0)]]
+
+
+def test_an_hourly_batch_station_is_silent_only_after_a_missed_batch(pg_url: str) -> None:
+    hefeng = "61901002"  # every 5 minutes, as by default
+    hourly = dataclasses.replace(REGISTRY.by_code[MAICHONG], report_interval=dt.timedelta(hours=1))
+    registry = Registry.of(hourly if s.code == MAICHONG else s for s in REGISTRY.stations)
+    clock = [NOW]
+
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, _: AlertEvaluator
+    ) -> list[list[tuple[str, str]]]:
+        ev = AlertEvaluator(AlertingConfig(), registry, RULES, pool, clock=lambda: clock[0])
+        await ev.load_state()
+        # The batch that arrived at NOW: twelve 5-minute values, the newest an hour old.
+        await writer.write(
+            [Reading(MAICHONG, minutes_ago(115 - 5 * i), water_level=771.0) for i in range(12)]
+        )
+        await writer.write([Reading(hefeng, minutes_ago(20), water_level=906.6)])
+        ticks = []
+        for minutes in (0, 9, 11):  # the next batch is due at NOW + 60 s
+            clock[0] = NOW + dt.timedelta(minutes=minutes)
+            report = await ev.tick()
+            ticks.append([(c.station, c.change.value) for c in report.changes])
+        return ticks
+
+    assert with_evaluator(pg_url, body) == [
+        [(hefeng, "open")],  # 20 minutes without a 5-minute report
+        [],  # between batches: the hourly station is not silent
+        [(MAICHONG, "open")],  # no observation for 71 minutes: a batch is missing
+    ]
+    assert rows(
+        pg_url,
+        "SELECT body FROM outbox WHERE station = '67901001' AND role = 'technical'",
+    ) == [
+        (
+            "黔东南州台江县麦冲水库"
+            + _local_time(minutes_ago(60))
+            + "起71分钟未收到监测数据,请尽快检查设备及通信",
+        )
+    ]
+
+
+def _local_time(at: dt.datetime) -> str:
+    local = at.astimezone(REGISTRY.by_code[MAICHONG].tz)
+    return f"自{local.month}月{local.day}日{local.hour}时{local.minute}分"
+
+
+def test_a_river_steps_down_once_then_clears_and_each_sms_says_what_ended(pg_url: str) -> None:
+    hefeng = "61901002"  # warning 908.50, guaranteed 910.00
+
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter, ev: AlertEvaluator) -> None:
+        for minutes, level in ((60, 908.7), (55, 910.2), (50, 909.9), (45, 910.01)):
+            await writer.write([Reading(hefeng, minutes_ago(minutes), water_level=level)])
+        await ev.tick()  # opened, escalated; 909.9 and 910.01 flicker within the margin
+        for minutes, level in ((40, 909.5), (35, 909.6), (30, 909.98), (25, 909.7)):
+            await writer.write([Reading(hefeng, minutes_ago(minutes), water_level=level)])
+        await ev.tick()  # two readings below 保证 - 0.05: one step down, and no more
+        restarted = AlertEvaluator(AlertingConfig(), REGISTRY, RULES, pool, clock=lambda: NOW)
+        await restarted.load_state()
+        for minutes, level in ((20, 908.4), (15, 908.3), (10, 908.2)):
+            await writer.write([Reading(hefeng, minutes_ago(minutes), water_level=level)])
+        await restarted.tick()
+
+    with_evaluator(pg_url, body)
+    events = rows(
+        pg_url,
+        "SELECT e.change, e.rank, e.observed_at FROM alert_events e"
+        " JOIN alerts a ON a.id = e.alert_id WHERE a.family = 'river_level' ORDER BY e.id",
+    )
+    assert events == [
+        ("open", 1, minutes_ago(60)),
+        ("escalate", 2, minutes_ago(55)),
+        ("step_down", 1, minutes_ago(35)),
+        ("clear", 1, minutes_ago(15)),
+    ]
+    texts = rows(
+        pg_url,
+        "SELECT e.change, o.body FROM outbox o JOIN alert_events e ON e.id = o.event_id"
+        " JOIN alerts a ON a.id = o.alert_id WHERE a.family = 'river_level'"
+        " AND o.role = 'technical' AND e.change IN ('step_down', 'clear') ORDER BY o.id",
+    )
+    local = {m: _local_time(minutes_ago(m)).removeprefix("自") for m in (35, 15)}
+    assert texts == [
+        (
+            "step_down",
+            f"贵阳市开阳县禾丰水文站{local[35]}水位回落至909.60米,已低于保证水位910.00米,"
+            "降为黄色预警,请继续加强巡查",
+        ),
+        (
+            "clear",
+            f"贵阳市开阳县禾丰水文站{local[15]}水位回落至908.30米,已低于警戒水位908.50米,"
+            "黄色预警解除",  # the orange warning ended with the step down
+        ),
+    ]
+
+
+def test_a_restart_between_readings_below_steps_down_as_without_it(pg_url: str) -> None:
+    hefeng = "61901002"  # warning 908.50, guaranteed 910.00
+
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, ev: AlertEvaluator
+    ) -> list[tuple[str, int]]:
+        for minutes, level in ((15, 910.2), (10, 909.5)):  # 909.5 still holds 警戒
+            await writer.write([Reading(hefeng, minutes_ago(minutes), water_level=level)])
+            await ev.tick()
+        restarted = AlertEvaluator(AlertingConfig(), REGISTRY, RULES, pool, clock=lambda: NOW)
+        await restarted.load_state()
+        await writer.write([Reading(hefeng, minutes_ago(5), water_level=908.3)])
+        report = await restarted.tick()
+        return [(c.change.value, c.rank) for c in report.changes if c.family == "river_level"]
+
+    assert with_evaluator(pg_url, body) == [("step_down", 1)]  # not a clear
+
+
+def test_an_escalated_alert_clears_below_the_warning_level_and_says_so(pg_url: str) -> None:
+    hefeng = "61901002"  # warning 908.50, guaranteed 910.00
+
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter, ev: AlertEvaluator) -> None:
+        for minutes, level in ((15, 908.7), (10, 910.2), (5, 908.3), (0, 908.2)):
+            await writer.write([Reading(hefeng, minutes_ago(minutes), water_level=level)])
+        await ev.tick()
+
+    with_evaluator(pg_url, body)
+    local = _local_time(minutes_ago(0)).removeprefix("自")
+    assert rows(
+        pg_url,
+        "SELECT e.change, o.body FROM outbox o JOIN alert_events e ON e.id = o.event_id"
+        " JOIN alerts a ON a.id = o.alert_id WHERE a.family = 'river_level'"
+        " AND o.role = 'technical' AND e.change = 'clear'",
+    ) == [
+        (
+            "clear",
+            f"贵阳市开阳县禾丰水文站{local}水位回落至908.20米,已低于警戒水位908.50米,橙色预警解除",
+        )
+    ]

@@ -30,6 +30,7 @@ from hydro.notify.dispatcher import Dispatcher
 from hydro.rules.messages import undelivered_notice
 from hydro.store.db import open_pool
 from hydro.store.outbox import DutyNotices, apply_receipts, record_receipt
+from hydro.store.queries import StorageStatus, storage_status
 from hydro.store.readings import ReadingWriter
 from hydro.store.schema import migrate
 from tests.support import fetch
@@ -286,6 +287,28 @@ def test_summary_and_metrics_count_what_the_database_holds(api: Api) -> None:
     assert 'hydro_alerts_open{severity="orange"} 1.0' in metrics
     assert 'hydro_alerts_open{severity="yellow"} 2.0' in metrics
     assert 'hydro_sms{status="sent"} 12.0' in metrics
+
+
+def test_the_summary_and_hydro_status_count_open_alerts_alike_silence_included(api: Api) -> None:
+    async def both_fall_silent(pool: AsyncConnectionPool) -> StorageStatus:
+        config = _config(api.pg_url, 1, api.twilio, None)
+        later = NOW + dt.timedelta(minutes=20)
+        evaluator = AlertEvaluator(
+            config.alerting,
+            app.load_stations(config),
+            app.load_alert_rules(config),
+            pool,
+            clock=lambda: later,
+        )
+        await evaluator.load_state()
+        await evaluator.tick()
+        return await storage_status(pool)  # what `hydro status` prints
+
+    status = api.run(both_fall_silent)
+    summary = api.get("/api/v1/summary").json()
+    assert {s["code"] for s in summary["silent"]} == {MAICHONG, HEFENG}
+    # the three level and rise alerts, and the two silences
+    assert summary["open_alerts"] == status.open_alerts == 5
 
 
 def test_twilio_receipts_must_be_signed_and_undelivered_sms_reach_the_duty_officer(

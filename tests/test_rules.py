@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from hydro.cli import main
-from hydro.models import FloodSeason, StationKind
+from hydro.models import AlertChangeKind, FloodSeason, StationKind
 from hydro.rules import Severity, check_rules, load_rules, render
-from hydro.rules.levels import alert_levels, level_verdicts
+from hydro.rules.evaluate import by_family_and_rank
+from hydro.rules.levels import alert_levels, level_verdicts, threshold_sms
 from hydro.stations import load_registry
 from tests.support import station
 
@@ -19,6 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULTS = load_rules(REPO / "alert_rules")
 REGISTRY = load_registry(REPO / "stations", "Asia/Shanghai")
 MAY_7_0800 = dt.datetime(2026, 5, 7, 0, 0, tzinfo=dt.UTC)
+FAMILIES = by_family_and_rank(DEFAULTS.level_rules)[1]
 
 
 def sms(code: str, value: float, at: dt.datetime = MAY_7_0800) -> list[tuple[str, str]]:
@@ -48,6 +50,91 @@ def test_the_reference_message_word_for_word() -> None:
             "请及时复核并提醒相关责任人戒备,注意防范",
         )
     ]
+
+
+HEFENG_AT = "贵阳市开阳县禾丰水文站5月7日8时0分水位"  # warning 908.50, guaranteed 910.00
+MAICHONG_AT = "黔东南州台江县麦冲水库{}8时0分水位"  # 汛限 770.50 (05-01..09-30), 正常 771.50
+DECEMBER_1_0800 = dt.datetime(2026, 12, 1, 0, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("code", "change", "rank", "value", "at", "expected"),
+    [
+        (
+            "61901002",
+            AlertChangeKind.OPEN,
+            2,
+            910.20,
+            MAY_7_0800,
+            HEFENG_AT + "达到910.20米,超保证水位0.20米,请立即组织巡查防守,做好转移准备",
+        ),
+        # An escalated alert clears below the warning level: it names that level, and the
+        # orange warning it lifts.
+        (
+            "61901002",
+            AlertChangeKind.CLEAR,
+            2,
+            908.30,
+            MAY_7_0800,
+            HEFENG_AT + "回落至908.30米,已低于警戒水位908.50米,橙色预警解除",
+        ),
+        (
+            "61901002",
+            AlertChangeKind.CLEAR,
+            1,
+            908.30,
+            MAY_7_0800,
+            HEFENG_AT + "回落至908.30米,已低于警戒水位908.50米,黄色预警解除",
+        ),
+        (
+            "61901002",
+            AlertChangeKind.STEP_DOWN,
+            1,
+            909.50,
+            MAY_7_0800,
+            HEFENG_AT + "回落至909.50米,已低于保证水位910.00米,降为黄色预警,请继续加强巡查",
+        ),
+        (
+            "67901001",
+            AlertChangeKind.STEP_DOWN,
+            1,
+            771.00,
+            MAY_7_0800,
+            MAICHONG_AT.format("5月7日")
+            + "回落至771.00米,已低于正常水位771.50米,降为蓝色预警,请按调度规程控制水位",
+        ),
+        (
+            "67901001",
+            AlertChangeKind.CLEAR,
+            3,
+            770.00,
+            MAY_7_0800,
+            MAICHONG_AT.format("5月7日") + "回落至770.00米,已低于汛限水位770.50米,红色预警解除",
+        ),
+        # Out of the flood season the flood-limit level does not apply: the lowest is 正常.
+        (
+            "67901001",
+            AlertChangeKind.CLEAR,
+            3,
+            770.00,
+            DECEMBER_1_0800,
+            MAICHONG_AT.format("12月1日") + "回落至770.00米,已低于正常水位771.50米,红色预警解除",
+        ),
+    ],
+)
+def test_what_each_level_transition_says(
+    code: str,
+    change: AlertChangeKind,
+    rank: int,
+    value: float,
+    at: dt.datetime,
+    expected: str,
+) -> None:
+    family = next(f for f in FAMILIES if f[0].kinds == (REGISTRY.by_code[code].kind,))
+    assert (
+        threshold_sms(family, REGISTRY.by_code[code], change, rank, observed_at=at, value=value)
+        == expected
+    )
 
 
 @pytest.mark.parametrize(

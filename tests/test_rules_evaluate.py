@@ -16,9 +16,11 @@ from hydro.rules.evaluate import (
     FamilyState,
     NewReadings,
     ThresholdTable,
+    evaluate_silence,
     evaluate_thresholds,
     local_month_day,
     rises,
+    silence_after,
 )
 from tests.support import station
 
@@ -71,8 +73,32 @@ def run(
         # Clearing needs two consecutive readings below 775.0 - 0.05.
         ([775.2, 774.9, 775.1, 774.9, 774.94], [("OPEN", 1, 0, 775.2), ("CLEAR", 1, 20, 774.94)]),
         ([775.2, 774.94, 775.0, 774.9], [("OPEN", 1, 0, 775.2)]),
-        # Falling from guaranteed to between the levels does not step down, nor clear.
-        ([777.5, 776.0, 776.0, 774.0, 774.0], [("OPEN", 2, 0, 777.5), ("CLEAR", 2, 20, 774.0)]),
+        # Falling from guaranteed to between the levels steps down, with the clear's hysteresis.
+        (
+            [777.5, 776.0, 776.0, 774.0, 774.0],
+            [("OPEN", 2, 0, 777.5), ("STEP_DOWN", 1, 10, 776.0), ("CLEAR", 1, 20, 774.0)],
+        ),
+        # Flicker around the guaranteed level, within the margin: nothing after the open.
+        ([777.2, 776.97, 777.01, 776.96, 777.03, 776.99, 776.96], [("OPEN", 2, 0, 777.2)]),
+        # Below it by more than the margin, but never twice in a row: no step down either.
+        ([777.2, 776.9, 777.1, 776.9, 777.0, 776.9, 777.1], [("OPEN", 2, 0, 777.2)]),
+        # A step down, then back above: one escalation, then one step down again.
+        (
+            [777.2, 776.5, 776.5, 777.1, 776.5, 776.5],
+            [
+                ("OPEN", 2, 0, 777.2),
+                ("STEP_DOWN", 1, 10, 776.5),
+                ("ESCALATE", 2, 15, 777.1),
+                ("STEP_DOWN", 1, 25, 776.5),
+            ],
+        ),
+        # Straight below the warning level, but the reading before still held it: a step down
+        # first (clearing would skip the warning level's hysteresis), then the clear.
+        (
+            [777.5, 776.0, 774.0, 774.0, 774.0],
+            [("OPEN", 2, 0, 777.5), ("STEP_DOWN", 1, 10, 774.0), ("CLEAR", 1, 20, 774.0)],
+        ),
+        ([777.5, 774.0, 774.0], [("OPEN", 2, 0, 777.5), ("CLEAR", 2, 10, 774.0)]),
         # A back-filled batch with a peak inside opens at the peak's own time.
         ([770.0] * 5 + [775.4] + [770.0] * 3, [("OPEN", 1, 25, 775.4), ("CLEAR", 1, 35, 770.0)]),
         ([float("nan"), 775.5], [("OPEN", 1, 5, 775.5)]),  # a missing value is no reading
@@ -90,6 +116,11 @@ def test_river_series(series: list[float], expected: list[tuple[str, int, int, f
         ([770.5], 507, []),  # "above": at the level is not above
         ([771.54], 1201, [("OPEN", 2, 0, 771.54)]),  # 超正常蓄水位 applies all year
         ([771.6, 773.1], 507, [("OPEN", 2, 0, 771.6), ("ESCALATE", 3, 5, 773.1)]),
+        # From 设计 to between 汛限 and 正常 in the season: one step down, to the rank held.
+        ([773.5, 771.0, 771.0], 507, [("OPEN", 3, 0, 773.5), ("STEP_DOWN", 1, 10, 771.0)]),
+        ([773.5, 772.0, 771.0], 507, [("OPEN", 3, 0, 773.5), ("STEP_DOWN", 2, 10, 771.0)]),
+        # Out of season 汛限 does not apply: the same fall clears.
+        ([773.5, 771.0, 771.0], 1201, [("OPEN", 3, 0, 773.5), ("CLEAR", 3, 10, 771.0)]),
     ],
 )
 def test_reservoir_series(
@@ -110,6 +141,15 @@ def test_state_carries_from_tick_to_tick() -> None:
     cleared, states = run([774.0], states=states)
     assert cleared == [("CLEAR", 1, 0, 774.0)]
     assert states[RIVER_FAMILY].rank[0] == 0
+
+
+def test_a_step_down_under_way_carries_from_tick_to_tick() -> None:
+    first, states = run([777.5, 776.0])
+    assert first == [("OPEN", 2, 0, 777.5)]
+    assert (states[RIVER_FAMILY].below[0], states[RIVER_FAMILY].held[0]) == (1, 1)
+    stepped, states = run([774.0], states=states)
+    assert stepped == [("STEP_DOWN", 1, 0, 774.0)]  # 776.0 held the warning level
+    assert (states[RIVER_FAMILY].rank[0], states[RIVER_FAMILY].below[0]) == (1, 0)
 
 
 def test_many_stations_in_any_order() -> None:
@@ -156,3 +196,44 @@ def test_rise_is_measured_from_the_lowest_level_within_the_window() -> None:
     value = np.array([1.0, 0.8, 1.5, 2.0, 5.0, 5.6])
     # At 4000 s the window (3600 s) reaches back to 400 s: the lowest is then 1.5, not 0.8.
     assert rises(station, time, value, window=3600).round(2).tolist() == [0, 0, 0.7, 0.5, 0, 0.6]
+
+
+@pytest.mark.parametrize(
+    ("interval_min", "age_min", "silent"),
+    [
+        (5, 15, False),  # a 5-minute station: 15 minutes is the rule's own after
+        (5, 15.1, True),
+        (1, 15.1, True),  # reporting more often never makes the rule stricter
+        (60, 15.1, False),  # an hourly batch: its newest value ages an hour between batches
+        (60, 69, False),
+        (60, 70, False),
+        (60, 70.1, True),  # the batch is 10 minutes overdue: one missed batch
+        (1440, 1449, False),
+        (1440, 1451, True),
+    ],
+)
+def test_silence_is_judged_against_the_station_reporting_interval(
+    interval_min: int, age_min: float, silent: bool
+) -> None:
+    after = silence_after(900, np.array([interval_min * 60]))
+    now = 10_000_000
+    result = evaluate_silence(
+        np.array([now - age_min * 60]),
+        np.array([False]),
+        np.array([True]),
+        now=now,
+        after=after,
+    )
+    assert result.silent.tolist() == [silent]
+    assert result.began.tolist() == ([0] if silent else [])
+
+
+def test_silence_of_many_stations_at_once() -> None:
+    after = silence_after(900, np.array([300, 3600, 300, 3600, 300]))
+    now = 10_000_000
+    last_seen = now - np.array([1200.0, 1200.0, np.nan, 4500.0, 60.0])
+    was_silent = np.array([False, True, False, False, True])
+    result = evaluate_silence(last_seen, was_silent, np.ones(5, dtype=bool), now=now, after=after)
+    # never reported: no baseline, not silent; the hourly station reported again
+    assert result.silent.tolist() == [True, False, False, True, False]
+    assert (result.began.tolist(), result.ended.tolist()) == ([0, 3], [1, 4])

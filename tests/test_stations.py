@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,34 @@ def problems_in(tmp_path: Path, *rows: str, header: str = HEADER) -> list[str]:
 def test_each_bad_row_is_reported_with_its_line(tmp_path: Path, row: str, expected: str) -> None:
     problems = problems_in(tmp_path, GOOD_RIVER.replace("60000001", "60000009"), row)
     assert any(p.startswith(expected.replace("2:", "3:", 1)) for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("interval", "expected"),
+    [
+        ("0", "report_interval '0' is not a whole number of minutes between 1 and 1440"),
+        ("-5", "report_interval '-5' is not a whole number of minutes between 1 and 1440"),
+        ("7.5", "report_interval '7.5' is not a whole number of minutes between 1 and 1440"),
+        ("1441", "report_interval '1441' is not a whole number of minutes between 1 and 1440"),
+        ("hourly", "report_interval 'hourly' is not a whole number of minutes between 1 and 1440"),
+    ],
+)
+def test_a_reporting_interval_is_whole_minutes_up_to_a_day(
+    tmp_path: Path, interval: str, expected: str
+) -> None:
+    problems = problems_in(tmp_path, f"{GOOD_RIVER},{interval}", header=HEADER + ",report_interval")
+    assert problems == [f"2: station 60000001: {expected}"]
+
+
+def test_a_reporting_interval_defaults_to_five_minutes(tmp_path: Path) -> None:
+    path = tmp_path / "stations.csv"
+    rows = [f"{GOOD_RIVER},60", f"{GOOD_RIVER.replace('60000001', '60000002')},"]
+    path.write_text("\n".join([HEADER + ",报送间隔", *rows]) + "\n", encoding="utf-8")
+    hourly, default = load_registry(path, "Asia/Shanghai").stations
+    assert (hourly.report_interval, default.report_interval) == (
+        dt.timedelta(hours=1),
+        dt.timedelta(minutes=5),
+    )
 
 
 def test_duplicates_and_unknown_columns(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import psycopg
@@ -36,8 +36,10 @@ from hydro.rules.evaluate import (
     evaluate_thresholds,
     local_month_day,
     rises,
+    silence_after,
     single_threshold_table,
 )
+from hydro.rules.levels import threshold_sms
 from hydro.rules.rainfall import (
     SLOT_SECONDS,
     RainfallTable,
@@ -71,6 +73,7 @@ _KINDS = {
     Change.OPEN: AlertChangeKind.OPEN,
     Change.ESCALATE: AlertChangeKind.ESCALATE,
     Change.CLEAR: AlertChangeKind.CLEAR,
+    Change.STEP_DOWN: AlertChangeKind.STEP_DOWN,
 }
 
 
@@ -103,6 +106,13 @@ class AlertEvaluator:
         self._silence_rules = tuple(r for r in rules.rules if isinstance(r, SilenceRule))
         self._silence_applies = [
             np.array([s.kind in rule.kinds for s in self._stations]) for rule in self._silence_rules
+        ]
+        intervals = np.array(
+            [int(s.report_interval.total_seconds()) for s in self._stations], dtype=np.int64
+        )
+        self._silence_after = [
+            silence_after(int(rule.after.total_seconds()), intervals)
+            for rule in self._silence_rules
         ]
         self._silent = [np.zeros(len(self._stations), dtype=bool) for _ in self._silence_rules]
         self._rise_rules = tuple(r for r in rules.rules if isinstance(r, RateOfRiseRule))
@@ -149,6 +159,7 @@ class AlertEvaluator:
                 continue
             state.rank[station] = alert.rank
             state.below[station] = alert.below_count
+            state.held[station] = alert.below_held
         if self._rain_table.families:
             await self._reload_rain(conn, None)
         self._states = states
@@ -260,21 +271,36 @@ class AlertEvaluator:
             transitions.missing.tolist(),
             strict=True,
         ):
-            rule = rules[f][rank - 1]
+            family = rules[f]
+            rule = family[rank - 1]
             kind = _KINDS[Change(c)]
             observed_at = dt.datetime.fromtimestamp(t, dt.UTC)
+            station = self._stations[s]
+            if isinstance(rule, LevelRule):
+                text = threshold_sms(
+                    cast(tuple[LevelRule, ...], family),
+                    station,
+                    kind,
+                    rank,
+                    observed_at=observed_at,
+                    value=value,
+                )
+            else:
+                template = rule.clear_message if kind is AlertChangeKind.CLEAR else rule.message
+                text = _text(
+                    template, rule, station, observed_at, value, **_situation(rule, missing)
+                )
             changes.append(
                 _change(
                     rule,
-                    self._stations[s],
+                    station,
                     kind,
                     family=rule.family,
                     rank=rank,
                     observed_at=observed_at,
                     value=value,
                     late=observed_at < oldest_paged,
-                    template=rule.clear_message if kind is AlertChangeKind.CLEAR else rule.message,
-                    **_situation(rule, missing),
+                    body=text,
                 )
             )
         return changes
@@ -284,11 +310,15 @@ class AlertEvaluator:
         old_states: list[FamilyState],
         new_states: list[FamilyState],
         families: tuple[str, ...],
-    ) -> list[tuple[str, str, int]]:
-        counts: list[tuple[str, str, int]] = []
+    ) -> list[tuple[str, str, int, int]]:
+        counts: list[tuple[str, str, int, int]] = []
         for family, old, new in zip(families, old_states, new_states, strict=True):
-            moved = np.flatnonzero((new.below != old.below) & (new.rank > 0))
-            counts.extend((self._stations[s].code, family, int(new.below[s])) for s in moved)
+            moved = np.flatnonzero(
+                ((new.below != old.below) | (new.held != old.held)) & (new.rank > 0)
+            )
+            counts.extend(
+                (self._stations[s].code, family, int(new.below[s]), int(new.held[s])) for s in moved
+            )
         return counts
 
     def _reminders(
@@ -322,8 +352,14 @@ class AlertEvaluator:
                     observed_at=dt.datetime.fromtimestamp(seconds, dt.UTC),
                     value=value,
                     late=False,
-                    template=REMINDER_PREFIX + rule.message,
-                    **_situation(rule, missing),
+                    body=_text(
+                        REMINDER_PREFIX + rule.message,
+                        rule,
+                        self._stations[index],
+                        dt.datetime.fromtimestamp(seconds, dt.UTC),
+                        value,
+                        **_situation(rule, missing),
+                    ),
                 )
             )
         return reminders
@@ -345,15 +381,15 @@ class AlertEvaluator:
             in_alert |= state.rank > 0
         changes: list[AlertChange] = []
         new_silent = []
-        for rule, applies, silent in zip(
-            self._silence_rules, self._silence_applies, self._silent, strict=True
+        for rule, applies, after, silent in zip(
+            self._silence_rules,
+            self._silence_applies,
+            self._silence_after,
+            self._silent,
+            strict=True,
         ):
             result = evaluate_silence(
-                last_seen,
-                silent,
-                applies,
-                now=int(now.timestamp()),
-                after=int(rule.after.total_seconds()),
+                last_seen, silent, applies, now=int(now.timestamp()), after=after
             )
             new_silent.append(result.silent)
             for index, kind in [(i, AlertChangeKind.OPEN) for i in result.began.tolist()] + [
@@ -377,8 +413,14 @@ class AlertEvaluator:
                         observed_at=seen,
                         value=None,
                         late=False,
-                        template=template,
-                        silent_for=now - seen if kind is AlertChangeKind.OPEN else None,
+                        body=_text(
+                            template,
+                            rule,
+                            station,
+                            seen,
+                            None,
+                            silent_for=now - seen if kind is AlertChangeKind.OPEN else None,
+                        ),
                     )
                 )
         return new_silent, changes
@@ -503,9 +545,15 @@ class AlertEvaluator:
                         observed_at=observed_at,
                         value=float(level_at[(s, t)]),
                         late=late,
-                        template=template,
-                        rise=r,
-                        window=rule.window,
+                        body=_text(
+                            template,
+                            rule,
+                            target,
+                            observed_at,
+                            float(level_at[(s, t)]),
+                            rise=r,
+                            window=rule.window,
+                        ),
                     )
                 )
         return new_states, changes
@@ -523,6 +571,22 @@ def _situation(rule: LevelRule | RainfallRule, missing: int) -> dict[str, Any]:
     }
 
 
+def _text(
+    template: str | None,
+    rule: Rule,
+    station: Station,
+    observed_at: dt.datetime,
+    value: float | None,
+    **situation: Any,
+) -> str | None:
+    """The rule's template filled in, or None for a rule that stays quiet (no template)."""
+    if template is None:
+        return None
+    return render(
+        template, station, observed_at=observed_at, severity=rule.severity, value=value, **situation
+    )
+
+
 def _change(
     rule: Rule,
     station: Station,
@@ -533,21 +597,12 @@ def _change(
     observed_at: dt.datetime,
     value: float | None,
     late: bool,
-    template: str | None,
-    **situation: Any,
+    body: str | None,
 ) -> AlertChange:
     """One transition with the SMS it sends to each person the rule notifies: none when it is
-    late or the rule has no template for it (a rule that stays quiet when it clears)."""
+    late or there is nothing to say (a rule that stays quiet when it clears)."""
     messages: tuple[Sms, ...] = ()
-    if template is not None and not late:
-        body = render(
-            template,
-            station,
-            observed_at=observed_at,
-            severity=rule.severity,
-            value=value,
-            **situation,
-        )
+    if body is not None and not late:
         messages = tuple(
             Sms(person.role, person.name, person.phone, body)
             for person in station.persons

@@ -130,7 +130,7 @@ async def summary(ctx: Context, _: Viewer) -> Summary:
         stations_reporting_5m=counts.stations_reporting_5m,
         ingest_rate_per_s=counts.readings_5m / 300,
         last_received_at=counts.last_received_at,
-        open_alerts=sum(by_severity.values()),
+        open_alerts=counts.open_alerts,
         by_prefecture={p: dict(c) for p, c in sorted(by_prefecture.items())},
         by_severity=dict(by_severity),
         silent=silent,

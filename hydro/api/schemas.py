@@ -147,8 +147,9 @@ class Summary(BaseModel):
     stations_reporting_5m: int  # stations whose latest report arrived in the last 5 minutes
     ingest_rate_per_s: float  # readings observed in the last 5 minutes, per second
     last_received_at: dt.datetime | None
-    open_alerts: int
-    by_prefecture: dict[str, dict[str, int]]  # prefecture -> severity -> open alerts
+    open_alerts: int  # every open alert, silence included: what `hydro status` counts
+    # prefecture -> severity -> open alerts other than silence (silent stations: ``silent``)
+    by_prefecture: dict[str, dict[str, int]]
     by_severity: dict[str, int]
     silent: list[SilentStation]
     no_data: int  # registry stations that never reported

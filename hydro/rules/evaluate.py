@@ -1,9 +1,10 @@
 """Threshold evaluation for every station at once: readings in, alert transitions out. Pure.
 
 Each threshold-rule family (river 警戒 -> 保证, reservoir 汛限 -> 正常 -> 设计) is one alert per
-station that opens at the first rank crossed, escalates to higher ranks and never steps down; it
-clears only after ``clear_after`` consecutive readings below the family's lowest applicable level
-minus ``margin``, so a level flickering around a threshold cannot produce a storm of SMS.
+station that opens at the first rank crossed and escalates to higher ranks. It steps down, or
+clears, only after ``clear_after`` consecutive readings below its rank's level minus ``margin``:
+to the highest rank those readings still held, or cleared when none held even the lowest
+applicable level. A level flickering around a threshold cannot produce a storm of SMS.
 
 Readings are taken in observation-time order per station, however late they arrived: a peak
 inside a back-filled batch opens its alert at the peak's own time. The work is vectorised across
@@ -23,19 +24,21 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
-from hydro.models import Station
+from hydro.models import DEFAULT_REPORT_INTERVAL, Station
 from hydro.rules.loader import RuleSet
 from hydro.rules.model import LevelRule, RainfallRule
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+DEFAULT_INTERVAL_SECONDS = int(DEFAULT_REPORT_INTERVAL.total_seconds())
 
 
 class Change(IntEnum):
     OPEN = 1
     ESCALATE = 2
     CLEAR = 3
+    STEP_DOWN = 4
 
 
 @dataclass(frozen=True)
@@ -100,16 +103,26 @@ def _mmdd(month_day: tuple[int, int]) -> int:
     return month_day[0] * 100 + month_day[1]
 
 
+# A reading that holds every rank: rules that step down only by clearing (rainfall, rises).
+HOLDS_ALL = np.iinfo(np.int8).max
+
+
 @dataclass(frozen=True)
 class FamilyState:
-    """Per station: the rank its alert stands at (0: no alert) and its readings below clearing."""
+    """Per station: the rank its alert stands at (0: no alert), its consecutive readings below
+    that rank's level, and the highest rank those readings still held (what it steps down to)."""
 
     rank: npt.NDArray[np.int8]
     below: npt.NDArray[np.int16]
+    held: npt.NDArray[np.int8]
 
     @classmethod
     def empty(cls, stations: int) -> FamilyState:
-        return cls(np.zeros(stations, dtype=np.int8), np.zeros(stations, dtype=np.int16))
+        return cls(
+            np.zeros(stations, dtype=np.int8),
+            np.zeros(stations, dtype=np.int16),
+            np.zeros(stations, dtype=np.int8),
+        )
 
 
 @dataclass(frozen=True)
@@ -159,10 +172,8 @@ def evaluate_thresholds(
     new_states: list[FamilyState] = []
     found: list[tuple[npt.NDArray[Any], ...]] = []
     for f in range(len(table.families)):
-        reached, floor = _reached_and_floor(table, f, station, value, in_season)
-        state, hits = advance(
-            states[f], station, reached, value < floor - margin, rounds, clear_after=clear_after
-        )
+        reached, held = _reached_and_held(table, f, station, value, in_season, margin=margin)
+        state, hits = advance(states[f], station, reached, held, rounds, clear_after=clear_after)
         new_states.append(state)
         found += [
             found_columns(
@@ -212,41 +223,53 @@ def advance(
     state: FamilyState,
     station: IntArray,
     reached: npt.NDArray[np.int8],
-    low: BoolArray,
+    holds: npt.NDArray[np.int8],
     rounds: list[IntArray | slice],
     *,
     clear_after: int,
 ) -> tuple[FamilyState, Hits]:
     """The threshold lifecycle of one family, shared by every rule kind that has ranks.
 
-    Per reading, ``reached`` is the highest rank it crosses (0: none) and ``low`` whether it
-    counts towards clearing. An alert opens at the first rank crossed, escalates and never steps
-    down; it clears after ``clear_after`` consecutive low readings (any other reading resets).
+    Per reading, ``reached`` is the highest rank it crosses (0: none) and ``holds`` the highest
+    rank it stays within the clearing margin of (0: below them all; :data:`HOLDS_ALL` for rules
+    that never step down). An alert opens at the first rank crossed and escalates; after
+    ``clear_after`` consecutive readings below its rank (any other reading resets) it steps down
+    to the highest rank one of them held, or clears if none held any.
     """
     rank = state.rank.copy()
     below = state.below.copy()
+    held = state.held.copy()
     hits: Hits = []
     for at in rounds:
         # One reading per station at a time, all stations at once.
         index = np.arange(station.size)[at]
         s = station[at]
-        current, now_reached = rank[s], reached[at]
+        current, now_reached, now_holds = rank[s], reached[at], holds[at]
         opened = (current == 0) & (now_reached > 0)
         escalated = (current > 0) & (now_reached > current)
-        is_low = (current > 0) & low[at]
-        counted = np.where(is_low, below[s] + 1, 0)
-        cleared = is_low & (counted >= clear_after)
+        is_below = (current > 0) & (now_holds < current)
+        counted = np.where(is_below, below[s] + 1, 0)
+        still_held = np.where(is_below, np.maximum(held[s], now_holds), 0).astype(np.int8)
+        done = is_below & (counted >= clear_after)
+        cleared = done & (still_held == 0)
+        stepped = done & (still_held > 0)
         for change, mask, new_rank in (
             (Change.OPEN, opened, now_reached),
             (Change.ESCALATE, escalated, now_reached),
+            (Change.STEP_DOWN, stepped, still_held),
             (Change.CLEAR, cleared, current),
         ):
             hit = np.flatnonzero(mask)
             if hit.size:
                 hits.append((change, index[hit], new_rank[hit]))
-        rank[s] = np.where(opened | escalated, now_reached, np.where(cleared, 0, current))
-        below[s] = np.where(cleared, 0, counted)
-    return FamilyState(rank, below), hits
+        rank[s] = np.where(
+            opened | escalated,
+            now_reached,
+            np.where(cleared, 0, np.where(stepped, still_held, current)),
+        )
+        below[s] = np.where(done, 0, counted)
+        held[s] = np.where(done, 0, still_held)
+    return FamilyState(rank, below, held), hits
 
 
 def in_station_order(readings: NewReadings) -> tuple[IntArray, IntArray, FloatArray, IntArray]:
@@ -268,13 +291,19 @@ def in_station_order(readings: NewReadings) -> tuple[IntArray, IntArray, FloatAr
     return station, time, value, mmdd
 
 
-def _reached_and_floor(
-    table: ThresholdTable, family: int, station: IntArray, value: FloatArray, in_season: BoolArray
-) -> tuple[npt.NDArray[np.int8], FloatArray]:
-    """Per reading: the highest rank it crosses (0: none), and the lowest level that applies
-    to it, below which (minus the margin) the family's alert clears."""
+def _reached_and_held(
+    table: ThresholdTable,
+    family: int,
+    station: IntArray,
+    value: FloatArray,
+    in_season: BoolArray,
+    *,
+    margin: float,
+) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int8]]:
+    """Per reading: the highest rank it crosses (0: none), and the highest rank whose level
+    minus the margin it is not below (0: below every level that applies: it counts to clear)."""
     reached = np.zeros(station.size, dtype=np.int8)
-    floor = np.full(station.size, np.inf)
+    held = np.zeros(station.size, dtype=np.int8)
     every = station.size == table.stations and bool(np.all(station == np.arange(station.size)))
     with np.errstate(invalid="ignore"):
         for rank, row in enumerate(table.levels[family], start=1):
@@ -284,8 +313,8 @@ def _reached_and_floor(
                 applicable &= in_season
             above = value > level if table.strict[family][rank - 1] else value >= level
             reached[applicable & above] = rank  # ranks ascend: the highest crossed wins
-            np.fmin(floor, np.where(applicable, level, np.inf), out=floor)
-    return reached, floor
+            held[applicable & (value >= level - margin)] = rank
+    return reached, held
 
 
 def _in_season(table: ThresholdTable, station: IntArray, mmdd: IntArray) -> BoolArray:
@@ -337,12 +366,27 @@ class Silences:
     ended: IntArray  # stations that reported again
 
 
+def silence_after(after: int, report_interval: IntArray) -> IntArray:
+    """Per station, the seconds without an observation after which it is silent: the rule's
+    ``after`` (written for a station reporting every 5 minutes) plus however much longer the
+    station's own reporting interval is. Between two hourly batches the newest observation
+    ages by an hour; only a batch overdue by the slack a 5-minute station has (``after`` - 5
+    minutes) makes it silent. Shorter intervals never make the rule stricter."""
+    return after + np.maximum(report_interval - DEFAULT_INTERVAL_SECONDS, 0)
+
+
 def evaluate_silence(
-    last_seen: FloatArray, silent: BoolArray, applies: BoolArray, *, now: int, after: int
+    last_seen: FloatArray,
+    silent: BoolArray,
+    applies: BoolArray,
+    *,
+    now: int,
+    after: IntArray | int,
 ) -> Silences:
-    """Stations with no reading for more than ``after`` seconds. ``last_seen`` is each station's
-    latest observation time in Unix seconds, NaN for a station that never reported: with no
-    baseline it is not called silent (a new registry must not page every station at once)."""
+    """Stations with no observation for more than ``after`` seconds (one per station, see
+    :func:`silence_after`). ``last_seen`` is each station's newest observation time in Unix
+    seconds, NaN for a station that never reported: with no baseline it is not called silent
+    (a new registry must not page every station at once)."""
     with np.errstate(invalid="ignore"):
         now_silent = applies & (now - last_seen > after)
     return Silences(

@@ -4,11 +4,13 @@ Four kinds of rule, told apart by ``type``:
 
 - ``threshold``: a water level at or above (or above) one of the station's characteristic
   levels from the registry. Threshold rules of one ``family`` escalate into each other by
-  ``rank`` (警戒 -> 保证).
+  ``rank`` (警戒 -> 保证), and step down again.
 - ``rate_of_rise``: the water level rose more than ``rise`` metres within ``window``.
-- ``silence``: no reading for ``after``. A silent station keeps its level alerts open.
+- ``silence``: no observation for ``after`` (plus however much longer than 5 minutes the
+  station's ``report_interval`` is). A silent station keeps its level alerts open.
 - ``rainfall``: at least ``threshold`` mm within ``window`` (rainstorm signals blue to red).
-  Rainfall rules of one ``family`` escalate into each other by ``rank``, like threshold rules.
+  Rainfall rules of one ``family`` escalate into each other by ``rank``, like threshold rules,
+  but never step down: a rainstorm signal stands until it clears.
 
 Pure data: evaluation and the alert lifecycle read these objects and never the YAML.
 """
@@ -20,7 +22,7 @@ import string
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from hydro.config import Duration
 from hydro.models import Role, StationKind
@@ -77,6 +79,16 @@ TEMPLATE_FIELDS: dict[str, object] = {
 }
 
 
+def _checked_template(template: str | None) -> str | None:
+    if template is not None:
+        check_template(template)
+    return template
+
+
+# A message a rule may leave out, its placeholders checked like every message's.
+OptionalTemplate = Annotated[str | None, AfterValidator(_checked_template)]
+
+
 class _Rule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -91,9 +103,7 @@ class _Rule(BaseModel):
     @field_validator("message", "clear_message")
     @classmethod
     def _known_placeholders(cls, template: str | None) -> str | None:
-        if template is not None:
-            check_template(template)
-        return template
+        return _checked_template(template)
 
     @field_validator("roles", "kinds")
     @classmethod
@@ -110,6 +120,9 @@ class LevelRule(_Rule):
     family: str
     rank: int = Field(ge=1)
     in_flood_season_only: bool = False
+    # Sent when an alert of a higher rank falls back to this one (保证 -> 警戒): people told of
+    # the higher level must hear that it is over, though the alert is not.
+    step_down_message: OptionalTemplate = None
 
     def crossed(self, value: float, level: float) -> bool:
         return value >= level if self.condition == "at_or_above" else value > level
@@ -151,14 +164,7 @@ class SilenceRule(_Rule):
     after: Duration = dt.timedelta(minutes=15)
     # Sent instead of ``message`` when the station has an open level alert: the alert stays
     # open (gauges are often destroyed at the peak) and people must know why data stopped.
-    during_alert_message: str | None = None
-
-    @field_validator("during_alert_message")
-    @classmethod
-    def _known_placeholders_during_alert(cls, template: str | None) -> str | None:
-        if template is not None:
-            check_template(template)
-        return template
+    during_alert_message: OptionalTemplate = None
 
 
 Rule = Annotated[

@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from hydro.models import Station
 from hydro.rules.evaluate import (
+    HOLDS_ALL,
     BoolArray,
     FamilyState,
     FloatArray,
@@ -238,7 +239,8 @@ def evaluate_rainfall(
             threshold = round(rule.threshold * 100)
             reached[applies & (acc.total[w] >= threshold)] = r + 1  # ranks ascend
             low &= ~applies | (acc.total[w] < threshold - round(rule.clear_margin * 100))
-        state, hits = advance(states[f], station, reached, low, rounds, clear_after=clear_after)
+        holds = np.where(low, 0, HOLDS_ALL).astype(np.int8)  # rain signals clear, never step down
+        state, hits = advance(states[f], station, reached, holds, rounds, clear_after=clear_after)
         new_states.append(state)
         for change, index, rank in hits:
             rows = np.asarray(windows)[rank.astype(np.int64) - 1]  # each rank's own window

@@ -8,6 +8,7 @@ station silently missing is a station nobody gets warned about.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 
 from hydro.errors import Problem, RegistryError
-from hydro.models import FloodSeason, ResponsiblePerson, Role, Station, StationKind
+from hydro.models import (
+    DEFAULT_REPORT_INTERVAL,
+    MAX_REPORT_INTERVAL,
+    FloodSeason,
+    ResponsiblePerson,
+    Role,
+    Station,
+    StationKind,
+)
 
 # The header names we write, each with the Chinese names operators' spreadsheets use.
 COLUMNS: Mapping[str, tuple[str, ...]] = {
@@ -45,6 +54,7 @@ COLUMNS: Mapping[str, tuple[str, ...]] = {
     "technical_phone": ("技术责任人电话",),
     "patrol_name": ("巡查责任人",),
     "patrol_phone": ("巡查责任人电话",),
+    "report_interval": ("报送间隔",),
 }
 REQUIRED_COLUMNS = ("code", "name", "kind", "prefecture", "county", "lat", "lon")
 _ALIASES = {alias: name for name, aliases in COLUMNS.items() for alias in (name, *aliases)}
@@ -187,6 +197,7 @@ def _station(row: Mapping[str, str], default_timezone: str, problems: list[str])
     except (ZoneInfoNotFoundError, ValueError):
         problems.append(f"{label}: unknown time zone {timezone!r}")
     persons = tuple(_persons(row, label, problems))
+    interval = _report_interval(row.get("report_interval", ""), label, problems)
     if problems or kind is None or lat is None or lon is None:
         return None
     return Station(
@@ -202,8 +213,23 @@ def _station(row: Mapping[str, str], default_timezone: str, problems: list[str])
         timezone=timezone,
         flood_season=season,
         persons=persons,
+        report_interval=interval,
         **levels,
     )
+
+
+def _report_interval(raw: str, label: str, problems: list[str]) -> dt.timedelta:
+    """Whole minutes, from one to a day: silence is judged against it, so a typo must not make
+    a station silent at once (0) or never (a year)."""
+    if not raw:
+        return DEFAULT_REPORT_INTERVAL
+    longest = int(MAX_REPORT_INTERVAL.total_seconds()) // 60
+    if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= longest:
+        return dt.timedelta(minutes=int(raw))
+    problems.append(
+        f"{label}: report_interval {raw!r} is not a whole number of minutes between 1 and {longest}"
+    )
+    return DEFAULT_REPORT_INTERVAL
 
 
 def _number(

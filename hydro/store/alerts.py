@@ -28,15 +28,28 @@ class OpenAlertState:
     family: str
     rank: int
     below_count: int
+    below_held: int  # the highest rank the readings counted in below_count held
 
 
 async def open_alert_states(conn: Connection) -> list[OpenAlertState]:
     with translate_errors("loading open alerts"):
         cur = await conn.execute(
-            "SELECT station, family, rank, below_count FROM alerts WHERE state = 'open'"
+            "SELECT station, family, rank, below_count, below_held FROM alerts WHERE state = 'open'"
         )
         rows = await cur.fetchall()
-    return [OpenAlertState(str(s), str(f), int(str(r)), int(str(b))) for s, f, r, b in rows]
+    return [
+        OpenAlertState(str(s), str(f), int(str(r)), int(str(b)), int(str(h)))
+        for s, f, r, b, h in rows
+    ]
+
+
+async def count_open_alerts(conn: Connection) -> int:
+    """The one definition of "open alerts" every operator view shows: every alert not yet
+    cleared, whatever its rule, a station's silence included (people were paged for it)."""
+    with translate_errors("counting open alerts"):
+        cur = await conn.execute("SELECT count(*) FROM alerts WHERE state = 'open'")
+        row = await cur.fetchone()
+    return 0 if row is None else int(str(row[0]))
 
 
 _OPEN = """
@@ -49,12 +62,18 @@ RETURNING id
 _ESCALATE = """
 UPDATE alerts SET rule_id = %(rule_id)s, rank = %(rank)s, severity = %(severity)s,
     escalated_at = %(observed_at)s, peak_value = greatest(peak_value, %(value)s), below_count = 0,
-    last_notified_at = now()
+    below_held = 0, last_notified_at = now()
 WHERE station = %(station)s AND family = %(family)s AND state = 'open'
 RETURNING id
 """
 _CLEAR = """
-UPDATE alerts SET state = 'cleared', cleared_at = %(observed_at)s, below_count = 0
+UPDATE alerts SET state = 'cleared', cleared_at = %(observed_at)s, below_count = 0, below_held = 0
+WHERE station = %(station)s AND family = %(family)s AND state = 'open'
+RETURNING id
+"""
+_STEP_DOWN = """
+UPDATE alerts SET rule_id = %(rule_id)s, rank = %(rank)s, severity = %(severity)s,
+    below_count = 0, below_held = 0, last_notified_at = now()
 WHERE station = %(station)s AND family = %(family)s AND state = 'open'
 RETURNING id
 """
@@ -89,6 +108,7 @@ async def record_changes(conn: Connection, changes: Sequence[AlertChange]) -> li
         AlertChangeKind.ESCALATE: _ESCALATE,
         AlertChangeKind.CLEAR: _CLEAR,
         AlertChangeKind.REMIND: _REMIND,
+        AlertChangeKind.STEP_DOWN: _STEP_DOWN,
     }
     recorded = []
     with translate_errors("recording alert changes"):
@@ -127,19 +147,22 @@ async def record_changes(conn: Connection, changes: Sequence[AlertChange]) -> li
     return recorded
 
 
-async def set_below_counts(conn: Connection, counts: Sequence[tuple[str, str, int]]) -> None:
-    """(station, family, consecutive readings below clearing) for open alerts that changed."""
+async def set_below_counts(conn: Connection, counts: Sequence[tuple[str, str, int, int]]) -> None:
+    """(station, family, consecutive readings below the alert's rank, the highest rank they
+    held) for open alerts that changed."""
     if not counts:
         return
     with translate_errors("recording alert hysteresis"):
         await conn.execute(
-            "UPDATE alerts a SET below_count = u.below FROM unnest(%b::text[], %b::text[],"
-            " %b::int4[]) AS u(station, family, below)"
+            "UPDATE alerts a SET below_count = u.below, below_held = u.held"
+            " FROM unnest(%b::text[], %b::text[], %b::int4[], %b::int4[])"
+            " AS u(station, family, below, held)"
             " WHERE a.station = u.station AND a.family = u.family AND a.state = 'open'",
             (
                 [c[0] for c in counts],
                 [c[1] for c in counts],
                 [c[2] for c in counts],
+                [c[3] for c in counts],
             ),
         )
 

@@ -12,6 +12,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from hydro.models import Reading
+from hydro.store.alerts import count_open_alerts
 from hydro.store.db import connection
 from hydro.store.schema import StorageMode, storage_mode
 
@@ -107,7 +108,7 @@ async def storage_status(pool: psycopg_pool.AsyncConnectionPool) -> StorageStatu
             "SELECT count(*) FROM reading_revisions"
             " WHERE replaced_at > now() - interval '24 hours'",
         )
-        open_alerts = await _scalar(conn, "SELECT count(*) FROM alerts WHERE state = 'open'")
+        open_alerts = await count_open_alerts(conn)
         backlog = await _scalar(conn, "SELECT count(*) FROM ingest_journal")
         cur = await conn.execute("SELECT status, count(*) FROM outbox GROUP BY status")
         outbox = {str(status): int(str(n)) for status, n in await cur.fetchall()}
@@ -121,7 +122,7 @@ async def storage_status(pool: psycopg_pool.AsyncConnectionPool) -> StorageStatu
         latest_received=latest_received if isinstance(latest_received, dt.datetime) else None,
         quarantined_24h=int(str(quarantined)),
         revisions_24h=int(str(revisions)),
-        open_alerts=int(str(open_alerts)),
+        open_alerts=open_alerts,
         journal_backlog=int(str(backlog)),
         outbox=outbox,
     )
@@ -224,6 +225,7 @@ async def station_series(
 @dataclass(frozen=True, slots=True)
 class DeliveryCounts:
     alerts_by_state: dict[str, int]
+    open_alerts: int  # as `hydro status` counts them: silence alerts included
     sms_by_status: dict[str, int]
     journal_backlog: int
     stations_reporting_5m: int
@@ -237,6 +239,7 @@ async def delivery_counts(pool: psycopg_pool.AsyncConnectionPool) -> DeliveryCou
     async with connection(pool, "counting alerts, SMS and backlog") as conn:
         cur = await conn.execute("SELECT state, count(*) FROM alerts GROUP BY state")
         by_state = {str(state): int(str(n)) for state, n in await cur.fetchall()}
+        open_alerts = await count_open_alerts(conn)
         cur = await conn.execute("SELECT status, count(*) FROM outbox GROUP BY status")
         by_status = {str(status): int(str(n)) for status, n in await cur.fetchall()}
         backlog = await _scalar(conn, "SELECT count(*) FROM ingest_journal")
@@ -251,6 +254,7 @@ async def delivery_counts(pool: psycopg_pool.AsyncConnectionPool) -> DeliveryCou
     assert row is not None
     return DeliveryCounts(
         by_state,
+        open_alerts,
         by_status,
         int(str(backlog)),
         int(str(row[0])),
