@@ -66,7 +66,12 @@ def main() -> None:
                     env=env,
                 )
             try:
-                while "alerting: every" not in log.read_text(errors="replace"):
+                # Both the evaluator and the subscription: a first start has no session at the
+                # broker yet, so a crossing published before the subscription is not queued.
+                while not all(
+                    line in log.read_text(errors="replace")
+                    for line in ("alerting: every", "subscribed to")
+                ):
                     if hydro.poll() is not None:
                         raise SystemExit(log.read_text())
                     time.sleep(0.05)
