@@ -50,14 +50,21 @@ def timescaledb_installed() -> bool:
 
 
 class LocalPostgres:
-    """One cluster in ``data_dir``; reusing the folder keeps its databases and its port."""
+    """One cluster in ``data_dir``; reusing the folder keeps its databases and its port.
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    Where TimescaleDB is installed it is preloaded, unless ``preload_timescaledb`` is False: a
+    server whose administrator installed the package but did not configure it.
+    """
+
+    def __init__(
+        self, data_dir: Path, port: int | None = None, *, preload_timescaledb: bool = True
+    ) -> None:
         self.data_dir = data_dir
         self._pgdata = data_dir / "pgdata"
         self._log = data_dir / "postgres.log"
         self._owner = service_user("postgres")
         self.has_timescaledb = timescaledb_installed()
+        self._preload_timescaledb = preload_timescaledb
         port_file = data_dir / "port"
         if port is None and port_file.is_file():
             port = int(port_file.read_text())
@@ -145,7 +152,7 @@ class LocalPostgres:
             "shared_buffers = 256MB",
             "timezone = 'UTC'",
         ]
-        if self.has_timescaledb:
+        if self.has_timescaledb and self._preload_timescaledb:
             settings += [
                 "shared_preload_libraries = 'timescaledb'",
                 "timescaledb.telemetry_level = off",

@@ -23,7 +23,7 @@ from psycopg import sql
 
 from hydro.config import DatabaseConfig
 from hydro.errors import StorageError
-from hydro.store.db import translate_errors
+from hydro.store.db import conninfo, translate_errors
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ async def _apply_layout(
             )
         await _plain_layout(conn, default_timezone)
         return StorageMode.POSTGRESQL, None
-    version = await _enable_timescaledb(conn, required=config.timescaledb == "required")
+    version = await _enable_timescaledb(conn, config, required=config.timescaledb == "required")
     if version is None:
         await _plain_layout(conn, default_timezone)
         return StorageMode.POSTGRESQL, None
@@ -133,7 +133,7 @@ async def _apply_layout(
 
 
 async def _enable_timescaledb(
-    conn: psycopg.AsyncConnection[tuple[object, ...]], *, required: bool
+    conn: psycopg.AsyncConnection[tuple[object, ...]], config: DatabaseConfig, *, required: bool
 ) -> str | None:
     cur = await conn.execute(
         "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
@@ -143,18 +143,35 @@ async def _enable_timescaledb(
             raise StorageError("database.timescaledb is 'required' but it is not installed")
         log.warning("timescaledb extension not installed: using plain PostgreSQL")
         return None
-    try:
-        async with conn.transaction():
-            await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-    except psycopg.errors.Error as exc:
-        # Installed but not in shared_preload_libraries: the server must be configured first.
-        if required:
-            raise StorageError(f"cannot enable timescaledb: {exc}") from exc
-        log.warning("timescaledb installed but cannot be enabled (%s): using plain PostgreSQL", exc)
-        return None
+    # On a connection of its own: where the library is installed but not preloaded, the server
+    # ends the session that asks for it (FATAL), and the migration goes on over ``conn``.
+    async with await psycopg.AsyncConnection.connect(conninfo(config), autocommit=True) as probe:
+        try:
+            await probe.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        except psycopg.Error as exc:
+            reason = _why_not_enabled(exc)
+            if required:
+                raise StorageError(
+                    f"database.timescaledb is 'required' but it cannot be enabled: {reason}"
+                ) from exc
+            log.warning(
+                "timescaledb is installed but cannot be enabled: %s; using plain PostgreSQL",
+                reason,
+            )
+            return None
     cur = await conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
     row = await cur.fetchone()
     return str(row[0]) if row else None
+
+
+def _why_not_enabled(exc: psycopg.Error) -> str:
+    message = exc.diag.message_primary or str(exc).partition("\n")[0]
+    if "preload" in message:
+        return (
+            f"{message} (add shared_preload_libraries = 'timescaledb' to postgresql.conf and"
+            " restart PostgreSQL)"
+        )
+    return message
 
 
 async def _is_hypertable(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> bool:
