@@ -27,7 +27,7 @@ from hydro.store.db import open_pool
 from hydro.store.readings import ReadingWriter
 from hydro.store.reports import HourlyRain
 from hydro.store.schema import migrate
-from tests.support import station
+from tests.support import refresh, station
 
 T = TypeVar("T")
 RULES = load_rules(Path(__file__).resolve().parent.parent / "alert_rules")
@@ -289,17 +289,6 @@ def test_the_job_reports_the_day_that_closed_before_its_time(
     now: dt.datetime, expected: dt.date
 ) -> None:
     assert last_ended_day(now, SHANGHAI, dt.time(8, 5)) == expected
-
-
-async def refresh(conn: psycopg.AsyncConnection[Any], view: str) -> None:
-    """Materialises ``view``, waiting out the refresh policy's own run if it is under way."""
-    for _ in range(100):
-        try:
-            await conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
-            return
-        except psycopg.errors.LockNotAvailable:
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"{view} stayed locked by a concurrent refresh")
 
 
 @pytest.mark.timescaledb

