@@ -16,6 +16,7 @@ from typing import Any
 import aiomqtt
 import psycopg
 import yaml
+from psycopg_pool import AsyncConnectionPool
 
 from hydro.config import Config
 from hydro.models import ResponsiblePerson, Role, Station, StationKind
@@ -171,17 +172,20 @@ async def _waiting_out_refreshes(
     raise AssertionError(f"{statement} {params}: stayed locked by a concurrent refresh")
 
 
-async def refresh(conn: psycopg.AsyncConnection[Any], view: str) -> None:
-    """Materialises all of ``view`` (``conn`` in autocommit)."""
-    await _waiting_out_refreshes(conn, "CALL refresh_continuous_aggregate(%s, NULL, NULL)", (view,))
+async def refresh(pool: AsyncConnectionPool, view: str) -> None:
+    """Materialises all of ``view``."""
+    async with await psycopg.AsyncConnection.connect(pool.conninfo, autocommit=True) as conn:
+        await _waiting_out_refreshes(
+            conn, "CALL refresh_continuous_aggregate(%s, NULL, NULL)", (view,)
+        )
 
 
-async def run_refresh_policies(conn: psycopg.AsyncConnection[Any]) -> None:
-    """Runs the continuous aggregates' refresh policies now, as TimescaleDB's scheduler would
-    (``conn`` in autocommit)."""
-    cur = await conn.execute(
-        "SELECT job_id FROM timescaledb_information.jobs"
-        " WHERE proc_name = 'policy_refresh_continuous_aggregate' ORDER BY job_id"
-    )
-    for (job,) in await cur.fetchall():
-        await _waiting_out_refreshes(conn, "CALL run_job(%s)", (job,))
+async def run_refresh_policies(pool: AsyncConnectionPool) -> None:
+    """Runs the continuous aggregates' refresh policies now, as TimescaleDB's scheduler would."""
+    async with await psycopg.AsyncConnection.connect(pool.conninfo, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT job_id FROM timescaledb_information.jobs"
+            " WHERE proc_name = 'policy_refresh_continuous_aggregate' ORDER BY job_id"
+        )
+        for (job,) in await cur.fetchall():
+            await _waiting_out_refreshes(conn, "CALL run_job(%s)", (job,))

@@ -305,10 +305,7 @@ def test_continuous_aggregates_and_plain_queries_give_the_same_report(
             for batch in ([Reading(GAUGE, today, rainfall=1.0)], storm_day()):
                 await writer.write(batch)
                 if mode == "required":
-                    async with pool.connection() as conn:
-                        await conn.set_autocommit(True)
-                        await run_refresh_policies(conn)
-                        await conn.set_autocommit(False)
+                    await run_refresh_policies(pool)
             return await reports.build(DAY)
 
         return with_reports(url, body, mode=mode)

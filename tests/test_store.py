@@ -233,11 +233,9 @@ def test_hydrological_day_runs_from_0800_to_0800_local(pg_url: str, mode: str) -
 
     async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> object:
         await writer.write(batch)
+        if mode == "required":
+            await refresh(pool, "readings_daily")
         async with pool.connection() as conn:
-            if mode == "required":
-                await conn.set_autocommit(True)
-                await refresh(conn, "readings_daily")
-                await conn.set_autocommit(False)
             cur = await conn.execute(
                 "SELECT (day_start AT TIME ZONE 'Asia/Shanghai')::text, readings, rainfall_sum,"
                 " water_level_max FROM readings_daily ORDER BY day_start"

@@ -86,10 +86,7 @@ def write_in_turn(url: str, mode: str, batches: list[list[Reading]]) -> Series:
             for batch in batches:
                 await writer.write(batch)
                 if mode == "required":
-                    async with pool.connection() as conn:
-                        await conn.set_autocommit(True)
-                        await run_refresh_policies(conn)
-                        await conn.set_autocommit(False)
+                    await run_refresh_policies(pool)
             return await series(pool)
 
     return asyncio.run(main())
@@ -127,10 +124,7 @@ def test_history_reaches_the_aggregates_when_a_plain_database_switches_to_timesc
             await ReadingWriter(pool).write(history)
             plain = await series(pool)
             assert (await _migrate(pool, config)).mode is StorageMode.TIMESCALEDB
-            async with pool.connection() as conn:
-                await conn.set_autocommit(True)
-                await run_refresh_policies(conn)
-                await conn.set_autocommit(False)
+            await run_refresh_policies(pool)
             return plain, await series(pool)
 
     plain, timescale = asyncio.run(main())
@@ -156,9 +150,8 @@ def test_migrate_replaces_refresh_policies_whose_window_changed(pg_url: str) -> 
     async def start(*, earlier_release: bool) -> Series:
         async with open_pool(config) as pool:
             await _migrate(pool, config)
-            async with pool.connection() as conn:
-                await conn.set_autocommit(True)
-                if earlier_release:
+            if earlier_release:
+                async with pool.connection() as conn:
                     for view, window in (
                         ("readings_hourly", "3 days"),
                         ("readings_daily", "10 days"),
@@ -169,9 +162,8 @@ def test_migrate_replaces_refresh_policies_whose_window_changed(pg_url: str) -> 
                             " '1 hour')",
                             (view, window),
                         )
-                    await ReadingWriter(pool).write(history)
-                await run_refresh_policies(conn)
-                await conn.set_autocommit(False)
+                await ReadingWriter(pool).write(history)
+            await run_refresh_policies(pool)
             return await series(pool)
 
     asyncio.run(start(earlier_release=False))
