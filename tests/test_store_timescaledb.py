@@ -33,6 +33,15 @@ async def _migrate(pool: Any, config: DatabaseConfig) -> MigrationReport:
         return await migrate(conn, config, ZONE)
 
 
+async def start(url: str, mode: str) -> MigrationReport:
+    """What ``hydro run`` does first: migrate, then write."""
+    config = DatabaseConfig(url=url, timescaledb=mode)
+    async with open_pool(config) as pool:
+        report = await _migrate(pool, config)
+        await ReadingWriter(pool).write([Reading("S1", NOW, water_level=1.0)])
+    return report
+
+
 def test_auto_falls_back_on_a_new_connection_when_timescaledb_is_not_preloaded(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -40,20 +49,31 @@ def test_auto_falls_back_on_a_new_connection_when_timescaledb_is_not_preloaded(
     server.start()
     try:
         url = server.create_database("hydro")
-
-        async def start(mode: str) -> MigrationReport:
-            config = DatabaseConfig(url=url, timescaledb=mode)
-            async with open_pool(config) as pool:
-                report = await _migrate(pool, config)
-                await ReadingWriter(pool).write([Reading("S1", NOW, water_level=1.0)])
-            return report
-
         with caplog.at_level(logging.WARNING, logger="hydro.store.schema"):
-            assert asyncio.run(start("auto")).mode is StorageMode.POSTGRESQL
+            assert asyncio.run(start(url, "auto")).mode is StorageMode.POSTGRESQL
         assert "shared_preload_libraries = 'timescaledb'" in caplog.text
         assert count_rows(url) == 1
         with pytest.raises(StorageError, match="shared_preload_libraries = 'timescaledb'"):
-            asyncio.run(start("required"))
+            asyncio.run(start(url, "required"))
+    finally:
+        server.stop()
+
+
+def test_a_hypertable_whose_server_lost_the_preload_refuses_to_start_with_the_hint(
+    tmp_path: Path,
+) -> None:
+    """Plain PostgreSQL is no way out when the readings are already in a hypertable."""
+    server = LocalPostgres(tmp_path / "pg")
+    server.start()
+    try:
+        url = server.create_database("hydro")
+        assert asyncio.run(start(url, "auto")).mode is StorageMode.TIMESCALEDB
+        server.preload_timescaledb = False  # postgresql.conf replaced by a server upgrade
+        server.restart()
+        for mode in ("auto", "required"):
+            with pytest.raises(StorageError, match="shared_preload_libraries = 'timescaledb'"):
+                asyncio.run(start(url, mode))
+        assert count_rows(url) == 1
     finally:
         server.stop()
 

@@ -76,8 +76,11 @@ async def migrate(
         await conn.set_autocommit(True)
         await conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
         try:
+            # Before any DDL: in a database holding the extension, DDL loads its library, and
+            # without the preload that ends the session.
+            ts_version = await _enable_timescaledb(conn, config)
             applied = await _apply_migrations(conn)
-            mode, ts_version = await _apply_layout(conn, config, default_timezone)
+            mode = await _apply_layout(conn, config, default_timezone, ts_version)
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
     log.info("storage mode: %s%s", mode, f" {ts_version}" if ts_version else "")
@@ -117,25 +120,26 @@ async def _apply_layout(
     conn: psycopg.AsyncConnection[tuple[object, ...]],
     config: DatabaseConfig,
     default_timezone: str,
-) -> tuple[StorageMode, str | None]:
-    if config.timescaledb == "off":
-        if await _is_hypertable(conn):
-            raise StorageError(
-                "database.timescaledb is 'off' but readings is already a TimescaleDB hypertable"
-            )
+    ts_version: str | None,
+) -> StorageMode:
+    if config.timescaledb == "off" and await _is_hypertable(conn):
+        raise StorageError(
+            "database.timescaledb is 'off' but readings is already a TimescaleDB hypertable"
+        )
+    if ts_version is None:
         await _plain_layout(conn, default_timezone)
-        return StorageMode.POSTGRESQL, None
-    version = await _enable_timescaledb(conn, config, required=config.timescaledb == "required")
-    if version is None:
-        await _plain_layout(conn, default_timezone)
-        return StorageMode.POSTGRESQL, None
+        return StorageMode.POSTGRESQL
     await _timescale_layout(conn, config, default_timezone)
-    return StorageMode.TIMESCALEDB, version
+    return StorageMode.TIMESCALEDB
 
 
 async def _enable_timescaledb(
-    conn: psycopg.AsyncConnection[tuple[object, ...]], config: DatabaseConfig, *, required: bool
+    conn: psycopg.AsyncConnection[tuple[object, ...]], config: DatabaseConfig
 ) -> str | None:
+    """The extension's version, or None where plain PostgreSQL is to be used."""
+    if config.timescaledb == "off":
+        return None
+    required = config.timescaledb == "required"
     cur = await conn.execute(
         "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
     )
@@ -149,11 +153,19 @@ async def _enable_timescaledb(
     async with await psycopg.AsyncConnection.connect(conninfo(config), autocommit=True) as probe:
         try:
             await probe.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            # Loads the library: an extension created before does not mean it is preloaded now.
+            await probe.execute("SELECT time_bucket(INTERVAL '1 hour', now())")
         except psycopg.Error as exc:
             reason = _why_not_enabled(exc)
             if required:
                 raise StorageError(
                     f"database.timescaledb is 'required' but it cannot be enabled: {reason}"
+                ) from exc
+            if await _extension_created(conn):
+                # Plain PostgreSQL is no way out: the library is needed for any DDL here.
+                raise StorageError(
+                    f"this database holds the timescaledb extension but it cannot be loaded:"
+                    f" {reason}"
                 ) from exc
             log.warning(
                 "timescaledb is installed but cannot be enabled: %s; using plain PostgreSQL",
@@ -175,9 +187,13 @@ def _why_not_enabled(exc: psycopg.Error) -> str:
     return message
 
 
-async def _is_hypertable(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> bool:
+async def _extension_created(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> bool:
     cur = await conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
-    if await cur.fetchone() is None:
+    return await cur.fetchone() is not None
+
+
+async def _is_hypertable(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> bool:
+    if not await _extension_created(conn):
         return False
     cur = await conn.execute(
         "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'readings'"
