@@ -16,6 +16,7 @@ from typing import Any
 import aiomqtt
 import psycopg
 import yaml
+from psycopg_pool import AsyncConnectionPool
 
 from hydro.config import Config
 from hydro.models import ResponsiblePerson, Role, Station, StationKind
@@ -155,3 +156,36 @@ def start_hydro(
 
 def readings_payload(codes: Iterable[str], times: Iterable[str], level: float) -> dict[str, Any]:
     return {"readings": [reading(code, t, water_level=level) for code in codes for t in times]}
+
+
+async def _waiting_out_refreshes(
+    conn: psycopg.AsyncConnection[Any], statement: str, params: tuple[object, ...]
+) -> None:
+    """TimescaleDB refuses a refresh while another one (its scheduler's policy run) holds an
+    overlapping window: wait for it rather than fail."""
+    for _ in range(300):
+        try:
+            await conn.execute(statement, params)
+            return
+        except psycopg.errors.LockNotAvailable:
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{statement} {params}: stayed locked by a concurrent refresh")
+
+
+async def refresh(pool: AsyncConnectionPool, view: str) -> None:
+    """Materialises all of ``view``."""
+    async with await psycopg.AsyncConnection.connect(pool.conninfo, autocommit=True) as conn:
+        await _waiting_out_refreshes(
+            conn, "CALL refresh_continuous_aggregate(%s, NULL, NULL)", (view,)
+        )
+
+
+async def run_refresh_policies(pool: AsyncConnectionPool) -> None:
+    """Runs the continuous aggregates' refresh policies now, as TimescaleDB's scheduler would."""
+    async with await psycopg.AsyncConnection.connect(pool.conninfo, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT job_id FROM timescaledb_information.jobs"
+            " WHERE proc_name = 'policy_refresh_continuous_aggregate' ORDER BY job_id"
+        )
+        for (job,) in await cur.fetchall():
+            await _waiting_out_refreshes(conn, "CALL run_job(%s)", (job,))

@@ -27,7 +27,7 @@ from hydro.store.db import open_pool
 from hydro.store.readings import ReadingWriter
 from hydro.store.reports import HourlyRain
 from hydro.store.schema import migrate
-from tests.support import station
+from tests.support import run_refresh_policies, station
 
 T = TypeVar("T")
 RULES = load_rules(Path(__file__).resolve().parent.parent / "alert_rules")
@@ -291,32 +291,21 @@ def test_the_job_reports_the_day_that_closed_before_its_time(
     assert last_ended_day(now, SHANGHAI, dt.time(8, 5)) == expected
 
 
-async def refresh(conn: psycopg.AsyncConnection[Any], view: str) -> None:
-    """Materialises ``view``, waiting out the refresh policy's own run if it is under way."""
-    for _ in range(100):
-        try:
-            await conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
-            return
-        except psycopg.errors.LockNotAvailable:
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"{view} stayed locked by a concurrent refresh")
-
-
 @pytest.mark.timescaledb
 def test_continuous_aggregates_and_plain_queries_give_the_same_report(
     pg_url: str, local_postgres: Any
 ) -> None:
+    """The day's readings arrive months late, after the refresh policies materialised today's."""
+
     def build(url: str, mode: str) -> DailyReport:
         async def body(
             pool: AsyncConnectionPool, writer: ReadingWriter, reports: DailyReports
         ) -> DailyReport:
-            await writer.write(storm_day())
-            if mode == "required":
-                async with pool.connection() as conn:
-                    await conn.set_autocommit(True)
-                    for view in ("readings_hourly", "readings_daily"):
-                        await refresh(conn, view)
-                    await conn.set_autocommit(False)
+            today = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+            for batch in ([Reading(GAUGE, today, rainfall=1.0)], storm_day()):
+                await writer.write(batch)
+                if mode == "required":
+                    await run_refresh_policies(pool)
             return await reports.build(DAY)
 
         return with_reports(url, body, mode=mode)

@@ -17,6 +17,7 @@ from hydro.store.db import open_pool
 from hydro.store.queries import QuarantineFilter, list_quarantine, station_readings, storage_status
 from hydro.store.readings import BatchOutcome, ReadingWriter
 from hydro.store.schema import StorageMode, bundled_migrations, migrate
+from tests.support import refresh
 
 T = TypeVar("T")
 T0 = dt.datetime(2026, 5, 7, 0, 0, tzinfo=dt.UTC)  # 08:00 in Asia/Shanghai
@@ -232,11 +233,9 @@ def test_hydrological_day_runs_from_0800_to_0800_local(pg_url: str, mode: str) -
 
     async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> object:
         await writer.write(batch)
+        if mode == "required":
+            await refresh(pool, "readings_daily")
         async with pool.connection() as conn:
-            if mode == "required":
-                await conn.execute(
-                    "CALL refresh_continuous_aggregate('readings_daily', NULL, NULL)"
-                )
             cur = await conn.execute(
                 "SELECT (day_start AT TIME ZONE 'Asia/Shanghai')::text, readings, rainfall_sum,"
                 " water_level_max FROM readings_daily ORDER BY day_start"

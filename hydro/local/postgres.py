@@ -50,14 +50,21 @@ def timescaledb_installed() -> bool:
 
 
 class LocalPostgres:
-    """One cluster in ``data_dir``; reusing the folder keeps its databases and its port."""
+    """One cluster in ``data_dir``; reusing the folder keeps its databases and its port.
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    Where TimescaleDB is installed it is preloaded, unless ``preload_timescaledb`` is False at
+    start: a server whose administrator installed the package but did not configure it.
+    """
+
+    def __init__(
+        self, data_dir: Path, port: int | None = None, *, preload_timescaledb: bool = True
+    ) -> None:
         self.data_dir = data_dir
         self._pgdata = data_dir / "pgdata"
         self._log = data_dir / "postgres.log"
         self._owner = service_user("postgres")
         self.has_timescaledb = timescaledb_installed()
+        self.preload_timescaledb = preload_timescaledb
         port_file = data_dir / "port"
         if port is None and port_file.is_file():
             port = int(port_file.read_text())
@@ -72,10 +79,12 @@ class LocalPostgres:
         if not (self._pgdata / "PG_VERSION").is_file():
             self._initdb()
         give_to(self.data_dir, self._owner)
+        # pg_ctl hands -o to the server through a shell: '' is an empty list of libraries.
+        options = [] if self.preload_timescaledb else ["-o", "-c shared_preload_libraries=''"]
         # After a SIGKILL the old server's children may hold shared memory for a moment.
         for attempt in range(20):
             try:
-                self._pg_ctl("start", "-w", "-t", "60", "-l", str(self._log))
+                self._pg_ctl("start", "-w", "-t", "60", "-l", str(self._log), *options)
                 break
             except LocalServiceError:
                 if attempt == 19:

@@ -13,6 +13,7 @@ An advisory lock serialises concurrent migrators (several ingest processes start
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
@@ -23,7 +24,7 @@ from psycopg import sql
 
 from hydro.config import DatabaseConfig
 from hydro.errors import StorageError
-from hydro.store.db import translate_errors
+from hydro.store.db import conninfo, translate_errors
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,11 @@ async def migrate(
         await conn.set_autocommit(True)
         await conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
         try:
+            # Before any DDL: in a database holding the extension, DDL loads its library, and
+            # without the preload that ends the session.
+            ts_version = await _enable_timescaledb(conn, config)
             applied = await _apply_migrations(conn)
-            mode, ts_version = await _apply_layout(conn, config, default_timezone)
+            mode = await _apply_layout(conn, config, default_timezone, ts_version)
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
     log.info("storage mode: %s%s", mode, f" {ts_version}" if ts_version else "")
@@ -116,25 +120,26 @@ async def _apply_layout(
     conn: psycopg.AsyncConnection[tuple[object, ...]],
     config: DatabaseConfig,
     default_timezone: str,
-) -> tuple[StorageMode, str | None]:
-    if config.timescaledb == "off":
-        if await _is_hypertable(conn):
-            raise StorageError(
-                "database.timescaledb is 'off' but readings is already a TimescaleDB hypertable"
-            )
+    ts_version: str | None,
+) -> StorageMode:
+    if config.timescaledb == "off" and await _is_hypertable(conn):
+        raise StorageError(
+            "database.timescaledb is 'off' but readings is already a TimescaleDB hypertable"
+        )
+    if ts_version is None:
         await _plain_layout(conn, default_timezone)
-        return StorageMode.POSTGRESQL, None
-    version = await _enable_timescaledb(conn, required=config.timescaledb == "required")
-    if version is None:
-        await _plain_layout(conn, default_timezone)
-        return StorageMode.POSTGRESQL, None
+        return StorageMode.POSTGRESQL
     await _timescale_layout(conn, config, default_timezone)
-    return StorageMode.TIMESCALEDB, version
+    return StorageMode.TIMESCALEDB
 
 
 async def _enable_timescaledb(
-    conn: psycopg.AsyncConnection[tuple[object, ...]], *, required: bool
+    conn: psycopg.AsyncConnection[tuple[object, ...]], config: DatabaseConfig
 ) -> str | None:
+    """The extension's version, or None where plain PostgreSQL is to be used."""
+    if config.timescaledb == "off":
+        return None
+    required = config.timescaledb == "required"
     cur = await conn.execute(
         "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
     )
@@ -143,23 +148,52 @@ async def _enable_timescaledb(
             raise StorageError("database.timescaledb is 'required' but it is not installed")
         log.warning("timescaledb extension not installed: using plain PostgreSQL")
         return None
-    try:
-        async with conn.transaction():
-            await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-    except psycopg.errors.Error as exc:
-        # Installed but not in shared_preload_libraries: the server must be configured first.
-        if required:
-            raise StorageError(f"cannot enable timescaledb: {exc}") from exc
-        log.warning("timescaledb installed but cannot be enabled (%s): using plain PostgreSQL", exc)
-        return None
+    # On a connection of its own: where the library is installed but not preloaded, the server
+    # ends the session that asks for it (FATAL), and the migration goes on over ``conn``.
+    async with await psycopg.AsyncConnection.connect(conninfo(config), autocommit=True) as probe:
+        try:
+            await probe.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            # Loads the library: an extension created before does not mean it is preloaded now.
+            await probe.execute("SELECT time_bucket(INTERVAL '1 hour', now())")
+        except psycopg.Error as exc:
+            reason = _why_not_enabled(exc)
+            if required:
+                raise StorageError(
+                    f"database.timescaledb is 'required' but it cannot be enabled: {reason}"
+                ) from exc
+            if await _extension_created(conn):
+                # Plain PostgreSQL is no way out: the library is needed for any DDL here.
+                raise StorageError(
+                    f"this database holds the timescaledb extension but it cannot be loaded:"
+                    f" {reason}"
+                ) from exc
+            log.warning(
+                "timescaledb is installed but cannot be enabled: %s; using plain PostgreSQL",
+                reason,
+            )
+            return None
     cur = await conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
     row = await cur.fetchone()
     return str(row[0]) if row else None
 
 
-async def _is_hypertable(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> bool:
+def _why_not_enabled(exc: psycopg.Error) -> str:
+    message = exc.diag.message_primary or str(exc).partition("\n")[0]
+    if "preload" in message:
+        return (
+            f"{message} (add shared_preload_libraries = 'timescaledb' to postgresql.conf and"
+            " restart PostgreSQL)"
+        )
+    return message
+
+
+async def _extension_created(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> bool:
     cur = await conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
-    if await cur.fetchone() is None:
+    return await cur.fetchone() is not None
+
+
+async def _is_hypertable(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> bool:
+    if not await _extension_created(conn):
         return False
     cur = await conn.execute(
         "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'readings'"
@@ -262,6 +296,7 @@ async def _timescale_layout(
         await conn.execute(
             "SELECT add_retention_policy('readings', %s::interval)", (config.retention,)
         )
+    existing = await _continuous_aggregates(conn)
     await _create_aggregates(
         conn,
         sql.SQL(
@@ -272,15 +307,64 @@ async def _timescale_layout(
         hour=sql.SQL("time_bucket(INTERVAL '1 hour', time)"),
         day=_timescale_day_bucket(default_timezone),
     )
-    for view, start, every in (
-        ("readings_hourly", "3 days", "5 minutes"),
-        ("readings_daily", "10 days", "1 hour"),
-    ):
-        await conn.execute(
-            "SELECT add_continuous_aggregate_policy(%s, start_offset => %s::interval,"
-            " end_offset => NULL, schedule_interval => %s::interval, if_not_exists => true)",
-            (view, start, every),
-        )
+    for view, every in _REFRESH_SCHEDULES:
+        if view not in existing:
+            # The readings a plain database already holds (or none): the policy's first run
+            # would also take them in, but in the background, while the series read short.
+            log.info("materialising %s over the readings already stored", view)
+            await conn.execute("CALL refresh_continuous_aggregate(%s, NULL, NULL)", (view,))
+        await _refresh_policy(conn, view, start=config.retention, every=every)
+
+
+# How often each continuous aggregate takes in what was written since its last refresh.
+_REFRESH_SCHEDULES = (("readings_hourly", "5 minutes"), ("readings_daily", "1 hour"))
+
+
+async def _continuous_aggregates(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> set[str]:
+    cur = await conn.execute(
+        "SELECT view_name FROM timescaledb_information.continuous_aggregates"
+        " WHERE view_schema = current_schema()"
+    )
+    return {str(name) for (name,) in await cur.fetchall()}
+
+
+async def _refresh_policy(
+    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    view: str,
+    *,
+    start: dt.timedelta | None,
+    every: str,
+) -> None:
+    """Each run refreshes what writes invalidated since the last one, however old (TimescaleDB
+    logs every write below the aggregate's watermark): a gateway's month-old backlog reaches the
+    hourly and daily series as it would plain views. Measured on 1.7 M readings (100 stations,
+    60 days), a run took 0.23-0.34 s with or without a start bound, late readings or not.
+
+    With ``retention``, the window stops there: dropping old chunks invalidates their range,
+    and a refresh over it erases the aggregates that outlive the readings (checked: 481 hourly
+    buckets fell to 242 after dropping 10 of 20 days and one run without a start bound).
+
+    ``add_continuous_aggregate_policy(if_not_exists)`` keeps an existing policy whatever its
+    window, so one that differs from this one is replaced.
+    """
+    cur = await conn.execute(
+        "SELECT 1 FROM timescaledb_information.jobs"
+        " WHERE proc_name = 'policy_refresh_continuous_aggregate'"
+        " AND hypertable_schema = current_schema() AND hypertable_name = %s"
+        " AND (config->>'start_offset')::interval IS NOT DISTINCT FROM %s::interval"
+        " AND config->>'end_offset' IS NULL AND schedule_interval = %s::interval",
+        (view, start, every),
+    )
+    if await cur.fetchone() is not None:
+        return
+    back_to = f"{start} ago" if start else "the oldest reading"
+    log.info("refresh policy of %s: every %s, back to %s", view, every, back_to)
+    await conn.execute("SELECT remove_continuous_aggregate_policy(%s, if_exists => true)", (view,))
+    await conn.execute(
+        "SELECT add_continuous_aggregate_policy(%s, start_offset => %s::interval,"
+        " end_offset => NULL, schedule_interval => %s::interval)",
+        (view, start, every),
+    )
 
 
 def _timescale_day_bucket(timezone: str) -> sql.Composable:
