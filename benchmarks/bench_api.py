@@ -1,13 +1,14 @@
 """Operator API latency at provincial scale: 7,000 stations, 30 days of 5-minute readings (about
 60 million rows) and 100,000 alerts, served by the real API on a throw-away PostgreSQL (with
-TimescaleDB where installed: hypertable, continuous aggregates, chunks older than 7 days
-compressed, as `database.compress_after` would leave them).
+TimescaleDB: hypertable, continuous aggregates, chunks older than 7 days compressed, as
+`database.compress_after` would leave them), in each storage mode (``--timescaledb``: both where
+the extension is installed), keyed by mode.
 
 Prints one JSON object: p50/p95/max milliseconds per request kind, over sequential requests
 from one keep-alive client, measured in this process beside the server (2-core machine).
 
-    python3 benchmarks/bench_api.py                       # 7,000 stations x 30 days
-    python3 benchmarks/bench_api.py --stations 1000 --days 7 --requests 50   # a quick look
+    python3 -m benchmarks.bench_api                       # 7,000 stations x 30 days
+    python3 -m benchmarks.bench_api --stations 1000 --days 7 --requests 50   # a quick look
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from benchmarks import storage
 from hydro import app
 from hydro.api import create_api, listen, serve
 from hydro.config import Config
@@ -160,10 +162,10 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--alerts", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument(
-        "--plain", action="store_true", help="plain PostgreSQL even if TimescaleDB is installed"
-    )
+    storage.add_option(parser)
     args = parser.parse_args()
+    modes = storage.modes(args.timescaledb)
+    results = {}
     with tempfile.TemporaryDirectory(prefix="hydro-bench-api-") as folder:
         stations = generate_stations(args.stations, seed=1)
         registry = Path(folder) / "stations.csv"
@@ -171,19 +173,21 @@ def main() -> None:
         server = LocalPostgres(Path(folder) / "pg")
         server.start()
         try:
-            url = server.create_database("bench")
-            config = Config.model_validate(
-                {
-                    "database": {"url": url, "timescaledb": "off" if args.plain else "auto"},
-                    "registry": {"stations": str(registry)},
-                    "alerting": {"rules": str(REPO / "alert_rules")},
-                    "api": {"port": 0, "tokens": f"bench:viewer:{TOKEN}"},
-                }
-            )
-            result = run(config, [s.code for s in stations], args)
+            for mode in modes:
+                url = server.create_database(f"bench_{mode}")
+                config = Config.model_validate(
+                    {
+                        "database": {"url": url, "timescaledb": mode},
+                        "registry": {"stations": str(registry)},
+                        "alerting": {"rules": str(REPO / "alert_rules")},
+                        "api": {"port": 0, "tokens": f"bench:viewer:{TOKEN}"},
+                    }
+                )
+                results[storage.label(mode)] = run(config, [s.code for s in stations], args)
+                server.drop_database(f"bench_{mode}")  # 60M rows: one mode's on disk at a time
         finally:
             server.stop()
-    print(json.dumps(result, indent=2, ensure_ascii=False))
+    print(json.dumps(results, indent=2, ensure_ascii=False))
 
 
 def run(config: Config, codes: list[str], args: argparse.Namespace) -> dict[str, object]:

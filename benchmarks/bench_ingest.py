@@ -8,8 +8,11 @@ folder, measured in the same run against:
 - hydro, twice: with the publisher running at full speed beside it (live), and draining the same
   volume that queued at the broker while it was down (backlog, as after an outage).
 
-    python3 benchmarks/bench_ingest.py                   # 1,000,000 readings, 100 per message
-    python3 benchmarks/bench_ingest.py --readings 200000 --per-message 12
+All three in each storage mode (``--timescaledb``: both where the extension is installed), keyed
+by mode in the JSON.
+
+    python3 -m benchmarks.bench_ingest                   # 1,000,000 readings, 100 per message
+    python3 -m benchmarks.bench_ingest --readings 200000 --per-message 12 --timescaledb off
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ import aiomqtt
 import psycopg
 import yaml
 
+from benchmarks import storage
 from hydro.local import LocalMosquitto, LocalPostgres
 from hydro.models import Station, StationKind
 from hydro.stations import generate_stations, write_stations_csv
 
+REPO = Path(__file__).resolve().parent.parent
 PREFIX = "bench"
 JOURNAL = os.environ.get("BENCH_JOURNAL", "true") == "true"  # the hand-over to alerting
 REFERENCE_STATIONS = 6951
@@ -98,20 +103,22 @@ def count(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def fresh_database(server: LocalPostgres, name: str) -> str:
+def fresh_database(server: LocalPostgres, name: str, mode: str) -> str:
     server.drop_database(name)
     url = server.create_database(name)
     subprocess.run(
         [sys.executable, "-m", "hydro", "db", "migrate"],
-        env={**os.environ, "HYDRO_DATABASE__URL": url, "HYDRO_DATABASE__TIMESCALEDB": "off"},
+        env={**os.environ, "HYDRO_DATABASE__URL": url, "HYDRO_DATABASE__TIMESCALEDB": mode},
         check=True,
         capture_output=True,
     )
     return url
 
 
-def ceiling(server: LocalPostgres, stations: list[Station], total: int, folder: Path) -> float:
-    url = fresh_database(server, "bench_ceiling")
+def ceiling(
+    server: LocalPostgres, mode: str, stations: list[Station], total: int, folder: Path
+) -> float:
+    url = fresh_database(server, "bench_ceiling", mode)
     csv_path = folder / "rows.csv"
     with csv_path.open("w") as out:
         for station, moment, value in readings(stations, total):
@@ -135,10 +142,10 @@ def ceiling(server: LocalPostgres, stations: list[Station], total: int, folder: 
 
 
 def naive(
-    broker: LocalMosquitto, server: LocalPostgres, payloads: list[tuple[str, bytes]]
+    broker: LocalMosquitto, server: LocalPostgres, mode: str, payloads: list[tuple[str, bytes]]
 ) -> float:
     """One INSERT and one COMMIT per reading, acknowledging on receipt."""
-    url = fresh_database(server, "bench_naive")
+    url = fresh_database(server, "bench_naive", mode)
     total = sum(len(json.loads(p)["readings"]) for _, p in payloads)
 
     async def run() -> float:
@@ -171,19 +178,20 @@ def hydro_ingest(
     server: LocalPostgres,
     payloads: list[tuple[str, bytes]],
     *,
+    mode: str,
     registry_csv: Path,
     total: int,
     folder: Path,
     backlog: bool,
 ) -> dict[str, float]:
     name = "bench_backlog" if backlog else "bench_live"
-    url = fresh_database(server, name)
+    url = fresh_database(server, name, mode)
     config = folder / f"{name}.yaml"
     config.write_text(
         yaml.safe_dump(
             {
                 "mqtt": {"port": broker.port, "topic_prefix": PREFIX, "client_id": name},
-                "database": {"url": url, "timescaledb": "off"},
+                "database": {"url": url, "timescaledb": mode},
                 "registry": {"stations": str(registry_csv)},
                 "logging": {"level": "INFO"},
                 "ingest": {"journal": JOURNAL},
@@ -222,12 +230,14 @@ def hydro_ingest(
         publisher = subprocess.Popen(
             [
                 sys.executable,
-                __file__,
+                "-m",
+                "benchmarks.bench_ingest",
                 "--publish-only",
                 str(broker.port),
                 str(folder / "payloads.json"),
             ],
             stdout=subprocess.PIPE,
+            cwd=REPO,
         )
         assert publisher.stdout is not None
         publisher.stdout.readline()
@@ -264,6 +274,7 @@ def main() -> None:
     parser.add_argument("--per-message", type=int, default=100)
     parser.add_argument("--stations", type=int, default=REFERENCE_STATIONS)
     parser.add_argument("--naive-readings", type=int, default=20_000)
+    storage.add_option(parser)
     parser.add_argument(
         "--publish-only", nargs=2, metavar=("PORT", "PAYLOADS"), help=argparse.SUPPRESS
     )
@@ -275,8 +286,11 @@ def main() -> None:
         asyncio.run(publish(int(port), payloads))
         return
 
+    modes = storage.modes(args.timescaledb)
     stations = generate_stations(args.stations, seed=1)
     payloads = messages(stations, args.readings, args.per_message)
+    results: dict[str, dict[str, object]] = {}
+    live_rates: list[float] = []
     with tempfile.TemporaryDirectory(prefix="hydro-bench-") as tmp:
         folder = Path(tmp)
         (folder / "payloads.json").write_text(json.dumps([(t, p.decode()) for t, p in payloads]))
@@ -287,25 +301,38 @@ def main() -> None:
         server.start()
         broker.start()
         try:
-            copy_rate = ceiling(server, stations, args.readings, folder)
             naive_payloads = messages(stations, args.naive_readings, args.per_message)
-            naive_rate = naive(broker, server, naive_payloads)
-            runs = {
-                backlog: hydro_ingest(
-                    broker,
-                    server,
-                    payloads,
-                    registry_csv=registry_csv,
-                    total=args.readings,
-                    folder=folder,
-                    backlog=backlog,
+            for mode in modes:
+                copy_rate = ceiling(server, mode, stations, args.readings, folder)
+                naive_rate = naive(broker, server, mode, naive_payloads)
+                live, drained = (
+                    hydro_ingest(
+                        broker,
+                        server,
+                        payloads,
+                        mode=mode,
+                        registry_csv=registry_csv,
+                        total=args.readings,
+                        folder=folder,
+                        backlog=backlog,
+                    )
+                    for backlog in (False, True)
                 )
-                for backlog in (False, True)
-            }
-            live, drained = runs[False], runs[True]
+                live_rates.append(live["readings_per_s"])
+                results[storage.label(mode)] = {
+                    "ceiling_psql_copy_per_s": round(copy_rate),
+                    "naive_insert_commit_per_s": round(naive_rate),
+                    "hydro_live": live,
+                    "hydro_backlog_drain": drained,
+                    "live_vs_ceiling": round(live["readings_per_s"] / copy_rate, 2),
+                    "live_vs_naive": round(live["readings_per_s"] / naive_rate, 1),
+                }
         finally:
             broker.stop()
             server.stop()
+    if len(live_rates) == 2:
+        ratio = {"timescaledb_live_vs_postgresql": round(live_rates[1] / live_rates[0], 2)}
+        results["ratio"] = ratio
     print(
         json.dumps(
             {
@@ -313,17 +340,13 @@ def main() -> None:
                 "stations": args.stations,
                 "readings": args.readings,
                 "readings_per_message": args.per_message,
-                "ceiling_psql_copy_per_s": round(copy_rate),
-                "naive_insert_commit_per_s": round(naive_rate),
-                "hydro_live": live,
-                "hydro_backlog_drain": drained,
-                "live_vs_ceiling": round(live["readings_per_s"] / copy_rate, 2),
-                "live_vs_naive": round(live["readings_per_s"] / naive_rate, 1),
+                **results,
                 "goals": {
                     "readings_per_s": 50_000,
                     "vs_ceiling": 0.5,
                     "vs_naive": 10,
                     "peak_rss_mb": 300,
+                    "timescaledb_live_vs_postgresql": 1.0,
                 },
             },
             indent=2,

@@ -3,15 +3,16 @@
 A throw-away PostgreSQL is loaded as gateways fill it, time after time: the reported day, the
 three days before it (a 7-day TimescaleDB chunk is half full on an average morning) and the
 08:00 reading that closes the day. Rain gauges report rainfall, rivers and reservoirs water
-levels. The report is built several times: the queries and the pure build. Run in both storage
+levels. The report is built several times: the queries and the pure build. Runs in both storage
 modes when TimescaleDB is installed (the continuous aggregates materialised, as their policies
 keep them). The goal is under 1 s.
 
-    python3 -m benchmarks.bench_report
+    python3 -m benchmarks.bench_report [--timescaledb off|required|both] [--runs 5]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import datetime as dt
 import json
@@ -23,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
+from benchmarks import storage
 from hydro.config import Config
-from hydro.local import LocalPostgres, timescaledb_installed
+from hydro.local import LocalPostgres
 from hydro.models import StationKind
 from hydro.reports.daily import day_bounds
 from hydro.reports.service import DailyReports
@@ -97,8 +99,12 @@ def measure(url: str, mode: str, registry: Registry, runs: int = 5) -> dict[str,
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    storage.add_option(parser)
+    parser.add_argument("--runs", type=int, default=5, help="reports built per mode")
+    args = parser.parse_args()
+    modes = storage.modes(args.timescaledb)
     registry = Registry.of(generate_stations(STATIONS, seed=1))
-    modes = ["off", *(["required"] if timescaledb_installed() else [])]
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         server = LocalPostgres(Path(folder))
@@ -106,9 +112,7 @@ def main() -> None:
         try:
             for mode in modes:
                 url = server.create_database(f"bench_{mode}")
-                results["postgresql" if mode == "off" else "timescaledb"] = measure(
-                    url, mode, registry
-                )
+                results[storage.label(mode)] = measure(url, mode, registry, args.runs)
         finally:
             server.stop()
     print(json.dumps({"stations": STATIONS, "build": results, "goal_s": 1.0}, indent=2))
