@@ -24,6 +24,15 @@ GATEWAY = "gw-1-001"
 NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
 
 
+@pytest.fixture(autouse=True)
+def _now_at_test_start() -> None:
+    """Readings are placed relative to NOW and judged by hydro against the wall clock: taken at
+    import, NOW would be minutes old by the time a late test in a long suite runs, and its
+    'recent' readings would make the station silent."""
+    global NOW  # noqa: PLW0603
+    NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+
+
 def at(minutes_ago: int) -> str:
     return (NOW - dt.timedelta(minutes=minutes_ago)).isoformat()
 
