@@ -230,3 +230,40 @@ def test_a_message_above_the_size_limit_does_not_reach_a_subscriber(
 
     received = asyncio.run(scenario())
     assert [len(payload) for payload in received] == [SIZE_LIMIT, len(b"after")]
+
+
+def test_a_gateway_can_publish_only_its_own_readings(shipped_broker: ShippedBroker) -> None:
+    """A stolen gateway account cannot speak for another gateway, nor read the stream."""
+    hydro, gateway = shipped_broker.account("hydro"), shipped_broker.account("gw-1-001")
+
+    async def as_gateway(action: str) -> list[bytes]:
+        overheard: list[bytes] = []
+        # The broker refuses by an error code or by silence, depending on the protocol version.
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            async with aiomqtt.Client(identifier="gw-1-001", **connection_options(gateway)) as gw:
+                if action == "spoof":
+                    await gw.publish("hydro/gw-2-002/readings", b"spoofed", qos=1)
+                else:
+                    await gw.subscribe("hydro/+/readings", qos=1)
+                    await gw.publish("hydro/gw-1-001/readings", b"own", qos=1)
+                    async with asyncio.timeout(2):
+                        async for message in gw.messages:
+                            overheard.append(bytes(message.payload))  # type: ignore[arg-type]
+        return overheard
+
+    async def scenario() -> tuple[list[str], list[bytes]]:
+        async with BrokerSession(hydro) as session:
+            await as_gateway("spoof")
+            overheard = await as_gateway("listen")
+            topics: list[str] = []
+            async with asyncio.timeout(20):
+                async for delivery in session.deliveries():
+                    session.acknowledge(delivery)
+                    topics.append(delivery.topic)
+                    if delivery.payload == b"own":
+                        break
+        return topics, overheard
+
+    topics, overheard = asyncio.run(scenario())
+    assert topics == ["hydro/gw-1-001/readings"]
+    assert overheard == []
