@@ -91,7 +91,10 @@ Series = dict[str, list[SeriesPoint]]
 
 async def series(pool: Any) -> Series:
     since, until = NOW - dt.timedelta(days=60), NOW + dt.timedelta(days=2)
-    return {every: await station_series(pool, "S1", since, until, every) for every in ("1h", "1d")}
+    return {
+        every: await station_series(pool, "S1", since, until, every, limit=100_000)
+        for every in ("1h", "1d")
+    }
 
 
 def write_in_turn(url: str, mode: str, batches: list[list[Reading]]) -> Series:
