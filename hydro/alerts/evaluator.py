@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import psycopg_pool
 
-from hydro.alerts.kind import Connection, Kind, Outcome, Roster, Tick
+from hydro.alerts.kind import Kind, Outcome, Roster, Tick
 from hydro.alerts.kinds import KINDS
 from hydro.config import AlertingConfig
 from hydro.models import AlertChange
@@ -29,6 +29,7 @@ from hydro.rules import RuleSet
 from hydro.rules.evaluate import FloatArray, IntArray, NewReadings, local_month_day
 from hydro.stations import Registry
 from hydro.store.alerts import (
+    Connection,
     DueReminder,
     RecordedChange,
     due_reminders,

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
-import psycopg
 
 from hydro.config import AlertingConfig
 from hydro.models import AlertChange, AlertChangeKind, Sms, Station
@@ -29,9 +28,8 @@ from hydro.rules.evaluate import (
     NewReadings,
     Transitions,
 )
-from hydro.store.alerts import DueReminder, OpenAlertState
+from hydro.store.alerts import Connection, DueReminder, OpenAlertState
 
-Connection = psycopg.AsyncConnection[tuple[object, ...]]
 # Per open alert with a station and family that changed its hysteresis: (station, family,
 # consecutive readings below its rank, the highest rank they held).
 BelowCount = tuple[str, str, int, int]
@@ -100,22 +98,28 @@ class Outcome(Generic[S]):
 
 
 class Kind(Protocol[S, Data]):
-    """One kind of rule. ``Data`` is what ``read`` fetches for ``evaluate``."""
+    """One kind of rule. ``Data`` is what ``read`` fetches for ``evaluate``; ``S`` its state."""
 
     families: tuple[str, ...]  # the alert families it owns
     reminded: tuple[str, ...]  # those of them repeated every ``alerting.repeat_interval``
 
     async def load(
         self, conn: Connection, alerts: Sequence[OpenAlertState], now: dt.datetime
-    ) -> None: ...
+    ) -> None:
+        """Its state from the open alerts (every kind's: it keeps its own families)."""
 
-    async def read(self, conn: Connection, tick: Tick) -> Data: ...
+    async def read(self, conn: Connection, tick: Tick) -> Data:
+        """What its evaluation needs from the database beyond the tick; nothing is written."""
 
-    def evaluate(self, tick: Tick, data: Data, in_alert: BoolArray) -> Outcome[S]: ...
+    def evaluate(self, tick: Tick, data: Data, in_alert: BoolArray) -> Outcome[S]:
+        """The tick at ``tick.now``, without I/O and without changing the kind's state.
+        ``in_alert``: stations where a kind evaluated before this one leaves an alert open."""
 
-    def remind(self, alert: DueReminder, tick: Tick) -> AlertChange | None: ...
+    def remind(self, alert: DueReminder, tick: Tick) -> AlertChange | None:
+        """The repeat of one of its ``reminded`` alerts, None if there is nothing to say."""
 
-    def commit(self, state: S) -> None: ...
+    def commit(self, state: S) -> None:
+        """Adopts the evaluated state, once the database holds the changes."""
 
 
 # A kind's constructor: the one line that adds a kind to the evaluator.

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from hydro.alerts.kind import Connection, Described, FamilyKind, Outcome, Roster, Tick, Transition
+from hydro.alerts.kind import Described, FamilyKind, Outcome, Roster, Tick, Transition
 from hydro.config import AlertingConfig
 from hydro.rules import LevelRule, RuleSet
 from hydro.rules.evaluate import BoolArray, FamilyState, ThresholdTable, evaluate_thresholds
 from hydro.rules.levels import threshold_sms
+from hydro.store.alerts import Connection
 
 
 class Levels(FamilyKind[LevelRule]):

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from hydro.alerts.kind import (
-    Connection,
     Described,
     Outcome,
     Roster,
@@ -27,7 +26,7 @@ from hydro.rules.evaluate import (
     evaluate_silence,
     silence_after,
 )
-from hydro.store.alerts import DueReminder, OpenAlertState
+from hydro.store.alerts import Connection, DueReminder, OpenAlertState
 
 Silent = list[BoolArray]  # per rule, per station
 
