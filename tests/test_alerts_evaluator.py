@@ -190,6 +190,32 @@ def test_an_alert_still_open_after_repeat_interval_is_repeated_once(pg_url: str)
     assert "水位达到771.80米,超正常水位0.30米" in str(reminders[0][0])
 
 
+def test_a_reminder_falls_due_by_the_evaluators_clock_not_the_databases(pg_url: str) -> None:
+    """A replay a month back (or the demo's fast clock): six hours later by the injected clock
+    the alert is repeated, and the database records the injected time as its notification."""
+    then = NOW - dt.timedelta(days=30)
+    clock = [then]
+
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, _: AlertEvaluator
+    ) -> list[list[str]]:
+        ev = AlertEvaluator(AlertingConfig(), REGISTRY, RULES, pool, clock=lambda: clock[0])
+        await ev.load_state()
+        ticks = []
+        for hours, level in ((0, 771.6), (7, 771.8)):
+            clock[0] = then + dt.timedelta(hours=hours)
+            at = clock[0] - dt.timedelta(minutes=1)
+            await writer.write([Reading(MAICHONG, at, water_level=level)])
+            report = await ev.tick()
+            ticks.append([c.change.value for c in report.changes if c.family == RESERVOIR])
+        return ticks
+
+    assert with_evaluator(pg_url, body) == [["open"], ["remind"]]
+    assert rows(pg_url, f"SELECT last_notified_at FROM alerts WHERE family = '{RESERVOIR}'") == [
+        (then + dt.timedelta(hours=7),)
+    ]
+
+
 def test_a_fast_rise_below_any_level_opens_a_rate_of_rise_alert(pg_url: str) -> None:
     hefeng = "61901002"  # warning 908.50: nothing here reaches it
 

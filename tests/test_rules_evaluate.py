@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hydro.models import FloodSeason, StationKind
+from hydro.models import FloodSeason, Station, StationKind
 from hydro.rules import load_rules
 from hydro.rules.evaluate import (
     Change,
@@ -22,6 +22,7 @@ from hydro.rules.evaluate import (
     rises,
     silence_after,
 )
+from hydro.rules.levels import alert_levels, level_verdicts
 from tests.support import station
 
 RULES = load_rules(Path(__file__).resolve().parent.parent / "alert_rules")
@@ -237,3 +238,66 @@ def test_silence_of_many_stations_at_once() -> None:
     # never reported: no baseline, not silent; the hourly station reported again
     assert result.silent.tolist() == [True, False, False, True, False]
     assert (result.began.tolist(), result.ended.tolist()) == ([0, 3], [1, 4])
+
+
+WRAPPED = dataclasses.replace(
+    RESERVOIR, code="V2", flood_season=FloodSeason((11, 1), (2, 28))
+)  # a southern-hemisphere season across the new year
+NEW_YORK = dataclasses.replace(RESERVOIR, code="V3", timezone="America/New_York")
+NO_GUARANTEED = dataclasses.replace(RIVER, code="R2", guaranteed_level=None)
+
+
+@pytest.mark.parametrize(
+    ("target", "value", "at"),
+    [
+        (RIVER, 774.99, "2026-05-07 00:00"),
+        (RIVER, 775.0, "2026-05-07 00:00"),  # at_or_above: at the level fires
+        (RIVER, 776.99, "2026-05-07 00:00"),
+        (RIVER, 777.0, "2026-05-07 00:00"),
+        (NO_GUARANTEED, 780.0, "2026-05-07 00:00"),
+        (RESERVOIR, 770.5, "2026-05-07 00:00"),  # above: at the level does not
+        (RESERVOIR, 770.51, "2026-05-07 00:00"),
+        (RESERVOIR, 770.51, "2026-12-07 00:00"),  # outside the flood season
+        (RESERVOIR, 771.0, "2026-09-30 15:59"),  # 23:59 on the season's last day in Shanghai
+        (RESERVOIR, 771.0, "2026-09-30 16:00"),  # already October 1st there
+        (RESERVOIR, 771.5, "2026-12-07 00:00"),
+        (RESERVOIR, 771.51, "2026-12-07 00:00"),
+        (RESERVOIR, 773.01, "2026-05-07 00:00"),
+        (WRAPPED, 771.0, "2026-12-31 12:00"),
+        (WRAPPED, 771.0, "2026-01-01 12:00"),
+        (WRAPPED, 771.0, "2026-03-01 12:00"),
+        (WRAPPED, 771.0, "2026-10-31 12:00"),
+        (NEW_YORK, 771.0, "2026-05-01 03:59"),  # April 30th in New York
+        (NEW_YORK, 771.0, "2026-05-01 04:00"),
+    ],
+)
+def test_rules_test_and_the_evaluator_agree_on_every_level_rule(
+    target: Station, value: float, at: str
+) -> None:
+    """`hydro rules test` and reports judge one level at a time (rules/levels.py); the evaluator
+    judges every station at once (evaluate_thresholds). The same case must give the same alert
+    level in each family, or the two have drifted apart."""
+    observed_at = dt.datetime.fromisoformat(at).replace(tzinfo=dt.UTC)
+    one_at_a_time = {
+        v.rule.family: v.rule.id
+        for v in alert_levels(level_verdicts(RULES, target, value, observed_at))
+    }
+    table = ThresholdTable.build(RULES, [target])
+    seconds = np.array([int(observed_at.timestamp())])
+    _, found = evaluate_thresholds(
+        table,
+        [FamilyState.empty(1) for _ in table.families],
+        NewReadings(
+            np.zeros(1, dtype=np.int64),
+            seconds,
+            np.array([value]),
+            local_month_day(seconds, [target.timezone], np.zeros(1, dtype=np.int64)),
+        ),
+        margin=0.05,
+        clear_after=2,
+    )
+    all_at_once = {
+        table.families[f]: table.rules[f][r - 1].id
+        for f, r in zip(found.family.tolist(), found.rank.tolist(), strict=True)
+    }
+    assert all_at_once == one_at_a_time

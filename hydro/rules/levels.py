@@ -1,8 +1,9 @@
 """Which level rules a single water level crosses at a station, at what time of year, and what a
 threshold alert's transition says. Pure.
 
-``hydro rules test`` uses this to show operators what a value would trigger; the scheduled
-evaluation applies the same rules to every station at once.
+``hydro rules test`` and the daily reports use this to judge one value; the scheduled evaluation
+applies the same rules to every station at once (``rules/evaluate.py``). One table of cases runs
+through both (tests/test_rules_evaluate.py), so the two cannot drift apart.
 """
 
 from __future__ import annotations

@@ -56,13 +56,13 @@ _OPEN = """
 INSERT INTO alerts (station, family, rule_id, rank, severity, state, opened_at, peak_value, late,
                     last_notified_at)
 VALUES (%(station)s, %(family)s, %(rule_id)s, %(rank)s, %(severity)s, 'open',
-        %(observed_at)s, %(value)s, %(late)s, now())
+        %(observed_at)s, %(value)s, %(late)s, %(now)s)
 RETURNING id
 """
 _ESCALATE = """
 UPDATE alerts SET rule_id = %(rule_id)s, rank = %(rank)s, severity = %(severity)s,
     escalated_at = %(observed_at)s, peak_value = greatest(peak_value, %(value)s), below_count = 0,
-    below_held = 0, last_notified_at = now()
+    below_held = 0, last_notified_at = %(now)s
 WHERE station = %(station)s AND family = %(family)s AND state = 'open'
 RETURNING id
 """
@@ -73,12 +73,12 @@ RETURNING id
 """
 _STEP_DOWN = """
 UPDATE alerts SET rule_id = %(rule_id)s, rank = %(rank)s, severity = %(severity)s,
-    below_count = 0, below_held = 0, last_notified_at = now()
+    below_count = 0, below_held = 0, last_notified_at = %(now)s
 WHERE station = %(station)s AND family = %(family)s AND state = 'open'
 RETURNING id
 """
 _REMIND = """
-UPDATE alerts SET last_notified_at = now()
+UPDATE alerts SET last_notified_at = %(now)s
 WHERE station = %(station)s AND family = %(family)s AND state = 'open'
 RETURNING id
 """
@@ -101,8 +101,11 @@ class RecordedChange:
     outbox_ids: tuple[int, ...]
 
 
-async def record_changes(conn: Connection, changes: Sequence[AlertChange]) -> list[RecordedChange]:
-    """Applies the changes in order; each one's messages are queued in the outbox."""
+async def record_changes(
+    conn: Connection, changes: Sequence[AlertChange], *, now: dt.datetime
+) -> list[RecordedChange]:
+    """Applies the changes in order, at the evaluation time ``now`` (what reminders count
+    from); each one's messages are queued in the outbox."""
     statements = {
         AlertChangeKind.OPEN: _OPEN,
         AlertChangeKind.ESCALATE: _ESCALATE,
@@ -123,6 +126,7 @@ async def record_changes(conn: Connection, changes: Sequence[AlertChange]) -> li
                 "value": change.value,
                 "late": change.late,
                 "change": change.change.value,
+                "now": now,
             }
             alert_id = await _returned_id(await conn.execute(statements[change.change], params))
             event_id = await _returned_id(
@@ -364,14 +368,15 @@ class DueReminder:
 
 
 async def due_reminders(
-    conn: Connection, families: Sequence[str], every: dt.timedelta
+    conn: Connection, families: Sequence[str], every: dt.timedelta, *, now: dt.datetime
 ) -> list[DueReminder]:
-    """Open alerts of ``families`` whose last notification is older than ``every``."""
+    """Open alerts of ``families`` whose last notification is older than ``every`` at the
+    evaluation time ``now``."""
     with translate_errors("finding due reminders"):
         cur = await conn.execute(
             "SELECT station, family, rule_id, rank FROM alerts WHERE state = 'open'"
-            " AND family = ANY(%s) AND last_notified_at < now() - %s ORDER BY id",
-            (list(families), every),
+            " AND family = ANY(%s) AND last_notified_at < %s ORDER BY id",
+            (list(families), now - every),
         )
         rows = await cur.fetchall()
     return [DueReminder(str(s), str(f), str(r), int(str(k))) for s, f, r, k in rows]
