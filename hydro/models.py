@@ -87,6 +87,7 @@ class Station:
     normal_level: float | None = None  # 正常蓄水位
     design_flood_level: float | None = None  # 设计洪水位
     persons: tuple[ResponsiblePerson, ...] = field(default=())
+    sl651_address: str | None = None  # 遥测站地址: ten digits, when not "00" + an 8-digit code
 
     @cached_property
     def tz(self) -> ZoneInfo:
@@ -123,6 +124,7 @@ class RejectionCode(StrEnum):
     NO_MEASUREMENT = "no_measurement"  # none of water_level, flow, rainfall
     BAD_VALUE = "bad_value"  # not a number, or NaN/Infinity
     OUT_OF_BOUNDS = "out_of_bounds"  # outside the configured plausible range
+    GATEWAY_REFUSED = "gateway_refused"  # a gateway's own refusal, on <prefix>/<gateway>/rejects
 
 
 @dataclass(frozen=True, slots=True)

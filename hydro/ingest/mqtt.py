@@ -71,6 +71,7 @@ class BrokerSession:
         try:
             await self._client.__aenter__()
             await self._client.subscribe(self._config.subscription, qos=1)
+            await self._client.subscribe(self._config.rejects_subscription, qos=1)
         except aiomqtt.MqttError as exc:
             await self._close_quietly()
             raise BrokerUnavailable(

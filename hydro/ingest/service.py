@@ -27,6 +27,7 @@ from hydro import metrics
 from hydro.config import Config
 from hydro.errors import BrokerUnavailable, StorageUnavailable
 from hydro.ingest.mqtt import BrokerSession, Delivery
+from hydro.ingest.rejects import judge_gateway_reject
 from hydro.ingest.validate import ValidationRules, judge_message
 from hydro.models import Reading, Rejection, Station
 from hydro.store.readings import BatchOutcome, ReadingWriter
@@ -173,7 +174,9 @@ class IngestService:
             )
 
     async def _accept(self, delivery: Delivery) -> None:
-        verdict = judge_message(
+        verdict = judge_gateway_reject(
+            delivery.topic, delivery.payload, delivery.received_at, self._rules.topic_prefix
+        ) or judge_message(
             delivery.topic,
             delivery.payload,
             delivery.received_at,

@@ -145,8 +145,9 @@ class Splitter:
     frame costs no good frame that follows it on the connection.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, down: bool = False) -> None:
         self._buffer = bytearray()
+        self._direction = 8 if down else 0  # a simulated RTU reads the centre's down-link frames
 
     @property
     def pending(self) -> int:
@@ -212,8 +213,8 @@ class Splitter:
         buffer = self._buffer
         if len(buffer) < _HEX_HEADER:
             return None
-        if buffer[11] >> 4 != 0:
-            return self._skip(Problem.BAD_HEADER, "not an up-link frame (direction nibble)")
+        if buffer[11] >> 4 != self._direction:
+            return self._skip(Problem.BAD_HEADER, "wrong direction nibble (up/down-link)")
         start = buffer[13]
         if start not in (STX, SYN):
             return self._skip(Problem.BAD_HEADER, f"start character {start:02X}, not 02 or 16")
@@ -225,9 +226,11 @@ class Splitter:
         checked = self._checked(total, buffer[total - 3], int.from_bytes(buffer[total - 2 : total]))
         if isinstance(checked, Refused):
             return checked
-        address = _bcd_digits(header[3:8])
+        # A down-link frame names the station first, then the centre.
+        centre, where = (header[7], slice(2, 7)) if self._direction else (header[2], slice(3, 8))
+        address = _bcd_digits(header[where])
         if address is None:
-            return Refused(Problem.BAD_BCD, f"station address {header[3:8].hex()}", checked)
+            return Refused(Problem.BAD_BCD, f"station address {header[where].hex()}", checked)
         body = checked[_HEX_HEADER : total - 3]
         packets = None
         if start == SYN:
@@ -239,7 +242,7 @@ class Splitter:
             packets, body = (numbers >> 12, numbers & 0xFFF), body[3:]
         return Frame(
             Encoding.HEX,
-            centre=header[2],
+            centre=centre,
             address=address,
             password=header[8:10].hex().upper(),
             function=header[10],
@@ -256,13 +259,16 @@ class Splitter:
         header = bytes(buffer[:_ASCII_HEADER])
         try:
             text = header[1:23].decode("ascii")
-            centre, function = int(text[0:2], 16), int(text[16:18], 16)
+            if self._direction:
+                address, centre = text[0:10], int(text[10:12], 16)
+            else:
+                centre, address = int(text[0:2], 16), text[2:12]
+            password, function = text[12:16], int(text[16:18], 16)
             direction, length = text[18], int(text[19:22], 16)
         except (UnicodeDecodeError, ValueError):
             return self._skip(Problem.BAD_HEADER, "ASCII header is not hex digits")
-        if direction != "0":
-            return self._skip(Problem.BAD_HEADER, "not an up-link frame (direction digit)")
-        address, password = text[2:12], text[12:16]
+        if direction != f"{self._direction}":
+            return self._skip(Problem.BAD_HEADER, "wrong direction digit (up/down-link)")
         start = header[23]
         if start not in (STX, SYN):
             return self._skip(Problem.BAD_HEADER, f"start character {start:02X}, not 02 or 16")
