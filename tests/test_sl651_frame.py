@@ -226,6 +226,18 @@ def test_accumulated_counter_gives_rainfall_from_the_second_report_on() -> None:
     assert second[0]["rainfall"] == 2.5
 
 
+def test_a_counter_without_an_amount_falls_back_to_the_current_rain() -> None:
+    frame = encode_report(
+        address=ADDRESS,
+        function=0x33,
+        serial=1,
+        sent_at=AT,
+        observations=[(AT, [(0x26, 10.0), (0x20, 0.5)])],
+    )
+    readings, _ = readings_of(report_of(frame), "s", RainCounters())
+    assert readings[0]["rainfall"] == 0.5
+
+
 def test_link_keeping_and_voltage_only_reports_carry_no_reading() -> None:
     data = encode_report(
         address=ADDRESS, function=0x2F, serial=3, sent_at=AT, observations=[(AT, [(0x38, 12.1)])]

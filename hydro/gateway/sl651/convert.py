@@ -13,6 +13,8 @@ station's previous report. Rainfall comes from, in this order:
 3. 1A, rain in the last hour (an hourly report's period);
 4. 20, the current period's rain (since the previous report).
 
+1A and 20 also stand in when the counter gives no amount (its first value, an older frame).
+
 F5 carries twelve 5-minute levels *relative* to a base the RTU is configured with; hydro anchors
 them on the instantaneous level of the same observation (the twelfth value is taken at that
 time). Without an instantaneous level in the frame the series is skipped and counted.
@@ -114,7 +116,7 @@ def _observe(
                 by_time.setdefault(time, {})["rainfall"] = amount
     elif from_counter is not None:
         here["rainfall"] = from_counter
-    elif accumulated is None:
+    else:  # no counter, or one that gives no amount (a baseline, an old frame)
         for field in (Field.HOUR_RAIN, Field.CURRENT_RAIN):
             if field in point:
                 here["rainfall"] = point[field]
