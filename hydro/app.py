@@ -44,7 +44,9 @@ from hydro.rules.model import SilenceRule
 from hydro.simulate import (
     REPORT_INTERVAL,
     PublishProgress,
+    StepSource,
     StormModel,
+    Subset,
     outage_at_peak,
     publish_storm,
 )
@@ -397,6 +399,7 @@ class SimulationPlan:
     silent_gauge: bool = False  # the gauge rising furthest goes silent at its peak for 2 h
     done: int = 0  # steps already published by an earlier run of the same plan
     protocol: str = "mqtt"  # mqtt: gateways publish JSON; sl651: RTUs send frames to sl651.port
+    sl651_gateway: str | None = None  # with mqtt: this gateway's stations are RTUs (hydro demo)
 
 
 def simulation_start(plan: SimulationPlan) -> dt.datetime:
@@ -419,11 +422,15 @@ async def run_simulation(
         if plan.silent_gauge
         else None
     )
-    model = StormModel(
-        stations, start=start, steps=plan.steps, storm=plan.storm, seed=plan.seed, outage=outage
-    )
-    for _ in range(plan.done):  # the same weather up to where the earlier run stopped
-        model.step()
+
+    def weather() -> StormModel:
+        model = StormModel(
+            stations, start=start, steps=plan.steps, storm=plan.storm, seed=plan.seed, outage=outage
+        )
+        for _ in range(plan.done):  # the same weather up to where the earlier run stopped
+            model.step()
+        return model
+
     log.info(
         "simulating %d stations, steps %d-%d of %d from %s, storm %.2f, speed %gx",
         len(stations),
@@ -441,37 +448,63 @@ async def run_simulation(
             (start + outage.first * REPORT_INTERVAL).isoformat(),
             outage.last - outage.first,
         )
+    steps = plan.steps - plan.done
     if plan.protocol == "sl651":
         return await _send_rtu_storm(
-            config,
+            config, stations, weather(), steps=steps, speed=plan.speed, progress=progress
+        )
+    if plan.sl651_gateway is None:
+        return await publish_storm(
+            config.mqtt,
             stations,
-            model,
-            steps=plan.steps - plan.done,
+            weather(),
+            steps=steps,
             speed=plan.speed,
+            batch=plan.batch,
             progress=progress,
         )
-    return await publish_storm(
-        config.mqtt,
-        stations,
-        model,
-        steps=plan.steps - plan.done,
-        speed=plan.speed,
-        batch=plan.batch,
-        progress=progress,
+    # The gateway's stations as RTUs through the SL 651 receiver, the rest over MQTT; two copies
+    # of one deterministic model give both the same weather.
+    rtus = [i for i, s in enumerate(stations) if s.gateway == plan.sl651_gateway]
+    others = [i for i, s in enumerate(stations) if s.gateway != plan.sl651_gateway]
+    progress = progress or PublishProgress()
+    progress.other_steps = 0
+    await asyncio.gather(
+        publish_storm(
+            config.mqtt,
+            [stations[i] for i in others],
+            Subset(weather(), others),
+            steps=steps,
+            speed=plan.speed,
+            batch=plan.batch,
+            progress=progress,
+        ),
+        _send_rtu_storm(
+            config,
+            [stations[i] for i in rtus],
+            Subset(weather(), rtus),
+            steps=steps,
+            speed=plan.speed,
+            progress=progress,
+            beside=True,
+        ),
     )
+    return progress
 
 
 async def _send_rtu_storm(
     config: Config,
     stations: Sequence[Station],
-    model: StormModel,
+    model: StepSource,
     *,
     steps: int,
     speed: float,
     progress: PublishProgress | None,
+    beside: bool = False,
 ) -> PublishProgress:
     """Every station an RTU on its own connection to the SL 651 receiver, sending a timed report
-    per step and waiting for its answer; ``speed`` as for :func:`run_simulation`."""
+    per step and waiting for its answer; ``speed`` as for :func:`run_simulation`. ``beside``:
+    another sender shares ``progress`` and counts its steps; these go to ``other_steps``."""
     settings = config.sl651
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     password = settings.password.get_secret_value() if settings.password else "0000"
@@ -512,12 +545,16 @@ async def _send_rtu_storm(
             await asyncio.gather(*sends)
             progress.messages += len(sends)
             progress.readings += len(sends)
-            progress.steps += 1
+            if beside:
+                progress.other_steps = (progress.other_steps or 0) + 1
+            else:
+                progress.steps += 1
     except (ConnectionError, OSError) as exc:
         raise HydroError(f"the SL 651 receiver dropped a simulated RTU: {exc}") from exc
     finally:
         await asyncio.gather(*(rtu.close() for rtu in rtus))
-    progress.seconds = asyncio.get_running_loop().time() - started
+    if not beside:
+        progress.seconds = asyncio.get_running_loop().time() - started
     return progress
 
 
