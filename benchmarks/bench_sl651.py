@@ -2,11 +2,12 @@
 ``hydro ingest`` -> PostgreSQL, each RTU on its own TCP connection sending one hourly report
 (F4 twelve 5-minute rain amounts, F5 twelve 5-minute levels, 39/3B, 38: twelve readings).
 
-Prints one JSON object: the pure decoder's rate (split + CRC + decode + conversion, one core),
-then, with every RTU connected at once, the receiver's rate (frames answered per second, each
-answered only after the broker's PUBACK), the end-to-end rate into the database, and the
-receiver's memory with all connections open and at its peak. Goal: the receiver is never the
-bottleneck (its readings/s at least twice the end-to-end rate).
+Prints one JSON object: the pure decoder's rate (split + CRC + decode + conversion, one core);
+with every RTU connected at once, the receiver's rate (frames answered per second, each answered
+only after the broker's PUBACK) while ingest is stopped, then ingest's rate draining those
+messages into the database, each stage measured alone on the machine; and the receiver's memory
+with all connections open and at its peak. Goal: the receiver is never the bottleneck (its
+readings/s at least twice ingest's).
 
     python3 benchmarks/bench_sl651.py                 # 7,000 RTUs
     python3 benchmarks/bench_sl651.py --rtus 1000
@@ -149,9 +150,13 @@ def end_to_end(data: list[bytes], registry_csv: Path, folder: Path) -> dict[str,
                 }
             )
         )
+        # ingest subscribes once (its session then queues at the broker) and stops, so the
+        # receiver is measured alone; then ingest drains what it published, measured alone.
         ingest = start(["ingest"], config, folder / "ingest.log", "subscribed to")
+        ingest.terminate()
+        ingest.wait(30)
         gateway = start(["gateway", "sl651"], config, folder / "gateway.log", "listening on")
-        processes += [ingest, gateway]
+        processes.append(gateway)
         (folder / "frames.json").write_text(json.dumps([f.hex() for f in data]))
         driver = subprocess.Popen(
             [sys.executable, __file__, "--drive", str(port), str(folder / "frames.json")],
@@ -162,24 +167,25 @@ def end_to_end(data: list[bytes], registry_csv: Path, folder: Path) -> dict[str,
         assert driver.stdout is not None
         assert driver.stdout.readline().strip() == b"connected"
         connected_rss = _memory_kib(gateway.pid, "VmRSS:")
-        total = 12 * len(data)
-        started = time.perf_counter()
         driver.stdin.write(b"go\n")
         driver.stdin.flush()
         timings = json.loads(driver.stdout.readline())
         driver.wait(60)
+        total = 12 * len(data)
+        started = time.perf_counter()
+        ingest = start(["ingest"], config, folder / "drain.log", "subscribed to")
+        processes.append(ingest)
         while count(url) < total:
             if ingest.poll() is not None:
-                raise SystemExit((folder / "ingest.log").read_text())
+                raise SystemExit((folder / "drain.log").read_text())
             time.sleep(0.1)
-        stored = time.perf_counter() - started
+        drained = time.perf_counter() - started
         return {
             "rtus_connected_at_once": len(data),
             "connect_all_s": timings["connect_s"],
             "receiver_frames_per_s": round(len(data) / timings["answered_s"]),
             "receiver_readings_per_s": round(total / timings["answered_s"]),
-            "end_to_end_readings_per_s": round(total / stored),
-            "end_to_end_s": round(stored, 2),
+            "ingest_readings_per_s": round(total / drained),
             "readings_stored": count(url),
             "receiver_rss_mb_all_connected": round(connected_rss / 1024, 1),
             "receiver_peak_rss_mb": round(_memory_kib(gateway.pid, "VmHWM:") / 1024, 1),
@@ -226,10 +232,8 @@ def main() -> None:
                 "load_average_1m": round(os.getloadavg()[0], 2),
                 "decoder_one_core": decoder,
                 **path,
-                "receiver_vs_end_to_end": round(
-                    receiver / int(str(path["end_to_end_readings_per_s"])), 2
-                ),
-                "goals": {"receiver_vs_end_to_end": 2.0},
+                "receiver_vs_ingest": round(receiver / int(str(path["ingest_readings_per_s"])), 2),
+                "goals": {"receiver_vs_ingest": 2.0},
             },
             indent=2,
         )

@@ -215,7 +215,8 @@ class Sl651Gateway:
         try:
             while True:
                 try:
-                    data = await asyncio.wait_for(reader.read(_READ_SIZE), idle)
+                    async with asyncio.timeout(idle):  # no task per read, unlike wait_for
+                        data = await reader.read(_READ_SIZE)
                 except TimeoutError:
                     log.info("peer=%s silent for %.0fs: closing", peer, idle)
                     break
