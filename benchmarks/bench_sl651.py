@@ -108,6 +108,12 @@ def _memory_kib(pid: int, field: str) -> int:
     return 0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (the machine is shared: wall time is not)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def count(url: str) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT count(*) FROM readings").fetchone()
@@ -167,9 +173,11 @@ def end_to_end(data: list[bytes], registry_csv: Path, folder: Path) -> dict[str,
         assert driver.stdout is not None
         assert driver.stdout.readline().strip() == b"connected"
         connected_rss = _memory_kib(gateway.pid, "VmRSS:")
+        cpu_before = _cpu_seconds(gateway.pid)
         driver.stdin.write(b"go\n")
         driver.stdin.flush()
         timings = json.loads(driver.stdout.readline())
+        receiver_cpu = _cpu_seconds(gateway.pid) - cpu_before
         driver.wait(60)
         total = 12 * len(data)
         started = time.perf_counter()
@@ -180,12 +188,15 @@ def end_to_end(data: list[bytes], registry_csv: Path, folder: Path) -> dict[str,
                 raise SystemExit((folder / "drain.log").read_text())
             time.sleep(0.1)
         drained = time.perf_counter() - started
+        ingest_cpu = _cpu_seconds(ingest.pid)
         return {
             "rtus_connected_at_once": len(data),
             "connect_all_s": timings["connect_s"],
             "receiver_frames_per_s": round(len(data) / timings["answered_s"]),
             "receiver_readings_per_s": round(total / timings["answered_s"]),
+            "receiver_cpu_s": round(receiver_cpu, 2),
             "ingest_readings_per_s": round(total / drained),
+            "ingest_cpu_s_with_start_up": round(ingest_cpu, 2),
             "readings_stored": count(url),
             "receiver_rss_mb_all_connected": round(connected_rss / 1024, 1),
             "receiver_peak_rss_mb": round(_memory_kib(gateway.pid, "VmHWM:") / 1024, 1),
