@@ -338,9 +338,8 @@ class Sl651Config(_Section):
     # Four hex digits every RTU must send (SL 651's password field). Environment only.
     password: SecretStr | None = Field(None, json_schema_extra={"secret": True})
     idle_timeout: Duration = dt.timedelta(minutes=15)  # a silent connection is closed
-    publish_timeout: Duration = dt.timedelta(
-        seconds=10
-    )  # no PUBACK by then: the RTU is not answered
+    # No PUBACK by then: the RTU is not answered, and sends again.
+    publish_timeout: Duration = dt.timedelta(seconds=10)
 
     @field_validator("gateway")
     @classmethod

@@ -329,6 +329,10 @@ def test_multi_packet_messages_are_joined() -> None:
         packets.append(unsigned + crc16(unsigned).to_bytes(2))
     reassembler = Reassembler()
     first, second = (_only_frame(p) for p in packets)
+    assert reassembler.add(first) is None
+    (unfinished,) = reassembler.close()  # the connection ended between the packets
+    assert unfinished.problem is Problem.TRUNCATED
+    assert unfinished.raw == packets[0]
     assert reassembler.add(second) is None  # out of order is fine
     joined = reassembler.add(first)
     assert isinstance(joined, Frame)

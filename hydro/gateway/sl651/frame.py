@@ -55,6 +55,7 @@ FUNCTIONS = {
 }
 LINK_KEEPING = 0x2F
 
+_MAX_PENDING_MESSAGES = 8
 _HEX_DIGITS = frozenset(b"0123456789ABCDEFabcdef")
 _HEX_HEADER = 14  # start bytes to the start character, inclusive
 _ASCII_HEADER = 24
@@ -340,12 +341,29 @@ class Splitter:
 class Reassembler:
     """Joins the packets of multi-packet messages (SYN), per station and function.
 
-    Holds at most one message per (address, function); a message whose packets do not all
-    arrive is dropped when the connection ends, and the RTU sends it again unanswered.
+    Holds at most one message per (address, function), and a few at once (a connection is one
+    RTU); a message whose packets do not all arrive is refused as truncated when the connection
+    ends, and the RTU, unanswered, sends it again.
     """
 
     def __init__(self) -> None:
         self._parts: dict[tuple[str, int], dict[int, Frame]] = {}
+
+    def close(self) -> list[Refused]:
+        """The unfinished messages, when the connection ends."""
+        refused = []
+        for (address, _), parts in self._parts.items():
+            count = next(iter(parts.values())).packets or (0, 0)
+            refused.append(
+                Refused(
+                    Problem.TRUNCATED,
+                    f"multi-packet message ended after {len(parts)} of {count[0]} packets",
+                    b"".join(parts[i].raw for i in sorted(parts)),
+                    address,
+                )
+            )
+        self._parts.clear()
+        return refused
 
     def add(self, frame: Frame) -> Frame | Refused | None:
         """The whole message once its last packet is in, None while packets are missing."""
@@ -356,7 +374,15 @@ class Reassembler:
             return Refused(
                 Problem.BAD_HEADER, f"packet {sequence} of {count}", frame.raw, frame.address
             )
-        parts = self._parts.setdefault((frame.address, frame.function), {})
+        key = (frame.address, frame.function)
+        if key not in self._parts and len(self._parts) >= _MAX_PENDING_MESSAGES:
+            return Refused(
+                Problem.BAD_HEADER,
+                f"more than {_MAX_PENDING_MESSAGES} unfinished multi-packet messages",
+                frame.raw,
+                frame.address,
+            )
+        parts = self._parts.setdefault(key, {})
         parts[sequence] = frame
         if len(parts) < count:
             return None

@@ -228,7 +228,7 @@ class Sl651Gateway:
             log.info("peer=%s connection lost: %s", peer, exc)
         finally:
             self.stats.connections -= 1
-            for item in splitter.close():
+            for item in [*splitter.close(), *reassembler.close()]:
                 await self._refuse(item, peer)
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
