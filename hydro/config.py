@@ -337,6 +337,7 @@ class Sl651Config(_Section):
     client_id: str = "hydro-sl651"  # its MQTT client id; unique per receiver process
     # Four hex digits every RTU must send (SL 651's password field). Environment only.
     password: SecretStr | None = Field(None, json_schema_extra={"secret": True})
+    keep_online: bool = True  # answers end ESC (stay connected); false: EOT (hang up)
     idle_timeout: Duration = dt.timedelta(minutes=15)  # a silent connection is closed
     # No PUBACK by then: the RTU is not answered, and sends again.
     publish_timeout: Duration = dt.timedelta(seconds=10)

@@ -16,7 +16,7 @@ import pytest
 
 from hydro import app
 from hydro.config import Config
-from hydro.gateway.sl651.frame import BEIJING, EOT, encode_report
+from hydro.gateway.sl651.frame import BEIJING, EOT, ESC, encode_report
 from hydro.gateway.sl651.rtu import Rtu
 from hydro.gateway.sl651.server import MqttPublisher, Sl651Gateway
 from hydro.local import LocalMosquitto
@@ -108,7 +108,7 @@ def test_frames_in_any_segmentation_are_published_then_answered(
             await rtu.send(report(1) + report(2), answer=False)  # two frames, one segment
             answers = [await rtu.answer(), await rtu.answer()]
             assert [int.from_bytes(a.body[:2]) for a in answers] == [1, 2]
-            assert all(a.end == EOT for a in answers)
+            assert all(a.end == ESC for a in answers)  # keep_online: the link stays up
             for byte in report(3):  # one frame, one segment per byte
                 await rtu.send(bytes([byte]), answer=False)
             assert int.from_bytes((await rtu.answer()).body[:2]) == 3
@@ -130,7 +130,9 @@ def test_frames_in_any_segmentation_are_published_then_answered(
 def test_refused_frames_are_published_for_quarantine_and_the_connection_goes_on(
     local_mosquitto: LocalMosquitto, mqtt_topic_prefix: str
 ) -> None:
-    config = gateway_config(local_mosquitto.port, mqtt_topic_prefix, password="1234")
+    config = gateway_config(
+        local_mosquitto.port, mqtt_topic_prefix, password="1234", keep_online=False
+    )
 
     async def scenario() -> None:
         async with (
@@ -146,6 +148,7 @@ def test_refused_frames_are_published_for_quarantine_and_the_connection_goes_on(
             answer = await rtu.send(report(4, password="1234"))  # the connection still works
             assert answer is not None
             assert int.from_bytes(answer.body[:2]) == 4
+            assert answer.end == EOT  # keep_online off: the RTU may hang up
             cut = Rtu(*await asyncio.open_connection("127.0.0.1", port))
             await cut.send(report(5, password="1234")[:20], answer=False)
             await cut.close()  # disconnects mid-frame

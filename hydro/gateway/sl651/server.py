@@ -3,7 +3,8 @@
 Per connection: bytes go through a :class:`Splitter` (frames arrive in any TCP segmentation), a
 :class:`Reassembler` (multi-packet messages) and :func:`decode`; a report from a known station
 with the right password becomes one MQTT message on ``<prefix>/<gateway>/readings`` at QoS 1.
-The RTU is answered (the confirmation frame, ending EOT) only once the broker has acknowledged
+The RTU is answered (the confirmation frame, ending ESC to keep the link, or EOT with
+``sl651.keep_online: false``) only once the broker has acknowledged
 that message, so a crash or a broker outage loses nothing an RTU was told is delivered: it was
 not answered and sends again. Link-keeping reports (2F) carry no data and are not answered, as
 the standard has it.
@@ -33,6 +34,8 @@ from hydro.config import Config, MqttConfig
 from hydro.errors import BrokerUnavailable, Problem, RegistryError
 from hydro.gateway.sl651.convert import RainCounters, readings_of
 from hydro.gateway.sl651.frame import (
+    EOT,
+    ESC,
     LINK_KEEPING,
     Frame,
     Reassembler,
@@ -180,6 +183,7 @@ class Sl651Gateway:
         self._readings_topic = f"{prefix}/readings"
         self._rejects_topic = f"{prefix}/rejects"
         self._counters = RainCounters()
+        self._answer_end = ESC if config.sl651.keep_online else EOT
         self.stats = GatewayStats()
         self.port: int | None = None  # the bound port, once listening
 
@@ -282,7 +286,7 @@ class Sl651Gateway:
                 return
             self.stats.readings += len(readings)
         if frame.function != LINK_KEEPING:
-            writer.write(encode_reply(frame, self._clock()))
+            writer.write(encode_reply(frame, self._clock(), self._answer_end))
             await writer.drain()
             self.stats.answered += 1
 
