@@ -15,9 +15,10 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg_pool
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
@@ -29,7 +30,11 @@ from hydro.api import TWILIO_STATUS_PATH, ApiContext, create_api, listen, serve
 from hydro.broker import broker_problem
 from hydro.config import Config, LoggingConfig, find_config_path, load_config
 from hydro.errors import ConfigError, HydroError, Problem
+from hydro.gateway.sl651.frame import Frame
+from hydro.gateway.sl651.rtu import Rtu, timed_report
+from hydro.gateway.sl651.server import MqttPublisher, Sl651Gateway, address_map, address_of
 from hydro.ingest.service import IngestService
+from hydro.models import Station
 from hydro.notify.dispatcher import Dispatcher
 from hydro.notify.providers import ConsoleProvider, SmsProvider, TwilioProvider
 from hydro.reports.formats import FORMATS
@@ -40,7 +45,9 @@ from hydro.rules.model import SilenceRule
 from hydro.simulate import (
     REPORT_INTERVAL,
     PublishProgress,
+    StepSource,
     StormModel,
+    Subset,
     outage_at_peak,
     publish_storm,
 )
@@ -423,6 +430,8 @@ class SimulationPlan:
     start: dt.datetime | None  # None: in real time from now, else replayed up to now
     silent_gauge: bool = False  # the gauge rising furthest goes silent at its peak for 2 h
     done: int = 0  # steps already published by an earlier run of the same plan
+    protocol: str = "mqtt"  # mqtt: gateways publish JSON; sl651: RTUs send frames to sl651.port
+    sl651_gateway: str | None = None  # with mqtt: this gateway's stations are RTUs (hydro demo)
 
 
 def simulation_start(plan: SimulationPlan) -> dt.datetime:
@@ -445,11 +454,15 @@ async def run_simulation(
         if plan.silent_gauge
         else None
     )
-    model = StormModel(
-        stations, start=start, steps=plan.steps, storm=plan.storm, seed=plan.seed, outage=outage
-    )
-    for _ in range(plan.done):  # the same weather up to where the earlier run stopped
-        model.step()
+
+    def weather() -> StormModel:
+        model = StormModel(
+            stations, start=start, steps=plan.steps, storm=plan.storm, seed=plan.seed, outage=outage
+        )
+        for _ in range(plan.done):  # the same weather up to where the earlier run stopped
+            model.step()
+        return model
+
     log.info(
         "simulating %d stations, steps %d-%d of %d from %s, storm %.2f, speed %gx",
         len(stations),
@@ -467,15 +480,133 @@ async def run_simulation(
             (start + outage.first * REPORT_INTERVAL).isoformat(),
             outage.last - outage.first,
         )
-    return await publish_storm(
-        config.mqtt,
-        stations,
-        model,
-        steps=plan.steps - plan.done,
-        speed=plan.speed,
-        batch=plan.batch,
-        progress=progress,
+    steps = plan.steps - plan.done
+    if plan.protocol == "sl651":
+        return await _send_rtu_storm(
+            config, stations, weather(), steps=steps, speed=plan.speed, progress=progress
+        )
+    if plan.sl651_gateway is None:
+        return await publish_storm(
+            config.mqtt,
+            stations,
+            weather(),
+            steps=steps,
+            speed=plan.speed,
+            batch=plan.batch,
+            progress=progress,
+        )
+    # The gateway's stations as RTUs through the SL 651 receiver, the rest over MQTT; two copies
+    # of one deterministic model give both the same weather.
+    rtus = [i for i, s in enumerate(stations) if s.gateway == plan.sl651_gateway]
+    others = [i for i, s in enumerate(stations) if s.gateway != plan.sl651_gateway]
+    progress = progress or PublishProgress()
+    progress.other_steps = 0
+    await asyncio.gather(
+        publish_storm(
+            config.mqtt,
+            [stations[i] for i in others],
+            Subset(weather(), others),
+            steps=steps,
+            speed=plan.speed,
+            batch=plan.batch,
+            progress=progress,
+        ),
+        _send_rtu_storm(
+            config,
+            [stations[i] for i in rtus],
+            Subset(weather(), rtus),
+            steps=steps,
+            speed=plan.speed,
+            progress=progress,
+            beside=True,
+        ),
     )
+    return progress
+
+
+async def _send_rtu_storm(
+    config: Config,
+    stations: Sequence[Station],
+    model: StepSource,
+    *,
+    steps: int,
+    speed: float,
+    progress: PublishProgress | None,
+    beside: bool = False,
+) -> PublishProgress:
+    """Every station an RTU on its own connection to the SL 651 receiver, sending a timed report
+    per step and waiting for its answer; ``speed`` as for :func:`run_simulation`. ``beside``:
+    another sender shares ``progress`` and counts its steps; these go to ``other_steps``."""
+    settings = config.sl651
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    password = settings.password.get_secret_value() if settings.password else "0000"
+    senders = [(i, s, a) for i, s in enumerate(stations) if (a := address_of(s)) is not None]
+    progress = progress or PublishProgress()
+    pause = model.interval.total_seconds() / speed if speed > 0 else 0.0
+    started = asyncio.get_running_loop().time()
+    try:
+        rtus = await asyncio.gather(*(Rtu.connect(host, settings.port) for _ in senders))
+    except OSError as exc:
+        raise HydroError(
+            f"cannot reach the SL 651 receiver at {host}:{settings.port}: {exc}"
+        ) from exc
+    try:
+        for index in range(steps):
+            if pause:
+                wake = started + index * pause
+                await asyncio.sleep(max(0.0, wake - asyncio.get_running_loop().time()))
+            step = model.step()
+            columns = [c.tolist() for c in (step.water_level, step.flow, step.rainfall)]
+            volts, silent = step.battery_v.tolist(), step.silent.tolist()
+            sends: list[Coroutine[Any, Any, Frame | None]] = []
+            for rtu, (i, station, address) in zip(rtus, senders, strict=True):
+                if silent[i]:
+                    continue
+                frame = timed_report(
+                    station,
+                    address,
+                    serial=progress.messages + len(sends) + 1,
+                    time=step.time,
+                    water_level=columns[0][i],
+                    flow=columns[1][i],
+                    rainfall=columns[2][i],
+                    battery_v=volts[i],
+                    password=password,
+                )
+                sends.append(rtu.send(frame))
+            await asyncio.gather(*sends)
+            progress.messages += len(sends)
+            progress.readings += len(sends)
+            if beside:
+                progress.other_steps = (progress.other_steps or 0) + 1
+            else:
+                progress.steps += 1
+    except (ConnectionError, OSError) as exc:
+        raise HydroError(f"the SL 651 receiver dropped a simulated RTU: {exc}") from exc
+    finally:
+        await asyncio.gather(*(rtu.close() for rtu in rtus))
+    if not beside:
+        progress.seconds = asyncio.get_running_loop().time() - started
+    return progress
+
+
+async def run_sl651_gateway(
+    config: Config,
+    stop: asyncio.Event | None = None,
+    listening: Callable[[int], None] | None = None,
+) -> Sl651Gateway:
+    """The SL 651 receiver until SIGINT/SIGTERM (or ``stop``); ``listening`` gets its port."""
+    registry = load_stations(config)
+    stop = stop or stop_on_signals()
+    publisher = MqttPublisher(
+        config.mqtt, config.sl651.client_id, config.sl651.publish_timeout.total_seconds()
+    )
+    gateway = Sl651Gateway(config, address_map(registry.stations), publisher)
+    try:
+        await gateway.serve(stop, listening)
+    finally:
+        await publisher.close()
+    return gateway
 
 
 def _latest_report_time() -> dt.datetime:

@@ -129,7 +129,14 @@ class MqttConfig(_Section):
 
     @property
     def subscription(self) -> str:
-        topic = f"{self.topic_prefix}/+/readings"
+        return self._shared(f"{self.topic_prefix}/+/readings")
+
+    @property
+    def rejects_subscription(self) -> str:
+        """What gateways refused before MQTT (an SL 651 frame with a bad CRC), for quarantine."""
+        return self._shared(f"{self.topic_prefix}/+/rejects")
+
+    def _shared(self, topic: str) -> str:
         return f"$share/{self.shared_group}/{topic}" if self.shared_group else topic
 
 
@@ -379,6 +386,35 @@ class ReportConfig(_Section):
         return value
 
 
+class Sl651Config(_Section):
+    """``hydro gateway sl651``: the TCP receiver for SL 651-2014 RTUs (MQTT side: ``mqtt``)."""
+
+    host: str = "0.0.0.0"  # RTUs reach it over 4G/5G or fibre; limit with a firewall
+    port: int = Field(6510, ge=0, le=65535)  # 0: any free port (tests, demo)
+    gateway: str = "sl651"  # publishes to <mqtt.topic_prefix>/<gateway>/readings
+    client_id: str = "hydro-sl651"  # its MQTT client id; unique per receiver process
+    # Four hex digits every RTU must send (SL 651's password field). Environment only.
+    password: SecretStr | None = Field(None, json_schema_extra={"secret": True})
+    keep_online: bool = True  # answers end ESC (stay connected); false: EOT (hang up)
+    idle_timeout: Duration = dt.timedelta(minutes=15)  # a silent connection is closed
+    # No PUBACK by then: the RTU is not answered, and sends again.
+    publish_timeout: Duration = dt.timedelta(seconds=10)
+
+    @field_validator("gateway")
+    @classmethod
+    def _one_topic_level(cls, value: str) -> str:
+        if not value or any(c in value for c in "/+#"):
+            raise ValueError("must be one plain topic level like 'sl651'")
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _four_hex_digits(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[0-9A-Fa-f]{4}", value.get_secret_value()):
+            raise ValueError("must be four hex digits, as SL 651 sends it")
+        return value
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -393,6 +429,7 @@ class Config(_Section):
     sms: SmsConfig = Field(default_factory=SmsConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    sl651: Sl651Config = Field(default_factory=Sl651Config)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 

@@ -19,6 +19,7 @@ import shutil
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -142,6 +143,7 @@ async def _run(config: Config, workdir: Path, plan: SimulationPlan, token: str) 
     if ingest.done():
         await ingest  # it failed to start: say why
         return
+    config, plan, receiver = await _start_sl651_receiver(config, plan, stop)
     simulation = asyncio.create_task(run_simulation(config, plan, progress))
     reporter = asyncio.create_task(_report(config, plan, progress))
     try:
@@ -152,8 +154,11 @@ async def _run(config: Config, workdir: Path, plan: SimulationPlan, token: str) 
             await _print_progress(config, plan, progress, finished=True)
         await ingest
     finally:
+        stop.set()
         reporter.cancel()
         clock.cancel()
+        if receiver is not None:
+            await asyncio.gather(receiver, return_exceptions=True)
         completed = (
             simulation.done() and not simulation.cancelled() and simulation.exception() is None
         )
@@ -161,8 +166,42 @@ async def _run(config: Config, workdir: Path, plan: SimulationPlan, token: str) 
             simulation.cancel()
         # An interrupted step may be half-published: the next run sends it again, and hydro
         # keeps one copy of a reading it receives twice.
-        published = progress.steps if completed else max(progress.steps - 1, 0)
+        settled = progress.steps_done
+        published = settled if completed else max(settled - 1, 0)
         _save_state(workdir, plan, token, plan.done + published)
+
+
+async def _start_sl651_receiver(
+    config: Config, plan: SimulationPlan, stop: asyncio.Event
+) -> tuple[Config, SimulationPlan, asyncio.Task[object] | None]:
+    """The registry's first gateway becomes an SL 651 receiver: its stations report as RTUs
+    over TCP, through ``hydro gateway sl651``, as real stations in the province do."""
+    gateway = next((s.gateway for s in app.load_stations(config).stations if s.gateway), None)
+    if gateway is None:
+        return config, plan, None
+    settings = config.sl651.model_copy(
+        update={"host": "127.0.0.1", "port": 0, "gateway": gateway, "client_id": "hydro-demo-sl651"}
+    )
+    config = config.model_copy(update={"sl651": settings})
+    bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    receiver: asyncio.Task[object] = asyncio.create_task(
+        app.run_sl651_gateway(config, stop, bound.set_result)
+    )
+    either: set[asyncio.Future[Any]] = {receiver, bound}
+    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    if not bound.done():
+        await receiver  # it failed to start: say why
+    settings = settings.model_copy(update={"port": bound.result()})
+    print(
+        f"   SL 651:   the stations of gateway {gateway} report as RTUs over TCP to"
+        f" hydro gateway sl651 on 127.0.0.1:{settings.port}",
+        flush=True,
+    )
+    return (
+        config.model_copy(update={"sl651": settings}),
+        dataclasses.replace(plan, sl651_gateway=gateway),
+        receiver,
+    )
 
 
 async def _follow_the_storm(config: Config, storm_time: list[dt.datetime]) -> None:

@@ -93,6 +93,7 @@ class Station:
     persons: tuple[ResponsiblePerson, ...] = field(default=())
     # How often its reports arrive (报送间隔): an hourly batch of 5-minute values is 1 hour.
     report_interval: dt.timedelta = DEFAULT_REPORT_INTERVAL
+    sl651_address: str | None = None  # 遥测站地址: ten digits, when not "00" + an 8-digit code
 
     @cached_property
     def tz(self) -> ZoneInfo:
@@ -132,6 +133,7 @@ class RejectionCode(StrEnum):
     STATION_CODE_NOT_STRING = "station_code_not_string"  # a JSON integer that lost leading zeros
     TOO_LARGE = "too_large"  # over ingest.max_message_bytes or max_message_readings (whole message)
     INTERNAL_ERROR = "internal_error"  # judging raised or the database refused: a defect in hydro
+    GATEWAY_REFUSED = "gateway_refused"  # a gateway's own refusal, on <prefix>/<gateway>/rejects
 
 
 @dataclass(frozen=True, slots=True)

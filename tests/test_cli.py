@@ -41,6 +41,7 @@ def test_the_operator_commands_exist() -> None:
         ("alerts", "ack"),
         ("outbox", "list"),
         ("report", "daily"),
+        ("gateway", "sl651"),
     }
     assert expected <= set(ALL)
 

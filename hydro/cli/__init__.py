@@ -14,11 +14,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hydro import __version__
-from hydro.cli import alerts, api, check, db, quarantine, report, rules, run, simulate
+from hydro.cli import alerts, api, check, db, gateway, quarantine, report, rules, run, simulate
 from hydro.cli import stations as stations_cli
 from hydro.errors import HydroError, ProblemsError
 
-COMMAND_MODULES = (run, api, simulate, check, db, alerts, quarantine, stations_cli, rules, report)
+COMMAND_MODULES = (
+    run,
+    api,
+    gateway,
+    simulate,
+    check,
+    db,
+    alerts,
+    quarantine,
+    stations_cli,
+    rules,
+    report,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

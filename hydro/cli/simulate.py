@@ -28,9 +28,17 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
   hydro simulate --storm 0 --duration 6h --speed 60 # six calm hours in six minutes
   hydro simulate --stations 500 --steps 12 --as-fast-as-possible
   hydro simulate --start 2026-05-07T08:00 --duration 1d --seed 7 --batch 20
+  hydro simulate --protocol sl651 --stations 50     # RTUs sending SL 651 frames to sl651.port
 """,
     )
     _simulation_options(simulate, default_speed=300.0, default_storm=0.8)
+    simulate.add_argument(
+        "--protocol",
+        choices=("mqtt", "sl651"),
+        default="mqtt",
+        help="mqtt: gateways publish JSON to the broker (default); sl651: every station an RTU"
+        " sending SL 651 timed reports to `hydro gateway sl651` at sl651.host:sl651.port",
+    )
     simulate.set_defaults(handler=_simulate)
     demo_command = add_command(
         subparsers,
@@ -142,6 +150,7 @@ def _plan(args: argparse.Namespace, zone: str) -> app.SimulationPlan:
         seed=args.seed,
         stations=args.stations,
         start=aware(args.start, zone),
+        protocol=getattr(args, "protocol", "mqtt"),
     )
 
 

@@ -70,7 +70,10 @@ class BrokerSession:
     async def __aenter__(self) -> BrokerSession:
         try:
             await self._client.__aenter__()
-            await self._client.subscribe(self._config.subscription, qos=1)
+            # One SUBSCRIBE for both topics: readings, and what gateways refused themselves.
+            await self._client.subscribe(
+                [(self._config.subscription, 1), (self._config.rejects_subscription, 1)]
+            )
         except aiomqtt.MqttError as exc:
             await self._close_quietly()
             raise BrokerUnavailable(

@@ -33,6 +33,7 @@ from hydro import metrics
 from hydro.config import Config
 from hydro.errors import BrokerUnavailable, StorageError, StorageUnavailable
 from hydro.ingest.mqtt import BrokerSession, Delivery
+from hydro.ingest.rejects import judge_gateway_reject
 from hydro.ingest.validate import (
     KEPT_PREFIX,
     ValidationRules,
@@ -201,7 +202,9 @@ class IngestService:
 
     async def _accept(self, delivery: Delivery) -> None:
         try:
-            verdict = judge_message(
+            verdict = judge_gateway_reject(
+                delivery.topic, delivery.payload, delivery.received_at, self._rules.topic_prefix
+            ) or judge_message(
                 delivery.topic,
                 delivery.payload,
                 delivery.received_at,

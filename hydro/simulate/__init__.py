@@ -1,6 +1,14 @@
 """Simulated gateways: a storm model for the registry and a publisher that speaks the contract."""
 
-from hydro.simulate.model import REPORT_INTERVAL, Outage, Step, StormModel, outage_at_peak
+from hydro.simulate.model import (
+    REPORT_INTERVAL,
+    Outage,
+    Step,
+    StepSource,
+    StormModel,
+    Subset,
+    outage_at_peak,
+)
 from hydro.simulate.publisher import (
     SIMULATED_GATEWAY_SIZE,
     Message,
@@ -18,7 +26,9 @@ __all__ = [
     "PayloadEncoder",
     "PublishProgress",
     "Step",
+    "StepSource",
     "StormModel",
+    "Subset",
     "gateways",
     "outage_at_peak",
     "publish_storm",

@@ -26,6 +26,7 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -58,6 +59,41 @@ class Step:
     rainfall: FloatArray
     battery_v: FloatArray
     silent: npt.NDArray[np.bool_]  # stations that send nothing this step (a broken gauge)
+
+    def take(self, indices: Sequence[int]) -> Step:
+        """The same step for only the stations at ``indices`` (registry order)."""
+        return Step(
+            self.time,
+            self.water_level[indices],
+            self.flow[indices],
+            self.rainfall[indices],
+            self.battery_v[indices],
+            self.silent[indices],
+        )
+
+
+class StepSource(Protocol):
+    """What a publisher needs of a model: its interval and the next step."""
+
+    @property
+    def interval(self) -> dt.timedelta: ...
+
+    def step(self) -> Step: ...
+
+
+class Subset:
+    """The steps of ``model`` for only the stations at ``indices``: one weather, two senders."""
+
+    def __init__(self, model: StepSource, indices: Sequence[int]) -> None:
+        self._model = model
+        self._indices = list(indices)
+
+    @property
+    def interval(self) -> dt.timedelta:
+        return self._model.interval
+
+    def step(self) -> Step:
+        return self._model.step().take(self._indices)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from hydro.broker import connection_options
 from hydro.config import MqttConfig
 from hydro.errors import BrokerUnavailable
 from hydro.models import Station
-from hydro.simulate.model import Step, StormModel
+from hydro.simulate.model import Step, StepSource
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,12 @@ class PublishProgress:
     messages: int = 0
     readings: int = 0
     seconds: float = 0.0
+    other_steps: int | None = None  # steps a second sender beside this one (SL 651 RTUs) has done
+
+    @property
+    def steps_done(self) -> int:
+        """Steps every sender has completed: where a resumed run must start."""
+        return self.steps if self.other_steps is None else min(self.steps, self.other_steps)
 
     @property
     def rate(self) -> float:
@@ -121,7 +127,7 @@ class PublishProgress:
 async def publish_storm(
     config: MqttConfig,
     stations: Sequence[Station],
-    model: StormModel,
+    model: StepSource,
     *,
     steps: int,
     speed: float,

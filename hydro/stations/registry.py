@@ -55,6 +55,7 @@ COLUMNS: Mapping[str, tuple[str, ...]] = {
     "patrol_name": ("巡查责任人",),
     "patrol_phone": ("巡查责任人电话",),
     "report_interval": ("报送间隔",),
+    "sl651_address": ("遥测站地址",),
 }
 REQUIRED_COLUMNS = ("code", "name", "kind", "prefecture", "county", "lat", "lon")
 _ALIASES = {alias: name for name, aliases in COLUMNS.items() for alias in (name, *aliases)}
@@ -198,6 +199,9 @@ def _station(row: Mapping[str, str], default_timezone: str, problems: list[str])
         problems.append(f"{label}: unknown time zone {timezone!r}")
     persons = tuple(_persons(row, label, problems))
     interval = _report_interval(row.get("report_interval", ""), label, problems)
+    sl651_address = row.get("sl651_address") or None
+    if sl651_address is not None and not (sl651_address.isdigit() and len(sl651_address) == 10):
+        problems.append(f"{label}: sl651_address {sl651_address!r} is not ten digits")
     if problems or kind is None or lat is None or lon is None:
         return None
     return Station(
@@ -214,6 +218,7 @@ def _station(row: Mapping[str, str], default_timezone: str, problems: list[str])
         flood_season=season,
         persons=persons,
         report_interval=interval,
+        sl651_address=sl651_address,
         **levels,
     )
 
