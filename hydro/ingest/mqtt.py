@@ -15,6 +15,7 @@ but not yet committed when hydro dies is delivered again; duplicates are absorbe
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator
@@ -30,6 +31,9 @@ from hydro.config import MqttConfig
 from hydro.errors import BrokerUnavailable
 
 log = logging.getLogger(__name__)
+# How long a clean close waits for acknowledgements still queued to reach the broker.
+_FLUSH_POLL_SECONDS = 0.005
+_FLUSH_POLLS = 400  # 2 s
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +94,19 @@ class BrokerSession:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        if self._connected:
+            await self._flush_acknowledgements()
         self._connected = False
         await self._close_quietly()
+
+    async def _flush_acknowledgements(self) -> None:
+        """PUBACKs given just before a clean close sit in paho's send queue, and closing would
+        drop them: the broker would send those stored messages again (absorbed as duplicates,
+        but needless). Wait, briefly, until paho has nothing left to write."""
+        for _ in range(_FLUSH_POLLS):  # paho offers no event for an empty send queue
+            if not self._client._client.want_write():
+                return
+            await asyncio.sleep(_FLUSH_POLL_SECONDS)
 
     async def _close_quietly(self) -> None:
         try:
