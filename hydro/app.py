@@ -143,7 +143,9 @@ async def _run(
             report = await migrate(conn, config.database, config.registry.default_timezone)
         log.info("storage mode: %s", report.mode)
         writer = ReadingWriter(pool, journal=config.ingest.journal)
-        service = IngestService(config, registry.by_code, writer)
+        service = IngestService(
+            config.ingest, config.mqtt, registry.by_code, writer, database=config.database
+        )
         if subscribed is not None:
             service.subscribed = subscribed
         listener = (
