@@ -212,11 +212,24 @@ def api_context(
         duty_officers=config.sms.duty_officers,
         broker_reachable=lambda: broker_problem(config.mqtt),
         daily_report=functools.partial(
-            _formatted_report, DailyReports(config, registry, rules, pool)
+            _formatted_report, daily_reports(config, registry, rules, pool)
         ),
         max_body_bytes=config.api.max_body_bytes,
         max_csv_rows=config.api.max_csv_rows,
         max_series_points=config.api.max_series_points,
+    )
+
+
+def daily_reports(
+    config: Config, registry: Registry, rules: RuleSet, pool: psycopg_pool.AsyncConnectionPool
+) -> DailyReports:
+    return DailyReports(
+        config.report,
+        registry,
+        rules,
+        pool,
+        zone=config.registry.default_timezone,
+        duty_officers=config.sms.duty_officers,
     )
 
 
@@ -253,7 +266,7 @@ async def _start_alerting(
     jobs = ScheduledJobs(grace=max(dt.timedelta(seconds=10), 2 * config.sms.provider_timeout))
     jobs.every(config.alerting.interval, evaluate)
     jobs.beside(dispatcher.run)  # its own task: evaluation never waits for a provider
-    reports = DailyReports(config, registry, rules, pool)
+    reports = daily_reports(config, registry, rules, pool)
     jobs.daily(config.report.daily_at, config.registry.default_timezone, reports.publish_due)
 
     async def catch_up_daily_report() -> None:
@@ -343,5 +356,5 @@ async def daily_report(config: Config, day: dt.date | None) -> tuple[DailyReport
     registry = load_stations(config)
     rules = load_alert_rules(config)
     async with database(config) as pool:
-        reports = DailyReports(config, registry, rules, pool)
+        reports = daily_reports(config, registry, rules, pool)
         return await reports.report(day or reports.last_ended_day())
