@@ -82,7 +82,9 @@ def measure(url: str, mode: str, registry: Registry, runs: int = 5) -> dict[str,
             async with pool.connection() as conn:
                 await migrate(conn, config.database, ZONE)
             rows = await asyncio.to_thread(load, url, registry)
-            reports = DailyReports(config, registry, RULES, pool)
+            reports = DailyReports(
+                config.report, registry, RULES, pool, zone=ZONE, duty_officers=()
+            )
             timings = []
             for _ in range(runs):
                 started = time.perf_counter()

@@ -10,30 +10,26 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
-import json
 import logging
 import signal
 import socket
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 import psycopg_pool
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from hydro import metrics
 from hydro.alerts.evaluator import AlertEvaluator
 from hydro.api import TWILIO_STATUS_PATH, ApiContext, create_api, listen, serve
 from hydro.broker import broker_problem
-from hydro.config import Config, LoggingConfig, find_config_path, load_config
+from hydro.config import Config, find_config_path, load_config
 from hydro.errors import ConfigError, HydroError, Problem
 from hydro.gateway.sl651.frame import Frame
 from hydro.gateway.sl651.rtu import Rtu, timed_report
 from hydro.gateway.sl651.server import MqttPublisher, Sl651Gateway, address_map, address_of
 from hydro.ingest.service import IngestService
+from hydro.logs import configure_logging
 from hydro.models import Station
 from hydro.notify.dispatcher import Dispatcher
 from hydro.notify.providers import ConsoleProvider, SmsProvider, TwilioProvider
@@ -42,13 +38,13 @@ from hydro.reports.model import DailyReport
 from hydro.reports.service import DailyReports
 from hydro.rules import RuleSet, check_rules, load_rules
 from hydro.rules.model import SilenceRule
+from hydro.scheduling import ScheduledJobs
 from hydro.simulate import (
-    REPORT_INTERVAL,
     PublishProgress,
+    SimulationPlan,
     StepSource,
-    StormModel,
     Subset,
-    outage_at_peak,
+    plan_storm,
     publish_storm,
 )
 from hydro.stations import Registry, check_registry, load_registry
@@ -81,38 +77,6 @@ def configure(config_path: Path | None) -> Config:
     config = load_config(find_config_path(config_path))
     configure_logging(config.logging)
     return config
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
-
-
-def configure_logging(config: LoggingConfig) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if config.format == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(config.level)
-    # paho logs every packet at DEBUG; only hydro's own DEBUG is worth reading.
-    logging.getLogger("mqtt").setLevel(max(logging.INFO, root.level))
-    logging.getLogger("psycopg").setLevel(max(logging.WARNING, root.level))
-    # APScheduler reports every run of every job at INFO; a skipped run is logged by
-    # ScheduledJobs, by the job's name. Failed jobs are ERRORs.
-    logging.getLogger("apscheduler").setLevel(max(logging.ERROR, root.level))
-    # The twilio client logs ten lines per SMS (URL and headers, secrets masked by hydro).
-    logging.getLogger("twilio.http_client").setLevel(max(logging.WARNING, root.level))
 
 
 @contextlib.asynccontextmanager
@@ -150,21 +114,39 @@ def load_stations(config: Config) -> Registry:
 
 
 async def run_ingest(
+    config: Config, stop: asyncio.Event | None = None, subscribed: asyncio.Event | None = None
+) -> IngestService:
+    """Only ingests, until SIGINT/SIGTERM (or ``stop``); migrates the schema first, idempotently.
+
+    ``subscribed`` is set once the broker holds our subscription: from then on nothing
+    published is lost, even while hydro is down.
+    """
+    return await _run(config, stop, subscribed, alerting=False, clock=None)
+
+
+async def run_everything(
     config: Config,
     stop: asyncio.Event | None = None,
     subscribed: asyncio.Event | None = None,
     *,
-    alerting: bool = False,
     clock: Callable[[], dt.datetime] | None = None,
 ) -> IngestService:
-    """Ingests until SIGINT/SIGTERM (or ``stop``); migrates the schema first, idempotently.
-
-    With ``alerting`` the scheduler also evaluates the rules every ``alerting.interval``, the
-    dispatcher sends the outbox and, if ``api.enabled``, the API and web page are served.
-    ``subscribed`` is set once the broker holds our subscription: from then on nothing
-    published is lost, even while hydro is down. ``clock`` replaces the wall clock for
-    alerting (silence, lateness): ``hydro demo`` plays a storm faster than time passes.
+    """Ingests as ``run_ingest`` does, and alerts: the scheduler evaluates the rules every
+    ``alerting.interval``, the dispatcher sends the outbox and, if ``api.enabled``, the API and
+    web page are served. ``clock`` replaces the wall clock for alerting (silence, lateness):
+    ``hydro demo`` plays a storm faster than time passes.
     """
+    return await _run(config, stop, subscribed, alerting=True, clock=clock)
+
+
+async def _run(
+    config: Config,
+    stop: asyncio.Event | None,
+    subscribed: asyncio.Event | None,
+    *,
+    alerting: bool,
+    clock: Callable[[], dt.datetime] | None,
+) -> IngestService:
     registry = load_stations(config)
     rules = load_alert_rules(config) if alerting else None
     stop = stop or stop_on_signals()
@@ -173,7 +155,9 @@ async def run_ingest(
             report = await migrate(conn, config.database, config.registry.default_timezone)
         log.info("storage mode: %s", report.mode)
         writer = ReadingWriter(pool, journal=config.ingest.journal)
-        service = IngestService(config, registry.by_code, writer)
+        service = IngestService(
+            config.ingest, config.mqtt, registry.by_code, writer, database=config.database
+        )
         if subscribed is not None:
             service.subscribed = subscribed
         listener = (
@@ -240,11 +224,24 @@ def api_context(
         duty_officers=config.sms.duty_officers,
         broker_reachable=lambda: broker_problem(config.mqtt),
         daily_report=functools.partial(
-            _formatted_report, DailyReports(config, registry, rules, pool)
+            _formatted_report, daily_reports(config, registry, rules, pool)
         ),
         max_body_bytes=config.api.max_body_bytes,
         max_csv_rows=config.api.max_csv_rows,
         max_series_points=config.api.max_series_points,
+    )
+
+
+def daily_reports(
+    config: Config, registry: Registry, rules: RuleSet, pool: psycopg_pool.AsyncConnectionPool
+) -> DailyReports:
+    return DailyReports(
+        config.report,
+        registry,
+        rules,
+        pool,
+        zone=config.registry.default_timezone,
+        duty_officers=config.sms.duty_officers,
     )
 
 
@@ -253,91 +250,6 @@ async def _formatted_report(
 ) -> tuple[str, bool, dt.date]:
     report, stored = await reports.report(day or reports.last_ended_day())
     return FORMATS[form](report), stored, report.day
-
-
-class ScheduledJobs:
-    """Alerting's periodic jobs, and the tasks that run beside them (the dispatcher). Stopping
-    lets a running tick or send finish (up to a grace period), so a shutdown does not leave SMS
-    half-sent for a standby or the next start to repeat. A run skipped because the previous one
-    is still going is logged as a warning naming the job."""
-
-    def __init__(self, grace: dt.timedelta = dt.timedelta(seconds=10)) -> None:
-        self._scheduler = AsyncIOScheduler(timezone=dt.UTC)
-        self._scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
-        self._running: set[asyncio.Task[None]] = set()
-        self._loops: set[asyncio.Task[None]] = set()
-        self._stopping = asyncio.Event()
-        self._grace = grace
-
-    def every(self, interval: dt.timedelta, job: Callable[[], Awaitable[None]]) -> None:
-        self._add(
-            job, "interval", seconds=interval.total_seconds(), next_run_time=dt.datetime.now(dt.UTC)
-        )
-
-    def daily(self, at: dt.time, timezone: str, job: Callable[[], Awaitable[None]]) -> None:
-        """Every day at ``at`` in ``timezone``."""
-        self._add(job, "cron", hour=at.hour, minute=at.minute, timezone=timezone)
-
-    def once(self, job: Callable[[], Awaitable[None]]) -> None:
-        """Right after start."""
-        self._add(job, "date", run_date=dt.datetime.now(dt.UTC))
-
-    def beside(self, run: Callable[[asyncio.Event], Coroutine[object, object, None]]) -> None:
-        """Runs ``run(stopping)`` on a task of its own from start to stop: nothing waits for it."""
-        self._loops.add(asyncio.create_task(run(self._stopping)))
-
-    def _add(self, job: Callable[[], Awaitable[None]], trigger: str, **when: object) -> None:
-        self._scheduler.add_job(
-            self._tracked(job),
-            trigger,
-            name=job.__name__,
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-            **when,
-        )
-
-    def _tracked(self, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-        async def tracked() -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            self._running.add(task)
-            try:
-                await job()
-            except HydroError as exc:
-                if not exc.retryable:
-                    raise
-                # The database or broker is away: the next run tries again, no traceback needed.
-                log.warning("%s: %s; trying again at the next run", job.__name__, exc)
-            finally:
-                self._running.discard(task)
-
-        return tracked
-
-    def _skipped(self, event: JobEvent) -> None:
-        job = self._scheduler.get_job(event.job_id)
-        log.warning(
-            "job %s: a run was skipped, %s",
-            job.name if job else event.job_id,
-            "the previous one is still going"
-            if event.code == EVENT_JOB_MAX_INSTANCES
-            else "it could not start in time",
-        )
-
-    def start(self) -> None:
-        self._scheduler.start()
-
-    async def stop(self) -> None:
-        # APScheduler's shutdown cancels running coroutine jobs: let them finish first.
-        self._scheduler.pause()
-        self._stopping.set()
-        running = self._running | self._loops
-        if running:
-            await asyncio.wait(running, timeout=self._grace.total_seconds())
-        for task in self._loops:
-            task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
-        self._scheduler.shutdown(wait=False)
 
 
 async def _start_alerting(
@@ -366,7 +278,7 @@ async def _start_alerting(
     jobs = ScheduledJobs(grace=max(dt.timedelta(seconds=10), 2 * config.sms.provider_timeout))
     jobs.every(config.alerting.interval, evaluate)
     jobs.beside(dispatcher.run)  # its own task: evaluation never waits for a provider
-    reports = DailyReports(config, registry, rules, pool)
+    reports = daily_reports(config, registry, rules, pool)
     jobs.daily(config.report.daily_at, config.registry.default_timezone, reports.publish_due)
 
     async def catch_up_daily_report() -> None:
@@ -419,67 +331,12 @@ async def status(config: Config) -> StorageStatus:
         return await storage_status(pool)
 
 
-@dataclass(frozen=True)
-class SimulationPlan:
-    steps: int
-    speed: float
-    storm: float
-    batch: int
-    seed: int
-    stations: int | None  # the first N of the registry; None for all
-    start: dt.datetime | None  # None: in real time from now, else replayed up to now
-    silent_gauge: bool = False  # the gauge rising furthest goes silent at its peak for 2 h
-    done: int = 0  # steps already published by an earlier run of the same plan
-    protocol: str = "mqtt"  # mqtt: gateways publish JSON; sl651: RTUs send frames to sl651.port
-    sl651_gateway: str | None = None  # with mqtt: this gateway's stations are RTUs (hydro demo)
-
-
-def simulation_start(plan: SimulationPlan) -> dt.datetime:
-    if plan.start is not None:
-        return plan.start
-    if 0 < plan.speed <= 1:  # real time: a live feed from now on, as gateways would send
-        return _latest_report_time()
-    return _latest_report_time() - (plan.steps - 1) * REPORT_INTERVAL
-
-
 async def run_simulation(
     config: Config, plan: SimulationPlan, progress: PublishProgress | None = None
 ) -> PublishProgress:
     """Publishes the plan's steps from ``plan.done`` on; ``progress`` counts what has gone."""
-    registry = load_stations(config)
-    stations = registry.stations[: plan.stations] if plan.stations else registry.stations
-    start = simulation_start(plan)
-    outage = (
-        outage_at_peak(stations, start=start, steps=plan.steps, storm=plan.storm, seed=plan.seed)
-        if plan.silent_gauge
-        else None
-    )
-
-    def weather() -> StormModel:
-        model = StormModel(
-            stations, start=start, steps=plan.steps, storm=plan.storm, seed=plan.seed, outage=outage
-        )
-        for _ in range(plan.done):  # the same weather up to where the earlier run stopped
-            model.step()
-        return model
-
-    log.info(
-        "simulating %d stations, steps %d-%d of %d from %s, storm %.2f, speed %gx",
-        len(stations),
-        plan.done + 1,
-        plan.steps,
-        plan.steps,
-        start.isoformat(),
-        plan.storm,
-        plan.speed,
-    )
-    if outage is not None:
-        log.info(
-            "station=%s will go silent at its peak, %s, for %d reports",
-            stations[outage.index].code,
-            (start + outage.first * REPORT_INTERVAL).isoformat(),
-            outage.last - outage.first,
-        )
+    storm = plan_storm(load_stations(config), plan)
+    stations, weather = storm.stations, storm.weather
     steps = plan.steps - plan.done
     if plan.protocol == "sl651":
         return await _send_rtu_storm(
@@ -609,11 +466,6 @@ async def run_sl651_gateway(
     return gateway
 
 
-def _latest_report_time() -> dt.datetime:
-    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
-    return now - dt.timedelta(minutes=now.minute % 5)
-
-
 async def alerts(config: Config, query: AlertFilter) -> list[AlertRecord]:
     async with database(config) as pool:
         return await list_alerts(pool, query)
@@ -644,5 +496,5 @@ async def daily_report(config: Config, day: dt.date | None) -> tuple[DailyReport
     registry = load_stations(config)
     rules = load_alert_rules(config)
     async with database(config) as pool:
-        reports = DailyReports(config, registry, rules, pool)
+        reports = daily_reports(config, registry, rules, pool)
         return await reports.report(day or reports.last_ended_day())

@@ -24,11 +24,12 @@ from typing import Any
 from pydantic import SecretStr
 
 from hydro import app
-from hydro.app import SimulationPlan, run_ingest, run_simulation, stop_on_signals
+from hydro.app import run_everything, run_simulation, stop_on_signals
 from hydro.config import Config
 from hydro.errors import ConfigError, HydroError, Problem
 from hydro.local import LocalMosquitto, LocalPostgres, free_port
-from hydro.simulate import REPORT_INTERVAL, PublishProgress
+from hydro.logs import configure_logging
+from hydro.simulate import REPORT_INTERVAL, PublishProgress, SimulationPlan, simulation_start
 from hydro.store.queries import newest_observation
 
 STATE_FILE = "demo.json"  # the storm's plan and progress, and the web page's token
@@ -68,7 +69,7 @@ def run_demo(
                     )
                 ]
             )
-        plan = dataclasses.replace(plan, start=app.simulation_start(plan), silent_gauge=True)
+        plan = dataclasses.replace(plan, start=simulation_start(plan), silent_gauge=True)
         token = secrets.token_urlsafe(18)
     asyncio.run(_demo(config, workdir, plan, token, port))
 
@@ -125,7 +126,7 @@ def _demo_config(  # noqa: PLR0917 - the servers it started and what it chose
 
 
 async def _run(config: Config, workdir: Path, plan: SimulationPlan, token: str) -> None:
-    app.configure_logging(config.logging)
+    configure_logging(config.logging)
     _print_tour(config, plan, token)
     stop = stop_on_signals()
     subscribed = asyncio.Event()
@@ -134,7 +135,7 @@ async def _run(config: Config, workdir: Path, plan: SimulationPlan, token: str) 
     storm_time = [plan.start + plan.done * REPORT_INTERVAL]
     clock = asyncio.create_task(_follow_the_storm(config, storm_time))
     ingest = asyncio.create_task(
-        run_ingest(config, stop, subscribed, alerting=True, clock=lambda: storm_time[0])
+        run_everything(config, stop, subscribed, clock=lambda: storm_time[0])
     )
     # Gateways may publish only once the broker keeps a session for hydro.
     ready = asyncio.create_task(subscribed.wait())

@@ -55,7 +55,9 @@ async def running_ingest(
     async with open_pool(config.database) as pool:
         async with pool.connection() as conn:
             await migrate(conn, config.database, config.registry.default_timezone)
-        service = IngestService(config, registry, ReadingWriter(pool))
+        service = IngestService(
+            config.ingest, config.mqtt, registry, ReadingWriter(pool), database=config.database
+        )
         task = asyncio.create_task(service.run(stop))
         await wait_until(
             lambda: service.subscribed.is_set() or task.done(), what="the subscription"

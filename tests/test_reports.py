@@ -81,7 +81,15 @@ def with_reports(
         async with open_pool(config.database) as pool:
             async with pool.connection() as conn:
                 await migrate(conn, config.database, zone)
-            reports = DailyReports(config, registry(zone), RULES, pool, clock=lambda: now)
+            reports = DailyReports(
+                config.report,
+                registry(zone),
+                RULES,
+                pool,
+                zone=config.registry.default_timezone,
+                duty_officers=config.sms.duty_officers,
+                clock=lambda: now,
+            )
             return await body(pool, ReadingWriter(pool), reports)
 
     return asyncio.run(main())

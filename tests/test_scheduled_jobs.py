@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from hydro.app import ScheduledJobs
+from hydro.scheduling import ScheduledJobs
 from tests.support import wait_until
 
 

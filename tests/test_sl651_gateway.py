@@ -20,6 +20,7 @@ from hydro.gateway.sl651.frame import BEIJING, EOT, ESC, encode_report
 from hydro.gateway.sl651.rtu import Rtu
 from hydro.gateway.sl651.server import MqttPublisher, Sl651Gateway
 from hydro.local import LocalMosquitto
+from hydro.simulate import SimulationPlan
 from hydro.stations.generate import generate_stations, write_stations_csv
 from tests.support import count_rows, fetch, ingest_config, wait_until
 from tests.test_ingest_service import running_ingest
@@ -206,7 +207,7 @@ def test_simulated_rtus_through_receiver_broker_and_ingest_are_stored_exactly_on
         registry={"stations": str(registry)},
         sl651={"host": "127.0.0.1", "port": 0, "client_id": f"sl651-{mqtt_topic_prefix}"},
     )
-    plan = app.SimulationPlan(
+    plan = SimulationPlan(
         steps=3, speed=0, storm=1.0, batch=100, seed=1, stations=None, start=None, protocol="sl651"
     )
 

@@ -20,7 +20,7 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
   HYDRO_DATABASE__URL=postgresql://hydro@db/hydro hydro run
 """,
     )
-    run.set_defaults(handler=_run, alerting=True)
+    run.set_defaults(handler=_run)
     ingest = add_command(
         subparsers,
         "ingest",
@@ -30,10 +30,14 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
   HYDRO_MQTT__SHARED_GROUP=ingest HYDRO_MQTT__CLIENT_ID=ingest-2 hydro ingest   # a second process
 """,
     )
-    ingest.set_defaults(handler=_run, alerting=False)
+    ingest.set_defaults(handler=_ingest)
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = app.configure(args.config)
-    run_async(app.run_ingest(config, alerting=args.alerting))
+    run_async(app.run_everything(app.configure(args.config)))
+    return 0
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    run_async(app.run_ingest(app.configure(args.config)))
     return 0

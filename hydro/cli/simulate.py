@@ -12,7 +12,7 @@ from typing import TypeVar
 from hydro import app, demo
 from hydro.cli._common import Subparsers, add_command, aware, run_async, timestamp
 from hydro.config import parse_duration
-from hydro.simulate import REPORT_INTERVAL
+from hydro.simulate import REPORT_INTERVAL, SimulationPlan
 
 T = TypeVar("T", int, float)
 
@@ -141,8 +141,8 @@ def _duration(text: str) -> int:
     return max(1, math.ceil(value / REPORT_INTERVAL))
 
 
-def _plan(args: argparse.Namespace, zone: str) -> app.SimulationPlan:
-    return app.SimulationPlan(
+def _plan(args: argparse.Namespace, zone: str) -> SimulationPlan:
+    return SimulationPlan(
         steps=args.steps,
         speed=args.speed,
         storm=args.storm,

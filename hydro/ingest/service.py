@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hydro import metrics
-from hydro.config import Config
+from hydro.config import DatabaseConfig, IngestConfig, MqttConfig
 from hydro.errors import BrokerUnavailable, StorageError, StorageUnavailable
 from hydro.ingest.mqtt import BrokerSession, Delivery
 from hydro.ingest.rejects import judge_gateway_reject
@@ -119,16 +119,24 @@ class IngestService:
     """Runs until ``stop`` is set; then seals the open batch, commits what it holds and returns."""
 
     def __init__(
-        self, config: Config, stations: Mapping[str, Station], writer: ReadingWriter
+        self,
+        config: IngestConfig,
+        mqtt: MqttConfig,
+        stations: Mapping[str, Station],
+        writer: ReadingWriter,
+        *,
+        database: DatabaseConfig,
     ) -> None:
         self._config = config
+        self._mqtt = mqtt
+        self._database = database
         self._stations = dict(stations)  # a plain dict: the fastest lookup per reading
         self._writer = writer
-        self._rules = ValidationRules.from_config(config.ingest, config.mqtt.topic_prefix)
+        self._rules = ValidationRules.from_config(config, mqtt.topic_prefix)
         self._zero_padded = zero_padded_codes(self._stations)
         self._batch = _Batch()
         self._sealed: asyncio.Queue[_Batch | None] = asyncio.Queue(_SEALED_BATCHES_AHEAD)
-        self._max_age = config.ingest.batch_interval.total_seconds()
+        self._max_age = config.batch_interval.total_seconds()
         self._closing = False
         self.stats = IngestStats()
         self.subscribed = asyncio.Event()  # set while subscribed on a live broker connection
@@ -153,7 +161,7 @@ class IngestService:
             self._log_progress()
 
     async def _receive_until(self, stop: asyncio.Event, writer: asyncio.Task[None]) -> None:
-        mqtt = self._config.mqtt
+        mqtt = self._mqtt
         backoff = Backoff(mqtt.reconnect_min.total_seconds(), mqtt.reconnect_max.total_seconds())
         while not stop.is_set():
             try:
@@ -231,7 +239,7 @@ class IngestService:
                 rejection.code,
                 printable(rejection.reason),
             )
-        if len(batch.readings) >= self._config.ingest.batch_size:
+        if len(batch.readings) >= self._config.batch_size:
             await self._seal()
 
     def _internal_error(self, delivery: Delivery, what: str, exc: Exception) -> Verdict:
@@ -293,7 +301,7 @@ class IngestService:
             await asyncio.sleep(max(self._max_age - age, 0.0) if self._batch.deliveries else 0.02)
 
     async def _write_sealed(self) -> None:
-        database = self._config.database
+        database = self._database
         backoff = Backoff(0.2, max(5.0, database.connect_timeout.total_seconds()))
         while (batch := await self._sealed.get()) is not None:
             rejections = batch.rejections

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import psycopg_pool
 
-from hydro.config import Config
+from hydro.config import DutyOfficer, ReportConfig
 from hydro.reports.daily import (
     build_daily,
     day_bounds,
@@ -34,22 +34,26 @@ log = logging.getLogger(__name__)
 class DailyReports:
     def __init__(
         self,
-        config: Config,
+        config: ReportConfig,
         registry: Registry,
         rules: RuleSet,
         pool: psycopg_pool.AsyncConnectionPool,
         *,
+        zone: str,
+        duty_officers: Sequence[DutyOfficer],
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
+        """``zone`` is the registry's default time zone, in which a day begins and ends."""
         self._config = config
-        self._zone = config.registry.default_timezone
+        self._zone = zone
+        self._duty_officers = tuple(duty_officers)
         self._registry = registry
         self._rules = rules
         self._pool = pool
         self._clock = clock
 
     def last_ended_day(self) -> dt.date:
-        return last_ended_day(self._clock(), self._zone, self._config.report.daily_at)
+        return last_ended_day(self._clock(), self._zone, self._config.daily_at)
 
     async def report(self, day: dt.date) -> tuple[DailyReport, bool]:
         """The stored report of ``day`` with its corrections, or (not stored) one built now."""
@@ -70,7 +74,7 @@ class DailyReports:
             self._registry.stations,
             self._rules,
             figures,
-            wettest=self._config.report.wettest,
+            wettest=self._config.wettest,
             built_at=self._clock(),
         )
 
@@ -89,11 +93,11 @@ class DailyReports:
             log.info("daily report of %s not built at start-up: no readings in that day", day)
             return
         text = digest(report)
-        officers = [(o.name, o.phone) for o in self._config.sms.duty_officers]
+        officers = [(o.name, o.phone) for o in self._duty_officers]
         async with connection(self._pool, f"storing the daily report of {day}") as conn:
             if not await store_report(conn, day, report.model_dump(mode="json")):
                 return  # another process stored it first
-            ids = await queue_digest(conn, officers, text) if self._config.report.digest else []
+            ids = await queue_digest(conn, officers, text) if self._config.digest else []
         log.info(
             "daily report of %s stored: %d stations, %d silent, %d alerts opened; digest outbox=%s",
             day,

@@ -9,6 +9,7 @@ from hydro.simulate.model import (
     Subset,
     outage_at_peak,
 )
+from hydro.simulate.plan import PlannedStorm, SimulationPlan, plan_storm, simulation_start
 from hydro.simulate.publisher import (
     SIMULATED_GATEWAY_SIZE,
     Message,
@@ -24,12 +25,16 @@ __all__ = [
     "Message",
     "Outage",
     "PayloadEncoder",
+    "PlannedStorm",
     "PublishProgress",
+    "SimulationPlan",
     "Step",
     "StepSource",
     "StormModel",
     "Subset",
     "gateways",
     "outage_at_peak",
+    "plan_storm",
     "publish_storm",
+    "simulation_start",
 ]
