@@ -49,13 +49,12 @@ from hydro.store.alerts import (
     AlertEventRecord,
     AlertFilter,
     AlertRecord,
-    OutboxRecord,
     acknowledge,
     alert_detail,
     list_alerts,
-    list_outbox,
 )
 from hydro.store.db import open_pool
+from hydro.store.outbox import OutboxRecord, list_outbox
 from hydro.store.queries import (
     QuarantineEntry,
     QuarantineFilter,

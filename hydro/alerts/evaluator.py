@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
-import psycopg
 import psycopg_pool
 
 from hydro.config import AlertingConfig
@@ -59,11 +58,10 @@ from hydro.store.alerts import (
     set_below_counts,
     water_levels,
 )
-from hydro.store.db import connection
+from hydro.store.db import Connection, connection
 from hydro.store.journal import lock_evaluation, take_journal
 
 log = logging.getLogger(__name__)
-Connection = psycopg.AsyncConnection[tuple[object, ...]]
 
 REMINDER_PREFIX = "【预警持续】"
 # Rainfall reports up to a day late still find their whole windows in the ring; older ones are

@@ -13,7 +13,8 @@ from hydro import app
 from hydro.cli._common import Subparsers, add_command, ago, aware, run_async
 from hydro.models import mask_phone
 from hydro.rules import Severity
-from hydro.store.alerts import AlertFilter, AlertRecord, OutboxRecord
+from hydro.store.alerts import AlertFilter, AlertRecord
+from hydro.store.outbox import OutboxRecord
 
 
 def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:

@@ -1,4 +1,4 @@
-"""Alerts, their transitions and the SMS outbox, as the evaluator records them.
+"""Alerts and their transitions, as the evaluator records them, with the SMS they queue.
 
 Everything here runs inside the caller's transaction: the evaluator records a tick's changes,
 the messages they send and its journal cursor together, so a restart neither repeats nor loses
@@ -17,9 +17,8 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from hydro.models import AlertChange, AlertChangeKind
-from hydro.store.db import connection, translate_errors
-
-Connection = psycopg.AsyncConnection[tuple[object, ...]]
+from hydro.store.db import Connection, connection, translate_errors
+from hydro.store.outbox import OutboxRecord, alert_messages, enqueue
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +86,6 @@ INSERT INTO alert_events (alert_id, change, rule_id, rank, observed_at, value, l
 VALUES (%(alert_id)s, %(change)s, %(rule_id)s, %(rank)s, %(observed_at)s, %(value)s, %(late)s)
 RETURNING id
 """
-_SMS = """
-INSERT INTO outbox (alert_id, event_id, station, role, person, phone, body)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
-RETURNING id
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,21 +122,19 @@ async def record_changes(conn: Connection, changes: Sequence[AlertChange]) -> li
             event_id = await _returned_id(
                 await conn.execute(_EVENT, {**params, "alert_id": alert_id})
             )
-            outbox_ids = []
-            for sms in change.messages:
-                cur = await conn.execute(
-                    _SMS,
-                    (
-                        alert_id,
-                        event_id,
-                        change.station,
-                        sms.role.value,
-                        sms.person,
-                        sms.phone,
-                        sms.body,
-                    ),
+            outbox_ids = [
+                await enqueue(
+                    conn,
+                    station=change.station,
+                    role=sms.role.value,
+                    person=sms.person,
+                    phone=sms.phone,
+                    body=sms.body,
+                    alert_id=alert_id,
+                    event_id=event_id,
                 )
-                outbox_ids.append(await _returned_id(cur))
+                for sms in change.messages
+            ]
             recorded.append(RecordedChange(alert_id, event_id, tuple(outbox_ids)))
     return recorded
 
@@ -204,26 +196,6 @@ class AlertEventRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxRecord:
-    id: int
-    alert_id: int | None
-    event_id: int | None
-    station: str | None
-    role: str
-    person: str
-    phone: str
-    body: str
-    status: str
-    attempts: int
-    provider_id: str | None
-    last_error: str | None
-    error_code: str | None
-    created_at: dt.datetime
-    sent_at: dt.datetime | None
-    delivered_at: dt.datetime | None
-
-
-@dataclass(frozen=True, slots=True)
 class AlertFilter:
     station: str | None = None
     stations: tuple[str, ...] | None = None  # any of these (a prefecture's); None: no limit
@@ -238,10 +210,6 @@ class AlertFilter:
 _ALERT_COLUMNS = sql.SQL(
     "id, station, family, rule_id, rank, severity, state, opened_at, escalated_at, cleared_at,"
     " peak_value, late, acknowledged_by, acknowledged_at"
-)
-_OUTBOX_COLUMNS = sql.SQL(
-    "id, alert_id, event_id, station, role, person, phone, body, status, attempts, provider_id,"
-    " last_error, error_code, created_at, sent_at, delivered_at"
 )
 
 
@@ -302,14 +270,7 @@ async def alert_detail(
             [alert_id],
         )
         events = await events_cur.fetchall()
-        outbox_cur = conn.cursor(row_factory=class_row(OutboxRecord))
-        await outbox_cur.execute(
-            sql.SQL("SELECT {} FROM outbox WHERE alert_id = %s ORDER BY id").format(
-                _OUTBOX_COLUMNS
-            ),
-            [alert_id],
-        )
-        return alert, events, await outbox_cur.fetchall()
+        return alert, events, await alert_messages(conn, alert_id)
 
 
 async def acknowledge(
@@ -326,19 +287,6 @@ async def acknowledge(
             [by, alert_id],
         )
         return await cur.fetchone()
-
-
-async def list_outbox(
-    pool: psycopg_pool.AsyncConnectionPool, *, status: str | None, limit: int
-) -> list[OutboxRecord]:
-    where = sql.SQL(" WHERE status = %s") if status else sql.SQL("")
-    statement = sql.SQL("SELECT {} FROM outbox{} ORDER BY id DESC LIMIT %s").format(
-        _OUTBOX_COLUMNS, where
-    )
-    async with connection(pool, "listing the outbox") as conn:
-        cur = conn.cursor(row_factory=class_row(OutboxRecord))
-        await cur.execute(statement, [status, limit] if status else [limit])
-        return await cur.fetchall()
 
 
 async def latest_observations(conn: Connection) -> list[tuple[str, int, float | None]]:

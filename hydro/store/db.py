@@ -27,6 +27,9 @@ _TRANSIENT = (
     psycopg.InterfaceError,
 )
 
+# The one connection type of the store: rows as tuples unless a cursor is given a row factory.
+Connection = psycopg.AsyncConnection[tuple[object, ...]]
+
 
 def conninfo(config: DatabaseConfig) -> str:
     """The libpq connection string, with the password from the environment when one is set."""
@@ -65,7 +68,7 @@ def translate_errors(doing: str) -> Iterator[None]:
 @contextlib.asynccontextmanager
 async def connection(
     pool: psycopg_pool.AsyncConnectionPool, doing: str
-) -> AsyncIterator[psycopg.AsyncConnection[tuple[object, ...]]]:
+) -> AsyncIterator[Connection]:
     """A pooled connection inside one transaction, committed on success."""
     with translate_errors(doing):
         async with pool.connection() as conn, conn.transaction():

@@ -1,5 +1,6 @@
-"""The SMS outbox's life after queueing: claims by a sender, outcomes, delivery receipts, and
-notices to the duty officers when a message does not arrive.
+"""The SMS outbox, the only module with SQL on ``outbox``: queueing, claims by a sender,
+outcomes, delivery receipts, notices to the duty officers when a message does not arrive, and
+the listings and counts operators read.
 
 A sender *claims* due rows (``sending``, with its name and a lease) and commits before it calls
 the provider; a row that waited long for its turn has its lease renewed before the call, only
@@ -20,13 +21,14 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import psycopg
+import psycopg_pool
+from psycopg import sql
+from psycopg.rows import class_row, dict_row
 
 from hydro.config import DutyOfficer
 from hydro.models import mask_phone
-from hydro.store.db import translate_errors
+from hydro.store.db import Connection, connection, translate_errors
 
-Connection = psycopg.AsyncConnection[tuple[object, ...]]
 log = logging.getLogger(__name__)
 
 
@@ -45,6 +47,32 @@ class Undelivered:
     phone: str
     status: str
     error_code: str | None
+
+
+_ENQUEUE = """
+INSERT INTO outbox (alert_id, event_id, station, role, person, phone, body)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+RETURNING id
+"""
+
+
+async def enqueue(
+    conn: Connection,
+    *,
+    station: str | None,
+    role: str,
+    person: str,
+    phone: str,
+    body: str,
+    alert_id: int | None = None,
+    event_id: int | None = None,
+) -> int:
+    """Queues one message in the caller's transaction; its outbox id."""
+    with translate_errors("queueing an SMS"):
+        cur = await conn.execute(_ENQUEUE, (alert_id, event_id, station, role, person, phone, body))
+        row = await cur.fetchone()
+    assert row is not None
+    return int(str(row[0]))
 
 
 _APPLY = """
@@ -254,11 +282,79 @@ async def apply_receipts(
 
 async def queue_duty_notices(
     conn: Connection, station: str | None, officers: Sequence[DutyOfficer], body: str
-) -> None:
-    with translate_errors("queueing notices to the duty officers"):
-        for officer in officers:
-            await conn.execute(
-                "INSERT INTO outbox (station, role, person, phone, body)"
-                " VALUES (%s, 'duty', %s, %s, %s)",
-                (station, officer.name, officer.phone, body),
-            )
+) -> list[int]:
+    """One message per duty officer; the outbox ids."""
+    return [
+        await enqueue(
+            conn, station=station, role="duty", person=officer.name, phone=officer.phone, body=body
+        )
+        for officer in officers
+    ]
+
+
+async def counts_by_status(
+    conn: Connection, *, since: dt.datetime | None = None, until: dt.datetime | None = None
+) -> dict[str, int]:
+    """SMS by status; only those queued in [since, until) when both are given."""
+    window = sql.SQL(
+        "" if since is None or until is None else " WHERE created_at >= %s AND created_at < %s"
+    )
+    with translate_errors("counting SMS by status"):
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            sql.SQL("SELECT status, count(*) AS n FROM outbox{} GROUP BY status").format(window),
+            [] if since is None or until is None else [since, until],
+        )
+        return {row["status"]: row["n"] for row in await cur.fetchall()}
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    id: int
+    alert_id: int | None
+    event_id: int | None
+    station: str | None
+    role: str
+    person: str
+    phone: str
+    body: str
+    status: str
+    attempts: int
+    provider_id: str | None
+    last_error: str | None
+    error_code: str | None
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+    delivered_at: dt.datetime | None
+
+
+_RECORD_COLUMNS = sql.SQL(
+    "id, alert_id, event_id, station, role, person, phone, body, status, attempts, provider_id,"
+    " last_error, error_code, created_at, sent_at, delivered_at"
+)
+
+
+async def alert_messages(conn: Connection, alert_id: int) -> list[OutboxRecord]:
+    """Every SMS an alert caused, in the order they were queued."""
+    with translate_errors(f"reading the SMS of alert {alert_id}"):
+        cur = conn.cursor(row_factory=class_row(OutboxRecord))
+        await cur.execute(
+            sql.SQL("SELECT {} FROM outbox WHERE alert_id = %s ORDER BY id").format(
+                _RECORD_COLUMNS
+            ),
+            [alert_id],
+        )
+        return await cur.fetchall()
+
+
+async def list_outbox(
+    pool: psycopg_pool.AsyncConnectionPool, *, status: str | None, limit: int
+) -> list[OutboxRecord]:
+    where = sql.SQL(" WHERE status = %s") if status else sql.SQL("")
+    statement = sql.SQL("SELECT {} FROM outbox{} ORDER BY id DESC LIMIT %s").format(
+        _RECORD_COLUMNS, where
+    )
+    async with connection(pool, "listing the outbox") as conn:
+        cur = conn.cursor(row_factory=class_row(OutboxRecord))
+        await cur.execute(statement, [status, limit] if status else [limit])
+        return await cur.fetchall()

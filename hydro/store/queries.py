@@ -14,6 +14,7 @@ from psycopg.rows import class_row
 from hydro.models import Reading
 from hydro.store.alerts import count_open_alerts
 from hydro.store.db import connection
+from hydro.store.outbox import counts_by_status
 from hydro.store.schema import StorageMode, storage_mode
 
 
@@ -110,8 +111,7 @@ async def storage_status(pool: psycopg_pool.AsyncConnectionPool) -> StorageStatu
         )
         open_alerts = await count_open_alerts(conn)
         backlog = await _scalar(conn, "SELECT count(*) FROM ingest_journal")
-        cur = await conn.execute("SELECT status, count(*) FROM outbox GROUP BY status")
-        outbox = {str(status): int(str(n)) for status, n in await cur.fetchall()}
+        outbox = await counts_by_status(conn)
     return StorageStatus(
         mode=mode,
         timescaledb_version=None if ts_version is None else str(ts_version),
@@ -240,8 +240,7 @@ async def delivery_counts(pool: psycopg_pool.AsyncConnectionPool) -> DeliveryCou
         cur = await conn.execute("SELECT state, count(*) FROM alerts GROUP BY state")
         by_state = {str(state): int(str(n)) for state, n in await cur.fetchall()}
         open_alerts = await count_open_alerts(conn)
-        cur = await conn.execute("SELECT status, count(*) FROM outbox GROUP BY status")
-        by_status = {str(status): int(str(n)) for status, n in await cur.fetchall()}
+        by_status = await counts_by_status(conn)
         backlog = await _scalar(conn, "SELECT count(*) FROM ingest_journal")
         cur = await conn.execute(
             "SELECT count(*) FILTER (WHERE received_at > now() - interval '5 minutes'),"

@@ -23,7 +23,7 @@ from psycopg import sql
 
 from hydro.config import DatabaseConfig
 from hydro.errors import StorageError
-from hydro.store.db import translate_errors
+from hydro.store.db import Connection, translate_errors
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def bundled_migrations() -> tuple[Migration, ...]:
 
 
 async def migrate(
-    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    conn: Connection,
     config: DatabaseConfig,
     default_timezone: str,
 ) -> MigrationReport:
@@ -83,7 +83,7 @@ async def migrate(
     return MigrationReport(applied=tuple(applied), mode=mode, timescaledb_version=ts_version)
 
 
-async def _apply_migrations(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> list[str]:
+async def _apply_migrations(conn: Connection) -> list[str]:
     await conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version integer PRIMARY KEY, name text NOT NULL,"
@@ -106,14 +106,14 @@ async def _apply_migrations(conn: psycopg.AsyncConnection[tuple[object, ...]]) -
     return applied
 
 
-async def storage_mode(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> StorageMode:
+async def storage_mode(conn: Connection) -> StorageMode:
     """TIMESCALEDB when ``readings`` is a hypertable, else POSTGRESQL."""
     with translate_errors("reading the storage mode"):
         return StorageMode.TIMESCALEDB if await _is_hypertable(conn) else StorageMode.POSTGRESQL
 
 
 async def _apply_layout(
-    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    conn: Connection,
     config: DatabaseConfig,
     default_timezone: str,
 ) -> tuple[StorageMode, str | None]:
@@ -132,9 +132,7 @@ async def _apply_layout(
     return StorageMode.TIMESCALEDB, version
 
 
-async def _enable_timescaledb(
-    conn: psycopg.AsyncConnection[tuple[object, ...]], *, required: bool
-) -> str | None:
+async def _enable_timescaledb(conn: Connection, *, required: bool) -> str | None:
     cur = await conn.execute(
         "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
     )
@@ -157,7 +155,7 @@ async def _enable_timescaledb(
     return str(row[0]) if row else None
 
 
-async def _is_hypertable(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> bool:
+async def _is_hypertable(conn: Connection) -> bool:
     cur = await conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
     if await cur.fetchone() is None:
         return False
@@ -186,9 +184,7 @@ _AGGREGATE_COLUMNS = """
 UTC_HOUR = "date_bin('1 hour', time, '2000-01-01 00:00+00')"
 
 
-async def _plain_layout(
-    conn: psycopg.AsyncConnection[tuple[object, ...]], default_timezone: str
-) -> None:
+async def _plain_layout(conn: Connection, default_timezone: str) -> None:
     await _time_index(conn)
     await _create_aggregates(
         conn,
@@ -198,7 +194,7 @@ async def _plain_layout(
     )
 
 
-async def _time_index(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+async def _time_index(conn: Connection) -> None:
     """A BRIN index costs almost nothing to keep on data that arrives in time order, and serves
     every scan of a time range across all stations (the daily report, the recent end of the
     continuous aggregates): without it each one reads the whole table, or a whole chunk
@@ -209,7 +205,7 @@ async def _time_index(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None
 
 
 async def _create_aggregates(
-    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    conn: Connection,
     statement: sql.SQL,
     *,
     hour: sql.Composable,
@@ -236,7 +232,7 @@ def _hydrological_day_sql(timezone: str) -> sql.Composable:
 
 
 async def _timescale_layout(
-    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    conn: Connection,
     config: DatabaseConfig,
     default_timezone: str,
 ) -> None:
@@ -289,7 +285,7 @@ def _timescale_day_bucket(timezone: str) -> sql.Composable:
     ).format(tz=sql.Literal(timezone))
 
 
-async def _drop_plain_views(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+async def _drop_plain_views(conn: Connection) -> None:
     """Plain-mode views give way to continuous aggregates when TimescaleDB arrives later."""
     # Continuous aggregates are views too: only plain ones (no materialization) give way.
     cur = await conn.execute(
