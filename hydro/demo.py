@@ -28,7 +28,7 @@ from hydro.config import Config
 from hydro.errors import ConfigError, HydroError, Problem
 from hydro.local import LocalMosquitto, LocalPostgres, free_port
 from hydro.simulate import REPORT_INTERVAL, PublishProgress
-from hydro.store.queries import newest_observation
+from hydro.store.status import newest_observation
 
 STATE_FILE = "demo.json"  # the storm's plan and progress, and the web page's token
 _PROGRESS_EVERY = 15.0  # seconds between progress lines in the console

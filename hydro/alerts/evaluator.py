@@ -51,14 +51,12 @@ from hydro.stations import Registry
 from hydro.store.alerts import (
     DueReminder,
     due_reminders,
-    latest_observations,
     open_alert_states,
-    rainfall_by_slot,
     record_changes,
     set_below_counts,
-    water_levels,
 )
 from hydro.store.db import Connection, connection
+from hydro.store.history import latest_observations, rainfall_by_slot, water_levels
 from hydro.store.journal import lock_evaluation, take_journal
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,8 @@ from hydro.rules.messages import undelivered_notice
 from hydro.store.alerts import open_alerts
 from hydro.store.db import connection
 from hydro.store.outbox import DutyNotices, record_receipt
-from hydro.store.queries import delivery_counts, latest_times
+from hydro.store.stations_view import latest_times
+from hydro.store.status import delivery_counts
 
 log = logging.getLogger(__name__)
 router = APIRouter()

@@ -18,7 +18,7 @@ from hydro.api.schemas import AlertOut, Latest, Levels, StationStatus
 from hydro.models import Station, mask_phone
 from hydro.rules.model import Severity
 from hydro.store.alerts import AlertRecord
-from hydro.store.queries import LatestReading
+from hydro.store.stations_view import LatestReading
 
 
 def station_statuses(

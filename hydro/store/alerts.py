@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import psycopg
 import psycopg_pool
 from psycopg import sql
-from psycopg.rows import class_row
+from psycopg.rows import class_row, scalar_row
 
 from hydro.models import AlertChange, AlertChangeKind
 from hydro.store.db import Connection, connection, translate_errors
@@ -32,23 +32,21 @@ class OpenAlertState:
 
 async def open_alert_states(conn: Connection) -> list[OpenAlertState]:
     with translate_errors("loading open alerts"):
-        cur = await conn.execute(
+        cur = conn.cursor(row_factory=class_row(OpenAlertState))
+        await cur.execute(
             "SELECT station, family, rank, below_count, below_held FROM alerts WHERE state = 'open'"
         )
-        rows = await cur.fetchall()
-    return [
-        OpenAlertState(str(s), str(f), int(str(r)), int(str(b)), int(str(h)))
-        for s, f, r, b, h in rows
-    ]
+        return await cur.fetchall()
 
 
 async def count_open_alerts(conn: Connection) -> int:
     """The one definition of "open alerts" every operator view shows: every alert not yet
     cleared, whatever its rule, a station's silence included (people were paged for it)."""
     with translate_errors("counting open alerts"):
-        cur = await conn.execute("SELECT count(*) FROM alerts WHERE state = 'open'")
-        row = await cur.fetchone()
-    return 0 if row is None else int(str(row[0]))
+        cur = conn.cursor(row_factory=scalar_row)
+        await cur.execute("SELECT count(*) FROM alerts WHERE state = 'open'")
+        count: int | None = await cur.fetchone()
+    return count or 0
 
 
 _OPEN = """
@@ -289,20 +287,6 @@ async def acknowledge(
         return await cur.fetchone()
 
 
-async def latest_observations(conn: Connection) -> list[tuple[str, int, float | None]]:
-    """(station, Unix seconds of its newest observation, its water level) for every station
-    that has reported."""
-    with translate_errors("reading the latest observations"):
-        cur = await conn.execute(
-            "SELECT station, extract(epoch FROM time)::bigint, water_level FROM station_latest"
-        )
-        rows = await cur.fetchall()
-    return [
-        (str(station), int(str(seconds)), None if level is None else float(str(level)))
-        for station, seconds, level in rows
-    ]
-
-
 @dataclass(frozen=True, slots=True)
 class DueReminder:
     station: str
@@ -316,45 +300,10 @@ async def due_reminders(
 ) -> list[DueReminder]:
     """Open alerts of ``families`` whose last notification is older than ``every``."""
     with translate_errors("finding due reminders"):
-        cur = await conn.execute(
+        cur = conn.cursor(row_factory=class_row(DueReminder))
+        await cur.execute(
             "SELECT station, family, rule_id, rank FROM alerts WHERE state = 'open'"
             " AND family = ANY(%s) AND last_notified_at < now() - %s ORDER BY id",
             (list(families), every),
         )
-        rows = await cur.fetchall()
-    return [DueReminder(str(s), str(f), str(r), int(str(k))) for s, f, r, k in rows]
-
-
-async def water_levels(
-    conn: Connection, stations: Sequence[str], since: dt.datetime, until: dt.datetime
-) -> list[tuple[str, int, float]]:
-    """(station, Unix seconds, water level) of the stations' stored readings in [since, until],
-    by station and time: the history a rate-of-rise rule looks back over."""
-    with translate_errors("reading recent water levels"):
-        cur = await conn.execute(
-            "SELECT station, extract(epoch FROM time)::bigint, water_level FROM readings"
-            " WHERE station = ANY(%s) AND time >= %s AND time <= %s AND water_level IS NOT NULL"
-            " ORDER BY station, time",
-            (list(stations), since, until),
-        )
-        rows = await cur.fetchall()
-    return [(str(s), int(str(t)), float(str(v))) for s, t, v in rows]
-
-
-async def rainfall_by_slot(
-    conn: Connection, slot_seconds: int, after: dt.datetime, stations: Sequence[str] | None = None
-) -> list[tuple[str, int, float]]:
-    """(station, slot, mm) of the stored rainfall after ``after``, summed per slot: slot k ends
-    at k * ``slot_seconds`` Unix time and holds the readings of (its start, its end]. For all
-    stations, or only ``stations``."""
-    only = sql.SQL("" if stations is None else " AND station = ANY(%(stations)s)")
-    with translate_errors("reading recent rainfall"):
-        cur = await conn.execute(
-            sql.SQL(
-                "SELECT station, ceil(extract(epoch FROM time) / %(slot)s)::bigint, sum(rainfall)"
-                " FROM readings WHERE time > %(after)s AND rainfall IS NOT NULL{} GROUP BY 1, 2"
-            ).format(only),
-            {"slot": slot_seconds, "after": after, "stations": list(stations or ())},
-        )
-        rows = await cur.fetchall()
-    return [(str(s), int(str(k)), float(str(v))) for s, k, v in rows]
+        return await cur.fetchall()

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from psycopg import sql
-from psycopg.rows import class_row
+from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
 from hydro.store.db import Connection, translate_errors
@@ -132,8 +132,9 @@ async def day_figures(
         rain_cur = conn.cursor(binary=True)
         await rain_cur.execute(query, {**params, "since": since})
         rain = _hourly_rain(since, end, await rain_cur.fetchall())
-        result = await conn.execute(_LEVEL_AT_END, params)
-        level_at_end = {str(s): float(str(v)) for s, v in await result.fetchall()}
+        level_cur = conn.cursor(row_factory=dict_row)
+        await level_cur.execute(_LEVEL_AT_END, params)
+        level_at_end = {row["station"]: row["water_level"] for row in await level_cur.fetchall()}
         alerts_cur = conn.cursor(row_factory=class_row(DayAlert))
         await alerts_cur.execute(_ALERTS, params)
         alerts = await alerts_cur.fetchall()
