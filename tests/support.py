@@ -18,7 +18,7 @@ import psycopg
 import yaml
 
 from hydro.config import Config
-from hydro.models import ResponsiblePerson, Role, Station, StationKind
+from hydro.models import STATION_ROLES, Recipient, Station, StationKind
 
 
 def station(
@@ -43,8 +43,8 @@ def station(
         guaranteed_level=777.0 if kind is StationKind.RIVER else None,
         normal_level=771.5 if kind is StationKind.RESERVOIR else None,
         persons=tuple(
-            ResponsiblePerson(role, f"{role.value}-person", f"+861380000{i:04d}")
-            for i, role in enumerate(Role)
+            Recipient(role, f"{role.value}-person", f"+861380000{i:04d}")
+            for i, role in enumerate(STATION_ROLES)
         ),
     )
 

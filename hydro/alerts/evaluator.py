@@ -22,7 +22,7 @@ import numpy as np
 import psycopg_pool
 
 from hydro.config import AlertingConfig
-from hydro.models import AlertChange, AlertChangeKind, Sms, Station
+from hydro.models import AlertChange, AlertChangeKind, Notification, Station
 from hydro.rules import LevelRule, RainfallRule, RateOfRiseRule, Rule, RuleSet, SilenceRule, render
 from hydro.rules.evaluate import (
     Change,
@@ -597,12 +597,10 @@ def _change(
 ) -> AlertChange:
     """One transition with the SMS it sends to each person the rule notifies: none when it is
     late or there is nothing to say (a rule that stays quiet when it clears)."""
-    messages: tuple[Sms, ...] = ()
+    messages: tuple[Notification, ...] = ()
     if body is not None and not late:
         messages = tuple(
-            Sms(person.role, person.name, person.phone, body)
-            for person in station.persons
-            if person.role in rule.roles
+            Notification(person, body) for person in station.persons if person.role in rule.roles
         )
     return AlertChange(
         station=station.code,

@@ -155,10 +155,11 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _outbox_line(o: OutboxRecord) -> str:
+    n, to = o.notification, o.notification.recipient
     error = f" error: {o.last_error}" if o.last_error else ""
     return (
-        f"SMS #{o.id} {o.status:<9} x{o.attempts} {o.role:<14} {o.person}"
-        f" {mask_phone(o.phone)} id={o.provider_id or '-'}{error}: {o.body}"
+        f"SMS #{n.outbox_id} {o.status:<9} x{o.attempts} {to.role.value:<14} {to.name}"
+        f" {mask_phone(to.phone)} id={o.provider_id or '-'}{error}: {n.text}"
     )
 
 

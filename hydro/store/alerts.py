@@ -7,6 +7,7 @@ a notification.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -123,15 +124,10 @@ async def record_changes(conn: Connection, changes: Sequence[AlertChange]) -> li
             outbox_ids = [
                 await enqueue(
                     conn,
-                    station=change.station,
-                    role=sms.role.value,
-                    person=sms.person,
-                    phone=sms.phone,
-                    body=sms.body,
-                    alert_id=alert_id,
+                    dataclasses.replace(message, station=change.station, alert_id=alert_id),
                     event_id=event_id,
                 )
-                for sms in change.messages
+                for message in change.messages
             ]
             recorded.append(RecordedChange(alert_id, event_id, tuple(outbox_ids)))
     return recorded
