@@ -38,7 +38,6 @@ from hydro.config import SmsConfig
 from hydro.errors import HydroError
 from hydro.models import Notification, Role, mask_phone
 from hydro.notify.providers import SmsError, SmsProvider
-from hydro.rules.messages import delivery_failure_notice, undelivered_notice
 from hydro.store.db import connection
 from hydro.store.outbox import (
     Claim,
@@ -51,6 +50,7 @@ from hydro.store.outbox import (
     renew_claim,
     requeue_abandoned,
 )
+from hydro.texts import delivery_failure_notice, undelivered_notice
 
 log = logging.getLogger(__name__)
 

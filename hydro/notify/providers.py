@@ -15,7 +15,8 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from hydro.errors import HydroError
-from hydro.models import Notification, Role, mask_phone
+from hydro.models import Notification, mask_phone
+from hydro.texts import ROLE_NAMES
 
 __all__ = [
     "ConsoleProvider",
@@ -51,21 +52,12 @@ class ConsoleProvider:
     async def send(self, notification: Notification) -> str:
         n, to = notification, notification.recipient
         print(
-            f"SMS #{n.outbox_id} to {_ROLE_NAMES[to.role]} {to.name} {mask_phone(to.phone)}"
+            f"SMS #{n.outbox_id} to {ROLE_NAMES[to.role]} {to.name} {mask_phone(to.phone)}"
             f" (station {n.station}): {n.text}",
             file=self._out,
             flush=True,
         )
         return f"console-{n.outbox_id}"
-
-
-# How the console names the recipients: 三个责任人, and the duty officers.
-_ROLE_NAMES = {
-    Role.ADMINISTRATIVE: "行政责任人",
-    Role.TECHNICAL: "技术责任人",
-    Role.PATROL: "巡查责任人",
-    Role.DUTY: "值班员",
-}
 
 
 class TwilioProvider:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from hydro.models import Notification, Station, mask_phone
+from hydro.models import Station
 from hydro.rules.model import LEVEL_NAMES, Severity
 
 SEVERITY_NAMES = {
@@ -84,18 +84,3 @@ def _chinese_duration(span: dt.timedelta | None) -> str | None:
     if minutes % 60 == 0:
         return f"{minutes // 60}小时"
     return f"{minutes}分钟"
-
-
-def delivery_failure_notice(notification: Notification, reason: str) -> str:
-    """To the duty officers: a responsible person did not get an alert and must be called."""
-    to = notification.recipient
-    return (
-        f"hydro短信发送失败: 测站{notification.station or '-'}的{to.role}责任人{to.name}"
-        f"({mask_phone(to.phone)})未能收到预警短信,原因: {reason}。请电话通知。"
-    )
-
-
-def undelivered_notice(notification: Notification, status: str, error_code: str | None) -> str:
-    """The provider accepted an alert SMS but the carrier could not deliver it."""
-    reason = f"运营商回执{status}" + (f"(错误码{error_code})" if error_code else "")
-    return delivery_failure_notice(notification, reason)
