@@ -142,7 +142,7 @@ class Dispatcher:
                 await self._failed(sms, claim, exc)
                 return
         async with connection(self._pool, "recording a sent SMS") as conn:
-            recorded = await mark_sent(conn, claim.outbox_id, provider_id)
+            recorded = await mark_sent(conn, claim, provider_id)
             # A receipt that beat this commit (a fast carrier) was kept; apply it now.
             await apply_receipts(conn, provider_id, self._notices)
         if recorded:

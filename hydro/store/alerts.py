@@ -18,7 +18,7 @@ from psycopg import sql
 from psycopg.rows import class_row, scalar_row
 
 from hydro.models import AlertChange, AlertChangeKind
-from hydro.store.db import Connection, connection, translate_errors
+from hydro.store.db import Connection, connection, fetch_all, translate_errors
 from hydro.store.outbox import OutboxRecord, alert_messages, enqueue
 
 
@@ -32,12 +32,12 @@ class OpenAlertState:
 
 
 async def open_alert_states(conn: Connection) -> list[OpenAlertState]:
-    with translate_errors("loading open alerts"):
-        cur = conn.cursor(row_factory=class_row(OpenAlertState))
-        await cur.execute(
-            "SELECT station, family, rank, below_count, below_held FROM alerts WHERE state = 'open'"
-        )
-        return await cur.fetchall()
+    return await fetch_all(
+        conn,
+        "loading open alerts",
+        class_row(OpenAlertState),
+        "SELECT station, family, rank, below_count, below_held FROM alerts WHERE state = 'open'",
+    )
 
 
 async def count_open_alerts(conn: Connection) -> int:
@@ -295,11 +295,11 @@ async def due_reminders(
     conn: Connection, families: Sequence[str], every: dt.timedelta
 ) -> list[DueReminder]:
     """Open alerts of ``families`` whose last notification is older than ``every``."""
-    with translate_errors("finding due reminders"):
-        cur = conn.cursor(row_factory=class_row(DueReminder))
-        await cur.execute(
-            "SELECT station, family, rule_id, rank FROM alerts WHERE state = 'open'"
-            " AND family = ANY(%s) AND last_notified_at < now() - %s ORDER BY id",
-            (list(families), every),
-        )
-        return await cur.fetchall()
+    return await fetch_all(
+        conn,
+        "finding due reminders",
+        class_row(DueReminder),
+        "SELECT station, family, rule_id, rank FROM alerts WHERE state = 'open'"
+        " AND family = ANY(%s) AND last_notified_at < now() - %s ORDER BY id",
+        (list(families), every),
+    )

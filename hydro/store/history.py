@@ -11,7 +11,7 @@ from typing import NamedTuple
 from psycopg import sql
 from psycopg.rows import class_row
 
-from hydro.store.db import Connection, translate_errors
+from hydro.store.db import Connection, fetch_all
 
 
 class LatestObservation(NamedTuple):
@@ -32,15 +32,20 @@ class RainSlot(NamedTuple):
     mm: float
 
 
+_LATEST = """
+SELECT station, extract(epoch FROM time)::bigint AS seconds, water_level FROM station_latest
+"""
+_LEVELS = """
+SELECT station, extract(epoch FROM time)::bigint AS seconds, water_level FROM readings
+WHERE station = ANY(%s) AND time >= %s AND time <= %s AND water_level IS NOT NULL
+ORDER BY station, time
+"""
+
+
 async def latest_observations(conn: Connection) -> list[LatestObservation]:
     """Every station that has reported: its newest observation and water level."""
-    with translate_errors("reading the latest observations"):
-        cur = conn.cursor(row_factory=class_row(LatestObservation))
-        await cur.execute(
-            "SELECT station, extract(epoch FROM time)::bigint AS seconds, water_level"
-            " FROM station_latest"
-        )
-        return await cur.fetchall()
+    doing = "reading the latest observations"
+    return await fetch_all(conn, doing, class_row(LatestObservation), _LATEST)
 
 
 async def water_levels(
@@ -48,15 +53,10 @@ async def water_levels(
 ) -> list[LevelPoint]:
     """The stations' stored water levels in [since, until], by station and time: the history a
     rate-of-rise rule looks back over."""
-    with translate_errors("reading recent water levels"):
-        cur = conn.cursor(row_factory=class_row(LevelPoint))
-        await cur.execute(
-            "SELECT station, extract(epoch FROM time)::bigint AS seconds, water_level"
-            " FROM readings WHERE station = ANY(%s) AND time >= %s AND time <= %s"
-            " AND water_level IS NOT NULL ORDER BY station, time",
-            (list(stations), since, until),
-        )
-        return await cur.fetchall()
+    doing = "reading recent water levels"
+    return await fetch_all(
+        conn, doing, class_row(LevelPoint), _LEVELS, (list(stations), since, until)
+    )
 
 
 async def rainfall_by_slot(
@@ -66,14 +66,14 @@ async def rainfall_by_slot(
     Unix time and holds the readings of (its start, its end]. For all stations, or only
     ``stations``."""
     only = sql.SQL("" if stations is None else " AND station = ANY(%(stations)s)")
-    with translate_errors("reading recent rainfall"):
-        cur = conn.cursor(row_factory=class_row(RainSlot))
-        await cur.execute(
-            sql.SQL(
-                "SELECT station, ceil(extract(epoch FROM time) / %(slot)s)::bigint AS slot,"
-                " sum(rainfall) AS mm"
-                " FROM readings WHERE time > %(after)s AND rainfall IS NOT NULL{} GROUP BY 1, 2"
-            ).format(only),
-            {"slot": slot_seconds, "after": after, "stations": list(stations or ())},
-        )
-        return await cur.fetchall()
+    return await fetch_all(
+        conn,
+        "reading recent rainfall",
+        class_row(RainSlot),
+        sql.SQL(
+            "SELECT station, ceil(extract(epoch FROM time) / %(slot)s)::bigint AS slot,"
+            " sum(rainfall) AS mm"
+            " FROM readings WHERE time > %(after)s AND rainfall IS NOT NULL{} GROUP BY 1, 2"
+        ).format(only),
+        {"slot": slot_seconds, "after": after, "stations": list(stations or ())},
+    )

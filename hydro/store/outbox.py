@@ -28,7 +28,7 @@ from psycopg.rows import class_row, dict_row, scalar_row
 
 from hydro.config import DutyOfficer
 from hydro.models import Notification, Recipient, Role, mask_phone
-from hydro.store.db import Connection, connection, translate_errors
+from hydro.store.db import Connection, connection, fetch_all, translate_errors
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,11 @@ class Undelivered:
 
 # The columns a Notification is read from, as _notification takes them.
 _NOTIFICATION_COLUMNS = "id, alert_id, station, role, person, phone, body"
+
+
+def _outbox_id(claim: Claim) -> int:
+    assert claim.notification.outbox_id is not None  # read from its row
+    return claim.notification.outbox_id
 
 
 def _notification(row: dict[str, Any]) -> Notification:
@@ -107,11 +112,6 @@ class Claim:
     notification: Notification
     attempts: int
 
-    @property
-    def outbox_id(self) -> int:
-        assert self.notification.outbox_id is not None  # read from its row
-        return self.notification.outbox_id
-
 
 @dataclass(frozen=True, slots=True)
 class Abandoned:
@@ -133,18 +133,18 @@ RETURNING {_NOTIFICATION_COLUMNS}, attempts
 """
 
 
+_REQUEUE = """
+UPDATE outbox o SET status = 'queued', claimed_by = NULL, lease_until = NULL, updated_at = now()
+FROM (SELECT id, claimed_by FROM outbox WHERE status = 'sending'
+      AND (lease_until IS NULL OR lease_until < now()) FOR UPDATE SKIP LOCKED) gone
+WHERE o.id = gone.id RETURNING o.id AS outbox_id, gone.claimed_by
+"""
+
+
 async def requeue_abandoned(conn: Connection) -> list[Abandoned]:
     """Queues again the rows whose sender's lease has run out."""
-    with translate_errors("queueing abandoned SMS again"):
-        cur = conn.cursor(row_factory=class_row(Abandoned))
-        await cur.execute(
-            "UPDATE outbox o SET status = 'queued', claimed_by = NULL, lease_until = NULL,"
-            " updated_at = now()"
-            " FROM (SELECT id, claimed_by FROM outbox WHERE status = 'sending'"
-            "  AND (lease_until IS NULL OR lease_until < now()) FOR UPDATE SKIP LOCKED) gone"
-            " WHERE o.id = gone.id RETURNING o.id AS outbox_id, gone.claimed_by"
-        )
-        return await cur.fetchall()
+    doing = "queueing abandoned SMS again"
+    return await fetch_all(conn, doing, class_row(Abandoned), _REQUEUE)
 
 
 async def claim_due(conn: Connection, sender: str, lease: dt.timedelta, limit: int) -> list[Claim]:
@@ -159,20 +159,21 @@ async def claim_due(conn: Connection, sender: str, lease: dt.timedelta, limit: i
 async def renew_claim(conn: Connection, sender: str, claim: Claim, lease: dt.timedelta) -> bool:
     """Extends the lease from now; False when the claim is no longer this sender's (it ran out
     and the row was queued again): then the row must not be sent."""
-    with translate_errors(f"renewing the claim on outbox={claim.outbox_id}"):
+    with translate_errors(f"renewing the claim on outbox={_outbox_id(claim)}"):
         cur = await conn.execute(
             "UPDATE outbox SET lease_until = now() + %s"
             " WHERE id = %s AND status = 'sending' AND claimed_by = %s AND attempts = %s"
             " RETURNING id",
-            (lease, claim.outbox_id, sender, claim.attempts),
+            (lease, _outbox_id(claim), sender, claim.attempts),
         )
         return await cur.fetchone() is not None
 
 
-async def mark_sent(conn: Connection, outbox_id: int, provider_id: str) -> bool:
+async def mark_sent(conn: Connection, claim: Claim, provider_id: str) -> bool:
     """Records the provider's acceptance. Even when the claim ran out meanwhile, a message that
     went out is recorded, so no sender sends it again; False when it was already recorded (a
     sender that took the row over sent it too)."""
+    outbox_id = _outbox_id(claim)
     with translate_errors(f"recording outbox={outbox_id} as sent"):
         cur = await conn.execute(
             "UPDATE outbox SET status = 'sent', provider_id = %s, sent_at = now(),"
@@ -188,7 +189,7 @@ async def mark_failed(
 ) -> bool:
     """Queues the row again after ``retry_in``, or fails it for good (None); False when the
     claim is no longer this sender's, and then nothing is changed."""
-    with translate_errors(f"recording outbox={claim.outbox_id} as not sent"):
+    with translate_errors(f"recording outbox={_outbox_id(claim)} as not sent"):
         cur = await conn.execute(
             "UPDATE outbox SET status = %s, last_error = %s, updated_at = now(),"
             " next_attempt_at = now() + %s, lease_until = NULL"
@@ -198,7 +199,7 @@ async def mark_failed(
                 "failed" if retry_in is None else "queued",
                 error,
                 retry_in or dt.timedelta(0),
-                claim.outbox_id,
+                _outbox_id(claim),
                 sender,
                 claim.attempts,
             ),
