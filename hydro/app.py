@@ -52,22 +52,16 @@ from hydro.store.alerts import (
     AlertEventRecord,
     AlertFilter,
     AlertRecord,
-    OutboxRecord,
     acknowledge,
     alert_detail,
     list_alerts,
-    list_outbox,
 )
 from hydro.store.db import open_pool
-from hydro.store.queries import (
-    QuarantineEntry,
-    QuarantineFilter,
-    StorageStatus,
-    list_quarantine,
-    storage_status,
-)
+from hydro.store.outbox import OutboxRecord, list_outbox
+from hydro.store.quarantine import QuarantineEntry, QuarantineFilter, list_quarantine
 from hydro.store.readings import ReadingWriter
 from hydro.store.schema import MigrationReport, migrate
+from hydro.store.status import StorageStatus, storage_status
 
 log = logging.getLogger("hydro")
 

@@ -30,7 +30,7 @@ from hydro.errors import ConfigError, HydroError, Problem
 from hydro.local import LocalMosquitto, LocalPostgres, free_port
 from hydro.logs import configure_logging
 from hydro.simulate import REPORT_INTERVAL, PublishProgress, SimulationPlan, simulation_start
-from hydro.store.queries import newest_observation
+from hydro.store.status import newest_observation
 
 STATE_FILE = "demo.json"  # the storm's plan and progress, and the web page's token
 _PROGRESS_EVERY = 15.0  # seconds between progress lines in the console

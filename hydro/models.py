@@ -21,11 +21,23 @@ class StationKind(StrEnum):
 
 
 class Role(StrEnum):
-    """The three responsible persons (三个责任人) every station names."""
+    """Whom a notification is for: one of the three responsible persons (三个责任人) every
+    station names, or the duty desk (值班), told what the others could not be."""
 
     ADMINISTRATIVE = "administrative"  # 行政责任人
     TECHNICAL = "technical"  # 技术责任人
     PATROL = "patrol"  # 巡查责任人
+    DUTY = "duty"  # 值班员: the duty officers of config's sms.duty_officers
+
+
+# The roles a station names a person for, and a rule may address.
+STATION_ROLES = (Role.ADMINISTRATIVE, Role.TECHNICAL, Role.PATROL)
+
+
+class Channel(StrEnum):
+    """How a notification reaches its recipient."""
+
+    SMS = "sms"
 
 
 class Variable(StrEnum):
@@ -38,10 +50,25 @@ class Variable(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class ResponsiblePerson:
+class Recipient:
+    """A person a notification goes to: a station's responsible person or a duty officer."""
+
     role: Role
     name: str
     phone: str  # E.164, e.g. +8613800000000
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One message to one recipient, from the rule that decides it to the provider that sends
+    it. The store fills in the alert it belongs to and its outbox id when it queues it."""
+
+    recipient: Recipient
+    text: str
+    channel: Channel = Channel.SMS
+    station: str | None = None  # None: about no one station (the daily digest)
+    alert_id: int | None = None  # None: not about an alert (a duty notice, the digest)
+    outbox_id: int | None = None  # None: not yet queued
 
 
 def mask_phone(phone: str) -> str:
@@ -90,7 +117,7 @@ class Station:
     flood_season: FloodSeason | None = None  # when flood_limit_level applies
     normal_level: float | None = None  # 正常蓄水位
     design_flood_level: float | None = None  # 设计洪水位
-    persons: tuple[ResponsiblePerson, ...] = field(default=())
+    persons: tuple[Recipient, ...] = field(default=())  # one per role of STATION_ROLES
     # How often its reports arrive (报送间隔): an hourly batch of 5-minute values is 1 hour.
     report_interval: dt.timedelta = DEFAULT_REPORT_INTERVAL
     sl651_address: str | None = None  # 遥测站地址: ten digits, when not "00" + an 8-digit code
@@ -162,16 +189,6 @@ class AlertChangeKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Sms:
-    """One message to one person."""
-
-    role: Role
-    person: str
-    phone: str  # E.164
-    body: str
-
-
-@dataclass(frozen=True, slots=True)
 class AlertChange:
     """One alert transition, with the messages it sends (none when it is late)."""
 
@@ -184,4 +201,4 @@ class AlertChange:
     observed_at: dt.datetime  # for a silence: the last reading before it fell silent
     value: float | None
     late: bool  # observed longer than alerting.max_age ago: history only, nobody is paged
-    messages: tuple[Sms, ...] = ()
+    messages: tuple[Notification, ...] = ()

@@ -19,7 +19,7 @@ import yaml
 from psycopg_pool import AsyncConnectionPool
 
 from hydro.config import Config
-from hydro.models import ResponsiblePerson, Role, Station, StationKind
+from hydro.models import STATION_ROLES, Recipient, Station, StationKind
 
 
 def station(
@@ -44,8 +44,8 @@ def station(
         guaranteed_level=777.0 if kind is StationKind.RIVER else None,
         normal_level=771.5 if kind is StationKind.RESERVOIR else None,
         persons=tuple(
-            ResponsiblePerson(role, f"{role.value}-person", f"+861380000{i:04d}")
-            for i, role in enumerate(Role)
+            Recipient(role, f"{role.value}-person", f"+861380000{i:04d}")
+            for i, role in enumerate(STATION_ROLES)
         ),
     )
 

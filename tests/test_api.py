@@ -27,12 +27,12 @@ from hydro.config import Config
 from hydro.local import LocalMosquitto
 from hydro.models import Reading
 from hydro.notify.dispatcher import Dispatcher
-from hydro.rules.messages import undelivered_notice
 from hydro.store.db import open_pool
 from hydro.store.outbox import DutyNotices, apply_receipts, record_receipt
-from hydro.store.queries import StorageStatus, storage_status
 from hydro.store.readings import ReadingWriter
 from hydro.store.schema import migrate
+from hydro.store.status import StorageStatus, storage_status
+from hydro.texts import undelivered_notice
 from tests.support import fetch
 from tests.twilio_server import FakeTwilio
 

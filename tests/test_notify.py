@@ -15,8 +15,9 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from hydro.config import DatabaseConfig, SmsConfig
+from hydro.models import Notification, Recipient, Role
 from hydro.notify.dispatcher import Dispatcher
-from hydro.notify.providers import ConsoleProvider, OutgoingSms, SmsError, TwilioProvider
+from hydro.notify.providers import ConsoleProvider, SmsError, TwilioProvider
 from hydro.store.db import open_pool
 from hydro.store.schema import migrate
 from tests.support import wait_until
@@ -196,7 +197,9 @@ def test_a_row_whose_sender_died_is_sent_again_once_when_its_lease_expires(pg_ur
 
 
 def test_the_twilio_client_gives_up_on_a_server_that_never_answers() -> None:
-    sms = OutgoingSms(1, "67901001", "patrol", "张三", PHONES[0], "msg")
+    sms = Notification(
+        Recipient(Role.PATROL, "张三", PHONES[0]), "msg", station="67901001", outbox_id=1
+    )
     with FakeTwilio() as fake:
         fake.stop_answering()
         with pytest.raises(SmsError, match="timed out") as raised:
@@ -292,7 +295,12 @@ def test_no_log_record_and_no_error_holds_the_account_sid_or_the_auth_token(
 
 def test_console_provider_masks_numbers() -> None:
     out = io.StringIO()
-    sms = OutgoingSms(7, "67901001", "patrol", "张三", "+8613812345678", "水位达到771.54米")
+    sms = Notification(
+        Recipient(Role.PATROL, "张三", "+8613812345678"),
+        "水位达到771.54米",
+        station="67901001",
+        outbox_id=7,
+    )
     assert asyncio.run(ConsoleProvider(out).send(sms)) == "console-7"
     assert (
         out.getvalue()

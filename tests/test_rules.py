@@ -237,6 +237,10 @@ RULE = """rules:
             ":1: rules: Value error, rules r1 and r2 share family 'f'",
         ),
         ("rules:\n  - id: [\n", ":3: not valid YAML"),
+        (
+            RULE.replace("    rank: 1\n", "    rank: 1\n    roles: [patrol, duty]\n"),
+            ":9: rules.0.threshold.roles: Value error, a rule addresses a station's persons",
+        ),
     ],
 )
 def test_rule_file_problems_name_file_line_and_key(

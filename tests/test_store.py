@@ -14,9 +14,11 @@ from psycopg_pool import AsyncConnectionPool
 from hydro.config import DatabaseConfig
 from hydro.models import Reading, Rejection, RejectionCode
 from hydro.store.db import open_pool
-from hydro.store.queries import QuarantineFilter, list_quarantine, station_readings, storage_status
+from hydro.store.quarantine import QuarantineFilter, list_quarantine
 from hydro.store.readings import BatchOutcome, ReadingWriter
 from hydro.store.schema import StorageMode, bundled_migrations, migrate
+from hydro.store.series import station_readings
+from hydro.store.status import storage_status
 from tests.support import refresh
 
 T = TypeVar("T")

@@ -29,16 +29,15 @@ from hydro.rules import RuleSet
 from hydro.rules.evaluate import FloatArray, IntArray, NewReadings, local_month_day
 from hydro.stations import Registry
 from hydro.store.alerts import (
-    Connection,
     DueReminder,
     RecordedChange,
     due_reminders,
-    latest_observations,
     open_alert_states,
     record_changes,
     set_below_counts,
 )
-from hydro.store.db import connection
+from hydro.store.db import Connection, connection
+from hydro.store.history import latest_observations
 from hydro.store.journal import JournalTake, lock_evaluation, take_journal
 
 log = logging.getLogger(__name__)

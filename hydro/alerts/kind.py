@@ -18,7 +18,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import numpy as np
 
 from hydro.config import AlertingConfig
-from hydro.models import AlertChange, AlertChangeKind, Sms, Station
+from hydro.models import AlertChange, AlertChangeKind, Notification, Station
 from hydro.rules import LevelRule, RainfallRule, RateOfRiseRule, Rule, RuleSet, render
 from hydro.rules.evaluate import (
     BoolArray,
@@ -28,13 +28,14 @@ from hydro.rules.evaluate import (
     NewReadings,
     Transitions,
 )
-from hydro.store.alerts import Connection, DueReminder, OpenAlertState
+from hydro.store.alerts import DueReminder, OpenAlertState
+from hydro.store.db import Connection
+from hydro.texts import REMINDER_PREFIX
 
 # Per open alert with a station and family that changed its hysteresis: (station, family,
 # consecutive readings below its rank, the highest rank they held).
 BelowCount = tuple[str, str, int, int]
 
-REMINDER_PREFIX = "【预警持续】"
 _KINDS = {
     Change.OPEN: AlertChangeKind.OPEN,
     Change.ESCALATE: AlertChangeKind.ESCALATE,
@@ -198,10 +199,10 @@ def change(
     """One transition with the SMS it sends to each person the rule notifies: none when it is
     late or there is nothing to say (a rule that stays quiet when it clears)."""
     rule = described.rule
-    messages: tuple[Sms, ...] = ()
+    messages: tuple[Notification, ...] = ()
     if described.body is not None and not late:
         messages = tuple(
-            Sms(person.role, person.name, person.phone, described.body)
+            Notification(person, described.body)
             for person in station.persons
             if person.role in rule.roles
         )

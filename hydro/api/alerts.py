@@ -12,8 +12,8 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 
 from hydro.api.auth import Context, Operator, Viewer
 from hydro.api.context import ApiContext
-from hydro.api.schemas import AlertDetail, AlertOut, AlertPage, EventOut, NotificationOut
-from hydro.api.views import alert_out, aware, decode_cursor, encode_cursor, phone_for
+from hydro.api.schemas import AlertDetail, AlertOut, AlertPage, EventOut
+from hydro.api.views import alert_out, aware, decode_cursor, encode_cursor, notification_out
 from hydro.rules.model import Severity
 from hydro.store.alerts import (
     AlertFilter,
@@ -137,12 +137,7 @@ async def get_alert(ctx: Context, principal: Viewer, alert_id: AlertId) -> Alert
     return AlertDetail(
         alert=alert_out(alert, ctx.registry.get(alert.station), ctx.rule_names),
         events=[EventOut.model_validate(e, from_attributes=True) for e in events],
-        notifications=[
-            NotificationOut.model_validate(o, from_attributes=True).model_copy(
-                update={"phone": phone_for(o.phone, full=principal.sees_phones)}
-            )
-            for o in outbox
-        ],
+        notifications=[notification_out(o, full_phone=principal.sees_phones) for o in outbox],
     )
 
 

@@ -25,11 +25,12 @@ from hydro.api.context import ApiContext
 from hydro.api.schemas import Readiness, SilentStation, Summary
 from hydro.api.views import station_statuses
 from hydro.errors import HydroError
-from hydro.rules.messages import undelivered_notice
 from hydro.store.alerts import open_alerts
 from hydro.store.db import connection
 from hydro.store.outbox import DutyNotices, record_receipt
-from hydro.store.queries import delivery_counts, latest_times
+from hydro.store.stations_view import latest_times
+from hydro.store.status import delivery_counts
+from hydro.texts import undelivered_notice
 
 log = logging.getLogger(__name__)
 router = APIRouter()

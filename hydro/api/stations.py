@@ -28,7 +28,8 @@ from hydro.api.views import (
 )
 from hydro.models import StationKind
 from hydro.store.alerts import open_alerts
-from hydro.store.queries import Every, latest_readings, latest_times, station_series
+from hydro.store.series import Every, station_series
+from hydro.store.stations_view import latest_readings, latest_times
 
 router = APIRouter(prefix="/api/v1/stations", tags=["stations"])
 _STATION_LIST = TypeAdapter(list[StationOut])

@@ -14,11 +14,12 @@ from typing import TypeVar
 from fastapi import HTTPException, Response
 from pydantic import TypeAdapter
 
-from hydro.api.schemas import AlertOut, Latest, Levels, StationStatus
+from hydro.api.schemas import AlertOut, Latest, Levels, NotificationOut, StationStatus
 from hydro.models import Station, mask_phone
 from hydro.rules.model import Severity
 from hydro.store.alerts import AlertRecord
-from hydro.store.queries import LatestReading
+from hydro.store.outbox import OutboxRecord
+from hydro.store.stations_view import LatestReading
 
 
 def station_statuses(
@@ -150,6 +151,22 @@ def _matches(if_none_match: str, tag: str) -> bool:
 
 def phone_for(phone: str, *, full: bool) -> str:
     return phone if full else mask_phone(phone)
+
+
+def notification_out(record: OutboxRecord, *, full_phone: bool) -> NotificationOut:
+    """The outcome fields under their own names, the notification's under the API's."""
+    n, to = record.notification, record.notification.recipient
+    outcome = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    return NotificationOut.model_validate(
+        outcome
+        | {
+            "id": n.outbox_id,
+            "role": to.role.value,
+            "person": to.name,
+            "phone": phone_for(to.phone, full=full_phone),
+            "body": n.text,
+        }
+    )
 
 
 def encode_cursor(opened_at: dt.datetime, alert_id: int) -> str:

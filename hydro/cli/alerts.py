@@ -13,7 +13,8 @@ from hydro import app
 from hydro.cli._common import Subparsers, add_command, ago, aware, run_async
 from hydro.models import mask_phone
 from hydro.rules import Severity
-from hydro.store.alerts import AlertFilter, AlertRecord, OutboxRecord
+from hydro.store.alerts import AlertFilter, AlertRecord
+from hydro.store.outbox import OutboxRecord
 
 
 def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
@@ -154,10 +155,11 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _outbox_line(o: OutboxRecord) -> str:
+    n, to = o.notification, o.notification.recipient
     error = f" error: {o.last_error}" if o.last_error else ""
     return (
-        f"SMS #{o.id} {o.status:<9} x{o.attempts} {o.role:<14} {o.person}"
-        f" {mask_phone(o.phone)} id={o.provider_id or '-'}{error}: {o.body}"
+        f"SMS #{n.outbox_id} {o.status:<9} x{o.attempts} {to.role.value:<14} {to.name}"
+        f" {mask_phone(to.phone)} id={o.provider_id or '-'}{error}: {n.text}"
     )
 
 

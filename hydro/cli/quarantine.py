@@ -8,7 +8,7 @@ import json
 from hydro import app
 from hydro.cli._common import Subparsers, add_command, ago, aware, run_async
 from hydro.models import RejectionCode
-from hydro.store.queries import QuarantineEntry, QuarantineFilter
+from hydro.store.quarantine import QuarantineEntry, QuarantineFilter
 
 
 def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:

@@ -36,9 +36,8 @@ import psycopg_pool
 
 from hydro.config import SmsConfig
 from hydro.errors import HydroError
-from hydro.models import mask_phone
-from hydro.notify.providers import OutgoingSms, SmsError, SmsProvider
-from hydro.rules.messages import delivery_failure_notice, undelivered_notice
+from hydro.models import Notification, Role, mask_phone
+from hydro.notify.providers import SmsError, SmsProvider
 from hydro.store.db import connection
 from hydro.store.outbox import (
     Claim,
@@ -51,6 +50,7 @@ from hydro.store.outbox import (
     renew_claim,
     requeue_abandoned,
 )
+from hydro.texts import delivery_failure_notice, undelivered_notice
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class Dispatcher:
         return len(batch)
 
     async def _send(self, claim: Claim, claimed_at: float) -> None:
-        sms = claim.sms
+        sms = claim.notification
         async with self._slots:
             await self._pace()
             if not await self._still_ours(claim, claimed_at):
@@ -142,7 +142,7 @@ class Dispatcher:
                 await self._failed(sms, claim, exc)
                 return
         async with connection(self._pool, "recording a sent SMS") as conn:
-            recorded = await mark_sent(conn, sms.outbox_id, provider_id)
+            recorded = await mark_sent(conn, claim, provider_id)
             # A receipt that beat this commit (a fast carrier) was kept; apply it now.
             await apply_receipts(conn, provider_id, self._notices)
         if recorded:
@@ -166,7 +166,7 @@ class Dispatcher:
         async with connection(self._pool, "renewing an SMS claim") as conn:
             return await renew_claim(conn, self.name, claim, self._config.claim_lease)
 
-    async def _call_provider(self, sms: OutgoingSms) -> str:
+    async def _call_provider(self, sms: Notification) -> str:
         try:
             async with asyncio.timeout(self._timeout):
                 return await self._provider.send(sms)
@@ -182,7 +182,7 @@ class Dispatcher:
         if start > now:
             await asyncio.sleep(start - now)
 
-    async def _failed(self, sms: OutgoingSms, claim: Claim, exc: SmsError) -> None:
+    async def _failed(self, sms: Notification, claim: Claim, exc: SmsError) -> None:
         retry = exc.retryable and claim.attempts < self._config.max_attempts
         delay = (
             min(self._config.retry_first * 2 ** (claim.attempts - 1), self._config.retry_max)
@@ -199,10 +199,8 @@ class Dispatcher:
                     exc,
                 )
                 return
-            if delay is None and sms.role != "duty":
-                body = delivery_failure_notice(
-                    sms.station, sms.role, sms.person, sms.phone, str(exc)
-                )
+            if delay is None and sms.recipient.role is not Role.DUTY:
+                body = delivery_failure_notice(sms, str(exc))
                 await queue_duty_notices(conn, sms.station, self._duty, body)
         log.warning(
             "%s %s: %s",
@@ -212,8 +210,9 @@ class Dispatcher:
         )
 
 
-def _named(sms: OutgoingSms) -> str:
-    return f"outbox={sms.outbox_id} station={sms.station} to {sms.role} {mask_phone(sms.phone)}"
+def _named(sms: Notification) -> str:
+    to = sms.recipient
+    return f"outbox={sms.outbox_id} station={sms.station} to {to.role} {mask_phone(to.phone)}"
 
 
 async def _first_of(*events: asyncio.Event, seconds: float) -> None:

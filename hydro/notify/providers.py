@@ -15,12 +15,11 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from hydro.errors import HydroError
-from hydro.models import mask_phone
-from hydro.store.outbox import OutgoingSms
+from hydro.models import Notification, mask_phone
+from hydro.texts import ROLE_NAMES
 
 __all__ = [
     "ConsoleProvider",
-    "OutgoingSms",
     "SmsError",
     "SmsProvider",
     "TwilioProvider",
@@ -37,7 +36,7 @@ class SmsError(HydroError):
 class SmsProvider(Protocol):
     name: str
 
-    async def send(self, sms: OutgoingSms) -> str:
+    async def send(self, notification: Notification) -> str:
         """Hands the message over; returns the provider's id for it."""
         ...
 
@@ -50,24 +49,15 @@ class ConsoleProvider:
     def __init__(self, out: TextIO = sys.stdout) -> None:
         self._out = out
 
-    async def send(self, sms: OutgoingSms) -> str:
-        role = _ROLE_NAMES.get(sms.role, sms.role)
+    async def send(self, notification: Notification) -> str:
+        n, to = notification, notification.recipient
         print(
-            f"SMS #{sms.outbox_id} to {role} {sms.person} {mask_phone(sms.phone)}"
-            f" (station {sms.station}): {sms.body}",
+            f"SMS #{n.outbox_id} to {ROLE_NAMES[to.role]} {to.name} {mask_phone(to.phone)}"
+            f" (station {n.station}): {n.text}",
             file=self._out,
             flush=True,
         )
-        return f"console-{sms.outbox_id}"
-
-
-# How the console names the recipients: 三个责任人, and the duty officers.
-_ROLE_NAMES = {
-    "administrative": "行政责任人",
-    "technical": "技术责任人",
-    "patrol": "巡查责任人",
-    "duty": "值班员",
-}
+        return f"console-{n.outbox_id}"
 
 
 class TwilioProvider:
@@ -101,15 +91,15 @@ class TwilioProvider:
         self._sender = sender
         self._status_callback = status_callback
 
-    async def send(self, sms: OutgoingSms) -> str:
-        return await asyncio.to_thread(self._send, sms)
+    async def send(self, notification: Notification) -> str:
+        return await asyncio.to_thread(self._send, notification)
 
-    def _send(self, sms: OutgoingSms) -> str:
+    def _send(self, notification: Notification) -> str:
         try:
             message = self._client.messages.create(
-                to=sms.phone,
+                to=notification.recipient.phone,
                 from_=self._sender,
-                body=sms.body,
+                body=notification.text,
                 **({"status_callback": self._status_callback} if self._status_callback else {}),
             )
         except TwilioRestException as exc:

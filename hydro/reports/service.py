@@ -26,7 +26,8 @@ from hydro.reports.model import DailyReport
 from hydro.rules import RuleSet
 from hydro.stations import Registry
 from hydro.store.db import connection
-from hydro.store.reports import day_figures, queue_digest, store_report, stored_report
+from hydro.store.outbox import queue_duty_notices
+from hydro.store.reports import day_figures, store_report, stored_report
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +94,14 @@ class DailyReports:
             log.info("daily report of %s not built at start-up: no readings in that day", day)
             return
         text = digest(report)
-        officers = [(o.name, o.phone) for o in self._duty_officers]
         async with connection(self._pool, f"storing the daily report of {day}") as conn:
             if not await store_report(conn, day, report.model_dump(mode="json")):
                 return  # another process stored it first
-            ids = await queue_digest(conn, officers, text) if self._config.digest else []
+            ids = (
+                await queue_duty_notices(conn, None, self._duty_officers, text)
+                if self._config.digest
+                else []
+            )
         log.info(
             "daily report of %s stored: %d stations, %d silent, %d alerts opened; digest outbox=%s",
             day,

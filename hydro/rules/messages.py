@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Protocol
 
-from hydro.models import Station, mask_phone
+from hydro.models import Station
 from hydro.rules.model import LEVEL_NAMES, Severity
 
 SEVERITY_NAMES = {
@@ -85,34 +84,3 @@ def _chinese_duration(span: dt.timedelta | None) -> str | None:
     if minutes % 60 == 0:
         return f"{minutes // 60}小时"
     return f"{minutes}分钟"
-
-
-def delivery_failure_notice(
-    station: str | None, role: str, person: str, phone: str, reason: str
-) -> str:
-    """To the duty officers: a responsible person did not get an alert and must be called."""
-    return (
-        f"hydro短信发送失败: 测站{station or '-'}的{role}责任人{person}"
-        f"({mask_phone(phone)})未能收到预警短信,原因: {reason}。请电话通知。"
-    )
-
-
-class UndeliveredSms(Protocol):
-    @property
-    def station(self) -> str | None: ...
-    @property
-    def role(self) -> str: ...
-    @property
-    def person(self) -> str: ...
-    @property
-    def phone(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def error_code(self) -> str | None: ...
-
-
-def undelivered_notice(sms: UndeliveredSms) -> str:
-    """The provider accepted an alert SMS but the carrier could not deliver it."""
-    reason = f"运营商回执{sms.status}" + (f"(错误码{sms.error_code})" if sms.error_code else "")
-    return delivery_failure_notice(sms.station, sms.role, sms.person, sms.phone, reason)

@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from hydro.config import Duration
-from hydro.models import Role, StationKind
+from hydro.models import STATION_ROLES, Role, StationKind
 
 
 class Severity(StrEnum):
@@ -96,7 +96,7 @@ class _Rule(BaseModel):
     name: str
     kinds: tuple[StationKind, ...] = (StationKind.RIVER, StationKind.RESERVOIR)
     severity: Severity
-    roles: tuple[Role, ...] = tuple(Role)
+    roles: tuple[Role, ...] = STATION_ROLES
     message: str
     clear_message: str | None = None
 
@@ -111,6 +111,16 @@ class _Rule(BaseModel):
         if not value:
             raise ValueError("must name at least one")
         return value
+
+    @field_validator("roles")
+    @classmethod
+    def _station_roles(cls, roles: tuple[Role, ...]) -> tuple[Role, ...]:
+        if Role.DUTY in roles:
+            raise ValueError(
+                "a rule addresses a station's persons (administrative, technical, patrol); the"
+                " duty desk is told by hydro itself"
+            )
+        return roles
 
 
 class LevelRule(_Rule):

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from hydro.models import FloodSeason, ResponsiblePerson, Role, Station, StationKind
+from hydro.models import STATION_ROLES, FloodSeason, Recipient, Role, Station, StationKind
 
 # (prefecture, (lat, lon) centre, elevation range of its gauges in metres, counties, rivers)
 PREFECTURES: tuple[
@@ -231,7 +231,7 @@ def generate_stations(count: int, *, seed: int = 0) -> list[Station]:
                 lon=round(lon0 + rng.uniform(-0.55, 0.55), 5),
                 gateway=gateway,
                 timezone="Asia/Shanghai",
-                persons=tuple(_person(rng, role) for role in Role),
+                persons=tuple(_person(rng, role) for role in STATION_ROLES),
                 **_levels(rng, kind, elevation),
             )
         )
@@ -256,10 +256,10 @@ def _levels(rng: random.Random, kind: StationKind, elevation: float) -> dict[str
     return {}
 
 
-def _person(rng: random.Random, role: Role) -> ResponsiblePerson:
+def _person(rng: random.Random, role: Role) -> Recipient:
     name = rng.choice(_SURNAMES) + "".join(rng.choices(_GIVEN, k=rng.choice((1, 2))))
     phone = "+86" + rng.choice(_MOBILE_PREFIXES) + f"{rng.randrange(10**8):08d}"
-    return ResponsiblePerson(role, name, phone)
+    return Recipient(role, name, phone)
 
 
 def write_stations_csv(stations: Iterable[Station], out: Path | IO[str]) -> int:

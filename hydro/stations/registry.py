@@ -23,7 +23,7 @@ from hydro.models import (
     DEFAULT_REPORT_INTERVAL,
     MAX_REPORT_INTERVAL,
     FloodSeason,
-    ResponsiblePerson,
+    Recipient,
     Role,
     Station,
     StationKind,
@@ -316,9 +316,7 @@ def _month_day(raw: str, column: str, label: str, problems: list[str]) -> tuple[
     return None
 
 
-def _persons(
-    row: Mapping[str, str], label: str, problems: list[str]
-) -> Iterator[ResponsiblePerson]:
+def _persons(row: Mapping[str, str], label: str, problems: list[str]) -> Iterator[Recipient]:
     for role, (name_column, phone_column) in _PERSON_COLUMNS.items():
         name, phone = row.get(name_column, ""), row.get(phone_column, "")
         if not name or not phone:
@@ -330,7 +328,7 @@ def _persons(
         if normalised is None:
             problems.append(f"{label}: {phone_column} {phone!r} is not a valid phone number")
             continue
-        yield ResponsiblePerson(role, name, normalised)
+        yield Recipient(role, name, normalised)
 
 
 def normalise_phone(raw: str) -> str | None:

@@ -1,4 +1,4 @@
-"""Alerts, their transitions and the SMS outbox, as the evaluator records them.
+"""Alerts and their transitions, as the evaluator records them, with the SMS they queue.
 
 Everything here runs inside the caller's transaction: the evaluator records a tick's changes,
 the messages they send and its journal cursor together, so a restart neither repeats nor loses
@@ -7,6 +7,7 @@ a notification.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,12 +15,11 @@ from dataclasses import dataclass
 import psycopg
 import psycopg_pool
 from psycopg import sql
-from psycopg.rows import class_row
+from psycopg.rows import class_row, scalar_row
 
 from hydro.models import AlertChange, AlertChangeKind
-from hydro.store.db import connection, translate_errors
-
-Connection = psycopg.AsyncConnection[tuple[object, ...]]
+from hydro.store.db import Connection, connection, fetch_all, translate_errors
+from hydro.store.outbox import OutboxRecord, alert_messages, enqueue
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,24 +32,22 @@ class OpenAlertState:
 
 
 async def open_alert_states(conn: Connection) -> list[OpenAlertState]:
-    with translate_errors("loading open alerts"):
-        cur = await conn.execute(
-            "SELECT station, family, rank, below_count, below_held FROM alerts WHERE state = 'open'"
-        )
-        rows = await cur.fetchall()
-    return [
-        OpenAlertState(str(s), str(f), int(str(r)), int(str(b)), int(str(h)))
-        for s, f, r, b, h in rows
-    ]
+    return await fetch_all(
+        conn,
+        "loading open alerts",
+        class_row(OpenAlertState),
+        "SELECT station, family, rank, below_count, below_held FROM alerts WHERE state = 'open'",
+    )
 
 
 async def count_open_alerts(conn: Connection) -> int:
     """The one definition of "open alerts" every operator view shows: every alert not yet
     cleared, whatever its rule, a station's silence included (people were paged for it)."""
     with translate_errors("counting open alerts"):
-        cur = await conn.execute("SELECT count(*) FROM alerts WHERE state = 'open'")
-        row = await cur.fetchone()
-    return 0 if row is None else int(str(row[0]))
+        cur = conn.cursor(row_factory=scalar_row)
+        await cur.execute("SELECT count(*) FROM alerts WHERE state = 'open'")
+        count: int | None = await cur.fetchone()
+    return count or 0
 
 
 _OPEN = """
@@ -85,11 +83,6 @@ RETURNING id
 _EVENT = """
 INSERT INTO alert_events (alert_id, change, rule_id, rank, observed_at, value, late)
 VALUES (%(alert_id)s, %(change)s, %(rule_id)s, %(rank)s, %(observed_at)s, %(value)s, %(late)s)
-RETURNING id
-"""
-_SMS = """
-INSERT INTO outbox (alert_id, event_id, station, role, person, phone, body)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
 RETURNING id
 """
 
@@ -132,21 +125,14 @@ async def record_changes(
             event_id = await _returned_id(
                 await conn.execute(_EVENT, {**params, "alert_id": alert_id})
             )
-            outbox_ids = []
-            for sms in change.messages:
-                cur = await conn.execute(
-                    _SMS,
-                    (
-                        alert_id,
-                        event_id,
-                        change.station,
-                        sms.role.value,
-                        sms.person,
-                        sms.phone,
-                        sms.body,
-                    ),
+            outbox_ids = [
+                await enqueue(
+                    conn,
+                    dataclasses.replace(message, station=change.station, alert_id=alert_id),
+                    event_id=event_id,
                 )
-                outbox_ids.append(await _returned_id(cur))
+                for message in change.messages
+            ]
             recorded.append(RecordedChange(alert_id, event_id, tuple(outbox_ids)))
     return recorded
 
@@ -208,26 +194,6 @@ class AlertEventRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxRecord:
-    id: int
-    alert_id: int | None
-    event_id: int | None
-    station: str | None
-    role: str
-    person: str
-    phone: str
-    body: str
-    status: str
-    attempts: int
-    provider_id: str | None
-    last_error: str | None
-    error_code: str | None
-    created_at: dt.datetime
-    sent_at: dt.datetime | None
-    delivered_at: dt.datetime | None
-
-
-@dataclass(frozen=True, slots=True)
 class AlertFilter:
     station: str | None = None
     stations: tuple[str, ...] | None = None  # any of these (a prefecture's); None: no limit
@@ -242,10 +208,6 @@ class AlertFilter:
 _ALERT_COLUMNS = sql.SQL(
     "id, station, family, rule_id, rank, severity, state, opened_at, escalated_at, cleared_at,"
     " peak_value, late, acknowledged_by, acknowledged_at"
-)
-_OUTBOX_COLUMNS = sql.SQL(
-    "id, alert_id, event_id, station, role, person, phone, body, status, attempts, provider_id,"
-    " last_error, error_code, created_at, sent_at, delivered_at"
 )
 
 
@@ -306,14 +268,7 @@ async def alert_detail(
             [alert_id],
         )
         events = await events_cur.fetchall()
-        outbox_cur = conn.cursor(row_factory=class_row(OutboxRecord))
-        await outbox_cur.execute(
-            sql.SQL("SELECT {} FROM outbox WHERE alert_id = %s ORDER BY id").format(
-                _OUTBOX_COLUMNS
-            ),
-            [alert_id],
-        )
-        return alert, events, await outbox_cur.fetchall()
+        return alert, events, await alert_messages(conn, alert_id)
 
 
 async def acknowledge(
@@ -332,33 +287,6 @@ async def acknowledge(
         return await cur.fetchone()
 
 
-async def list_outbox(
-    pool: psycopg_pool.AsyncConnectionPool, *, status: str | None, limit: int
-) -> list[OutboxRecord]:
-    where = sql.SQL(" WHERE status = %s") if status else sql.SQL("")
-    statement = sql.SQL("SELECT {} FROM outbox{} ORDER BY id DESC LIMIT %s").format(
-        _OUTBOX_COLUMNS, where
-    )
-    async with connection(pool, "listing the outbox") as conn:
-        cur = conn.cursor(row_factory=class_row(OutboxRecord))
-        await cur.execute(statement, [status, limit] if status else [limit])
-        return await cur.fetchall()
-
-
-async def latest_observations(conn: Connection) -> list[tuple[str, int, float | None]]:
-    """(station, Unix seconds of its newest observation, its water level) for every station
-    that has reported."""
-    with translate_errors("reading the latest observations"):
-        cur = await conn.execute(
-            "SELECT station, extract(epoch FROM time)::bigint, water_level FROM station_latest"
-        )
-        rows = await cur.fetchall()
-    return [
-        (str(station), int(str(seconds)), None if level is None else float(str(level)))
-        for station, seconds, level in rows
-    ]
-
-
 @dataclass(frozen=True, slots=True)
 class DueReminder:
     station: str
@@ -372,46 +300,11 @@ async def due_reminders(
 ) -> list[DueReminder]:
     """Open alerts of ``families`` whose last notification is older than ``every`` at the
     evaluation time ``now``."""
-    with translate_errors("finding due reminders"):
-        cur = await conn.execute(
-            "SELECT station, family, rule_id, rank FROM alerts WHERE state = 'open'"
-            " AND family = ANY(%s) AND last_notified_at < %s ORDER BY id",
-            (list(families), now - every),
-        )
-        rows = await cur.fetchall()
-    return [DueReminder(str(s), str(f), str(r), int(str(k))) for s, f, r, k in rows]
-
-
-async def water_levels(
-    conn: Connection, stations: Sequence[str], since: dt.datetime, until: dt.datetime
-) -> list[tuple[str, int, float]]:
-    """(station, Unix seconds, water level) of the stations' stored readings in [since, until],
-    by station and time: the history a rate-of-rise rule looks back over."""
-    with translate_errors("reading recent water levels"):
-        cur = await conn.execute(
-            "SELECT station, extract(epoch FROM time)::bigint, water_level FROM readings"
-            " WHERE station = ANY(%s) AND time >= %s AND time <= %s AND water_level IS NOT NULL"
-            " ORDER BY station, time",
-            (list(stations), since, until),
-        )
-        rows = await cur.fetchall()
-    return [(str(s), int(str(t)), float(str(v))) for s, t, v in rows]
-
-
-async def rainfall_by_slot(
-    conn: Connection, slot_seconds: int, after: dt.datetime, stations: Sequence[str] | None = None
-) -> list[tuple[str, int, float]]:
-    """(station, slot, mm) of the stored rainfall after ``after``, summed per slot: slot k ends
-    at k * ``slot_seconds`` Unix time and holds the readings of (its start, its end]. For all
-    stations, or only ``stations``."""
-    only = sql.SQL("" if stations is None else " AND station = ANY(%(stations)s)")
-    with translate_errors("reading recent rainfall"):
-        cur = await conn.execute(
-            sql.SQL(
-                "SELECT station, ceil(extract(epoch FROM time) / %(slot)s)::bigint, sum(rainfall)"
-                " FROM readings WHERE time > %(after)s AND rainfall IS NOT NULL{} GROUP BY 1, 2"
-            ).format(only),
-            {"slot": slot_seconds, "after": after, "stations": list(stations or ())},
-        )
-        rows = await cur.fetchall()
-    return [(str(s), int(str(k)), float(str(v))) for s, k, v in rows]
+    return await fetch_all(
+        conn,
+        "finding due reminders",
+        class_row(DueReminder),
+        "SELECT station, family, rule_id, rank FROM alerts WHERE state = 'open'"
+        " AND family = ANY(%s) AND last_notified_at < %s ORDER BY id",
+        (list(families), now - every),
+    )

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator
+from typing import TypeVar
 
 import psycopg
 import psycopg_pool
+from psycopg.abc import Params, QueryNoTemplate
 from psycopg.conninfo import make_conninfo
+from psycopg.rows import AsyncRowFactory
 
 from hydro.config import DatabaseConfig
 from hydro.errors import StorageError, StorageUnavailable
@@ -26,6 +29,10 @@ _TRANSIENT = (
     psycopg_pool.TooManyRequests,
     psycopg.InterfaceError,
 )
+
+# The one connection type of the store: rows as tuples unless a cursor is given a row factory.
+Connection = psycopg.AsyncConnection[tuple[object, ...]]
+Row = TypeVar("Row")
 
 
 def conninfo(config: DatabaseConfig) -> str:
@@ -65,8 +72,23 @@ def translate_errors(doing: str) -> Iterator[None]:
 @contextlib.asynccontextmanager
 async def connection(
     pool: psycopg_pool.AsyncConnectionPool, doing: str
-) -> AsyncIterator[psycopg.AsyncConnection[tuple[object, ...]]]:
+) -> AsyncIterator[Connection]:
     """A pooled connection inside one transaction, committed on success."""
     with translate_errors(doing):
         async with pool.connection() as conn, conn.transaction():
             yield conn
+
+
+async def fetch_all(
+    conn: Connection,
+    doing: str,
+    rows: AsyncRowFactory[Row],
+    query: QueryNoTemplate,
+    params: Params | None = None,
+) -> list[Row]:
+    """Every row of ``query``, each made by ``rows`` (class_row, dict_row ...); errors
+    translated as :func:`translate_errors` does."""
+    with translate_errors(doing):
+        cur = conn.cursor(row_factory=rows)
+        await cur.execute(query, params)
+        return await cur.fetchall()

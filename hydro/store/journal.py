@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import psycopg
 
-from hydro.store.db import translate_errors
+from hydro.store.db import Connection, translate_errors
 
 _EVALUATOR_LOCK = 0x6879_6576  # "hyev"
 
@@ -43,7 +42,7 @@ class JournalTake:
         return len(self.stations)
 
 
-async def lock_evaluation(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> bool:
+async def lock_evaluation(conn: Connection) -> bool:
     """True when this transaction is now the only evaluator; False if another one is."""
     with translate_errors("locking the evaluation"):
         cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (_EVALUATOR_LOCK,))
@@ -51,7 +50,7 @@ async def lock_evaluation(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> 
     return bool(row and row[0])
 
 
-async def take_journal(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> JournalTake:
+async def take_journal(conn: Connection) -> JournalTake:
     """Every committed batch not taken yet; gone for good when the caller's transaction commits."""
     with translate_errors("taking the ingest journal"):
         cur = await conn.execute(_TAKE)

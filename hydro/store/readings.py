@@ -18,7 +18,7 @@ import psycopg
 import psycopg_pool
 
 from hydro.models import Reading, Rejection
-from hydro.store.db import translate_errors
+from hydro.store.db import Connection, translate_errors
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class ReadingWriter:
                 return BatchOutcome(inserted, updated, duplicates, len(rejections), slow_path=True)
 
     async def _upsert(
-        self, conn: psycopg.AsyncConnection[tuple[object, ...]], readings: Sequence[Reading]
+        self, conn: Connection, readings: Sequence[Reading]
     ) -> tuple[int, int, list[Reading]]:
         """(inserted, updated, the readings that changed the table) for a batch with repeats."""
         await conn.execute(_STAGE)
@@ -147,7 +147,7 @@ class ReadingWriter:
 
     async def _finish(
         self,
-        conn: psycopg.AsyncConnection[tuple[object, ...]],
+        conn: Connection,
         readings: Sequence[Reading],
         rejections: Sequence[Rejection],
     ) -> None:
@@ -177,9 +177,7 @@ class ReadingWriter:
             await write_rejections(conn, rejections)
 
 
-async def _copy_readings(
-    conn: psycopg.AsyncConnection[tuple[object, ...]], table: str, readings: Sequence[Reading]
-) -> None:
+async def _copy_readings(conn: Connection, table: str, readings: Sequence[Reading]) -> None:
     async with conn.cursor().copy(
         f"COPY {table} ({_READING_COLUMNS}) FROM STDIN (FORMAT BINARY)"
     ) as copy:
@@ -188,9 +186,7 @@ async def _copy_readings(
             await copy.write_row(reading)  # a Reading is a tuple in column order
 
 
-async def write_rejections(
-    conn: psycopg.AsyncConnection[tuple[object, ...]], rejections: Sequence[Rejection]
-) -> None:
+async def write_rejections(conn: Connection, rejections: Sequence[Rejection]) -> None:
     async with conn.cursor().copy(
         "COPY quarantine (received_at, topic, gateway, station, code, reason, payload)"
         " FROM STDIN (FORMAT BINARY)"

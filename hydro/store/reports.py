@@ -16,15 +16,13 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import psycopg
 from psycopg import sql
-from psycopg.rows import class_row
+from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
-from hydro.store.db import translate_errors
+from hydro.store.db import Connection, translate_errors
+from hydro.store.outbox import counts_by_status
 from hydro.store.schema import UTC_HOUR, StorageMode, storage_mode
-
-Connection = psycopg.AsyncConnection[tuple[object, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +117,6 @@ _ALERTS = """
 SELECT id, station, family, rule_id, severity, state, opened_at, peak_value FROM alerts
 WHERE (opened_at >= %(start)s AND opened_at < %(end)s) OR state = 'open' ORDER BY opened_at, id
 """
-_SMS = """
-SELECT status, count(*) FROM outbox WHERE created_at >= %(start)s AND created_at < %(end)s
-GROUP BY status
-"""
 
 
 async def day_figures(
@@ -149,13 +143,13 @@ async def day_figures(
         rain_cur = conn.cursor(binary=True)
         await rain_cur.execute(query, {**params, "since": since})
         rain = _hourly_rain(since, end, await rain_cur.fetchall())
-        result = await conn.execute(_LEVEL_AT_END, params)
-        level_at_end = {str(s): float(str(v)) for s, v in await result.fetchall()}
+        level_cur = conn.cursor(row_factory=dict_row)
+        await level_cur.execute(_LEVEL_AT_END, params)
+        level_at_end = {row["station"]: row["water_level"] for row in await level_cur.fetchall()}
         alerts_cur = conn.cursor(row_factory=class_row(DayAlert))
         await alerts_cur.execute(_ALERTS, params)
         alerts = await alerts_cur.fetchall()
-        result = await conn.execute(_SMS, params)
-        sms = {str(status): int(str(n)) for status, n in await result.fetchall()}
+    sms = await counts_by_status(conn, since=start, until=end)
     return DayFigures(start, end, stations, level_at_end, rain, alerts, sms)
 
 
@@ -190,21 +184,3 @@ async def store_report(conn: Connection, day: dt.date, report: dict[str, Any]) -
             (day, Jsonb(report)),
         )
         return await cur.fetchone() is not None
-
-
-async def queue_digest(
-    conn: Connection, recipients: Sequence[tuple[str, str]], body: str
-) -> list[int]:
-    """One outbox row per (name, phone) of the duty officers; the outbox ids."""
-    ids = []
-    with translate_errors("queueing the daily digest"):
-        for name, phone in recipients:
-            cur = await conn.execute(
-                "INSERT INTO outbox (role, person, phone, body) VALUES ('duty', %s, %s, %s)"
-                " RETURNING id",
-                (name, phone, body),
-            )
-            row = await cur.fetchone()
-            assert row is not None
-            ids.append(int(str(row[0])))
-    return ids

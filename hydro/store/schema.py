@@ -24,7 +24,7 @@ from psycopg import sql
 
 from hydro.config import DatabaseConfig
 from hydro.errors import StorageError
-from hydro.store.db import conninfo, translate_errors
+from hydro.store.db import Connection, conninfo, translate_errors
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def bundled_migrations() -> tuple[Migration, ...]:
 
 
 async def migrate(
-    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    conn: Connection,
     config: DatabaseConfig,
     default_timezone: str,
 ) -> MigrationReport:
@@ -87,7 +87,7 @@ async def migrate(
     return MigrationReport(applied=tuple(applied), mode=mode, timescaledb_version=ts_version)
 
 
-async def _apply_migrations(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> list[str]:
+async def _apply_migrations(conn: Connection) -> list[str]:
     await conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version integer PRIMARY KEY, name text NOT NULL,"
@@ -110,14 +110,14 @@ async def _apply_migrations(conn: psycopg.AsyncConnection[tuple[object, ...]]) -
     return applied
 
 
-async def storage_mode(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> StorageMode:
+async def storage_mode(conn: Connection) -> StorageMode:
     """TIMESCALEDB when ``readings`` is a hypertable, else POSTGRESQL."""
     with translate_errors("reading the storage mode"):
         return StorageMode.TIMESCALEDB if await _is_hypertable(conn) else StorageMode.POSTGRESQL
 
 
 async def _apply_layout(
-    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    conn: Connection,
     config: DatabaseConfig,
     default_timezone: str,
     ts_version: str | None,
@@ -133,9 +133,7 @@ async def _apply_layout(
     return StorageMode.TIMESCALEDB
 
 
-async def _enable_timescaledb(
-    conn: psycopg.AsyncConnection[tuple[object, ...]], config: DatabaseConfig
-) -> str | None:
+async def _enable_timescaledb(conn: Connection, config: DatabaseConfig) -> str | None:
     """The extension's version, or None where plain PostgreSQL is to be used."""
     if config.timescaledb == "off":
         return None
@@ -187,12 +185,12 @@ def _why_not_enabled(exc: psycopg.Error) -> str:
     return message
 
 
-async def _extension_created(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> bool:
+async def _extension_created(conn: Connection) -> bool:
     cur = await conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
     return await cur.fetchone() is not None
 
 
-async def _is_hypertable(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> bool:
+async def _is_hypertable(conn: Connection) -> bool:
     if not await _extension_created(conn):
         return False
     cur = await conn.execute(
@@ -220,9 +218,7 @@ _AGGREGATE_COLUMNS = """
 UTC_HOUR = "date_bin('1 hour', time, '2000-01-01 00:00+00')"
 
 
-async def _plain_layout(
-    conn: psycopg.AsyncConnection[tuple[object, ...]], default_timezone: str
-) -> None:
+async def _plain_layout(conn: Connection, default_timezone: str) -> None:
     await _time_index(conn)
     await _create_aggregates(
         conn,
@@ -232,7 +228,7 @@ async def _plain_layout(
     )
 
 
-async def _time_index(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+async def _time_index(conn: Connection) -> None:
     """A BRIN index costs almost nothing to keep on data that arrives in time order, and serves
     every scan of a time range across all stations (the daily report, the recent end of the
     continuous aggregates): without it each one reads the whole table, or a whole chunk
@@ -243,7 +239,7 @@ async def _time_index(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None
 
 
 async def _create_aggregates(
-    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    conn: Connection,
     statement: sql.SQL,
     *,
     hour: sql.Composable,
@@ -270,7 +266,7 @@ def _hydrological_day_sql(timezone: str) -> sql.Composable:
 
 
 async def _timescale_layout(
-    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    conn: Connection,
     config: DatabaseConfig,
     default_timezone: str,
 ) -> None:
@@ -320,7 +316,7 @@ async def _timescale_layout(
 _REFRESH_SCHEDULES = (("readings_hourly", "5 minutes"), ("readings_daily", "1 hour"))
 
 
-async def _continuous_aggregates(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> set[str]:
+async def _continuous_aggregates(conn: Connection) -> set[str]:
     cur = await conn.execute(
         "SELECT view_name FROM timescaledb_information.continuous_aggregates"
         " WHERE view_schema = current_schema()"
@@ -329,7 +325,7 @@ async def _continuous_aggregates(conn: psycopg.AsyncConnection[tuple[object, ...
 
 
 async def _refresh_policy(
-    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    conn: Connection,
     view: str,
     *,
     start: dt.timedelta | None,
@@ -373,7 +369,7 @@ def _timescale_day_bucket(timezone: str) -> sql.Composable:
     ).format(tz=sql.Literal(timezone))
 
 
-async def _drop_plain_views(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+async def _drop_plain_views(conn: Connection) -> None:
     """Plain-mode views give way to continuous aggregates when TimescaleDB arrives later."""
     # Continuous aggregates are views too: only plain ones (no materialization) give way.
     cur = await conn.execute(

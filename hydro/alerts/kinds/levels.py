@@ -10,7 +10,7 @@ from hydro.config import AlertingConfig
 from hydro.rules import LevelRule, RuleSet
 from hydro.rules.evaluate import BoolArray, FamilyState, ThresholdTable, evaluate_thresholds
 from hydro.rules.levels import threshold_sms
-from hydro.store.alerts import Connection
+from hydro.store.db import Connection
 
 
 class Levels(FamilyKind[LevelRule]):

@@ -27,7 +27,9 @@ from hydro.rules.rainfall import (
     hundredths,
     slot_of,
 )
-from hydro.store.alerts import Connection, OpenAlertState, rainfall_by_slot
+from hydro.store.alerts import OpenAlertState
+from hydro.store.db import Connection
+from hydro.store.history import rainfall_by_slot
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ from hydro.rules.evaluate import (
     rises,
     single_threshold_table,
 )
-from hydro.store.alerts import Connection, water_levels
+from hydro.store.db import Connection
+from hydro.store.history import water_levels
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from hydro.rules.evaluate import (
     evaluate_silence,
     silence_after,
 )
-from hydro.store.alerts import Connection, DueReminder, OpenAlertState
+from hydro.store.alerts import DueReminder, OpenAlertState
+from hydro.store.db import Connection
 
 Silent = list[BoolArray]  # per rule, per station
 
