@@ -12,6 +12,7 @@ from typing import TypeVar
 import pytest
 
 from hydro.local import LocalMosquitto, LocalPostgres, timescaledb_installed
+from tests.support import mark_test_start
 
 _names = itertools.count()
 
@@ -22,6 +23,11 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("HYDRO_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _test_start() -> None:
+    mark_test_start()
 
 
 @pytest.fixture(autouse=True)

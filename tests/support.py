@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import os
 import subprocess
@@ -20,6 +21,20 @@ from psycopg_pool import AsyncConnectionPool
 
 from hydro.config import Config
 from hydro.models import STATION_ROLES, Recipient, Station, StationKind
+
+_test_start = [dt.datetime.now(dt.UTC)]
+
+
+def mark_test_start() -> None:
+    """Called for every test (conftest): the minute it starts."""
+    _test_start[0] = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+
+
+def minutes_ago_at_start(minutes: float) -> dt.datetime:
+    """A time relative to the running test's start, not to the module's import: a hydro process
+    judges readings against the wall clock, and a test late in a long suite would otherwise
+    send 'recent' readings that are minutes older than it says (a silent station)."""
+    return _test_start[0] - dt.timedelta(minutes=minutes)
 
 
 def station(

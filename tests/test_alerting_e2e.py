@@ -15,32 +15,28 @@ import yaml
 
 from hydro.cli import main
 from hydro.local import LocalMosquitto, LocalPostgres
-from tests.support import count_rows, publish_json, publisher, reading, start_hydro, write_config
+from tests.support import (
+    count_rows,
+    minutes_ago_at_start,
+    publish_json,
+    publisher,
+    reading,
+    start_hydro,
+    write_config,
+)
 from tests.twilio_server import FakeTwilio
 
 REPO = Path(__file__).resolve().parent.parent
 HEFENG = "61901002"  # 禾丰水文站 (开阳县, 贵阳市): warning 908.50, guaranteed 910.00
 GATEWAY = "gw-1-001"
-NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
-
-
-@pytest.fixture(autouse=True)
-def _now_at_test_start() -> None:
-    """Readings are placed relative to NOW and judged by hydro against the wall clock: taken at
-    import, NOW would be minutes old by the time a late test in a long suite runs, and its
-    'recent' readings would make the station silent."""
-    global NOW  # noqa: PLW0603
-    NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
 
 
 def at(minutes_ago: int) -> str:
-    return (NOW - dt.timedelta(minutes=minutes_ago)).isoformat()
+    return minutes_ago_at_start(minutes_ago).isoformat()
 
 
 def local_time(minutes_ago: int) -> str:
-    moment = (NOW - dt.timedelta(minutes=minutes_ago)).astimezone(
-        dt.timezone(dt.timedelta(hours=8))
-    )
+    moment = minutes_ago_at_start(minutes_ago).astimezone(dt.timezone(dt.timedelta(hours=8)))
     return f"{moment.month}月{moment.day}日{moment.hour}时{moment.minute}分"
 
 

@@ -16,9 +16,9 @@ from hydro.errors import StorageError
 from hydro.local import LocalPostgres
 from hydro.models import Reading
 from hydro.store.db import open_pool
-from hydro.store.series import SeriesPoint, station_series
 from hydro.store.readings import ReadingWriter
 from hydro.store.schema import MigrationReport, StorageMode, migrate
+from hydro.store.series import SeriesPoint, station_series
 from tests.support import count_rows, fetch, run_refresh_policies
 
 pytestmark = pytest.mark.timescaledb

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import datetime as dt
 import os
 import shutil
 import signal
@@ -16,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from hydro.local import LocalMosquitto
-from tests.support import fetch, publish_json, publisher, reading, start_hydro, write_config
+from tests.support import (
+    fetch,
+    minutes_ago_at_start,
+    publish_json,
+    publisher,
+    reading,
+    start_hydro,
+    write_config,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("HYDRO_TEST_ARTIFACTS", REPO / "test-artifacts"))
@@ -24,16 +31,6 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HEFENG = "61901002"  # 禾丰水文站, warning level 908.50
 GATEWAY = "gw-1-001"
 OPERATOR = "operator-token-0123456789"
-NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
-
-
-@pytest.fixture(autouse=True)
-def _now_at_test_start() -> None:
-    """Readings are placed relative to NOW and judged by hydro against the wall clock: taken at
-    import, NOW would be minutes old by the time a late test in a long suite runs, and its
-    'recent' readings would make the station silent."""
-    global NOW  # noqa: PLW0603
-    NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
 
 
 pytestmark = pytest.mark.skipif(
@@ -69,7 +66,7 @@ def hydro_url(
 
 def _publish(port: int, topic_prefix: str, minutes_ago: int, level: float) -> None:
     async def go() -> None:
-        time_ = (NOW - dt.timedelta(minutes=minutes_ago)).isoformat()
+        time_ = minutes_ago_at_start(minutes_ago).isoformat()
         async with publisher(port, f"web-gw-{topic_prefix}") as gateway:
             await publish_json(
                 gateway,
