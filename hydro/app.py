@@ -24,7 +24,7 @@ from hydro.alerts.evaluator import AlertEvaluator
 from hydro.api import TWILIO_STATUS_PATH, ApiContext, create_api, listen, serve
 from hydro.broker import broker_problem
 from hydro.config import Config, find_config_path, load_config
-from hydro.errors import ConfigError, HydroError, Problem
+from hydro.errors import ConfigError, HydroError, Problem, RegistryError
 from hydro.gateway.sl651.frame import Frame
 from hydro.gateway.sl651.rtu import Rtu, timed_report
 from hydro.gateway.sl651.server import MqttPublisher, Sl651Gateway, address_map, address_of
@@ -90,7 +90,11 @@ def check(config_path: Path | None) -> list[Problem]:
         config = load_config(find_config_path(config_path))
     except ConfigError as exc:
         return list(exc.problems)
-    _, problems = check_registry(config.registry.stations, config.registry.default_timezone)
+    registry, problems = check_registry(config.registry.stations, config.registry.default_timezone)
+    try:
+        address_map(registry.stations)  # what would stop hydro gateway sl651 at start
+    except RegistryError as exc:
+        problems += list(exc.problems)
     _, rule_problems = check_rules(config.alerting.rules)
     return problems + rule_problems
 

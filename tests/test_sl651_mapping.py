@@ -75,3 +75,20 @@ def test_an_unreadable_reject_report_is_kept_as_it_came() -> None:
 )
 def test_other_topics_are_not_rejects(topic: str) -> None:
     assert judge_gateway_reject(topic, b"{}", RECEIVED, "hydro") is None
+
+
+def test_hydro_check_names_stations_that_share_an_address(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hydro.cli import main
+
+    rows = [GOOD_RIVER + ",", GOOD_RIVER.replace("60000001", "60000002") + ",0060000001"]
+    (tmp_path / "stations.csv").write_text(
+        "\n".join([HEADER + ",遥测站地址", *rows]) + "\n", encoding="utf-8"
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text("registry:\n  stations: stations.csv\n", encoding="utf-8")
+    assert main(["--config", str(config), "check"]) == 1
+    assert "stations 60000001 and 60000002 share SL 651 address 0060000001" in (
+        capsys.readouterr().err
+    )
