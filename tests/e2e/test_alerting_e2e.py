@@ -18,7 +18,7 @@ from hydro.local import LocalMosquitto, LocalPostgres
 from tests.support import count_rows, publish_json, publisher, reading, start_hydro, write_config
 from tests.twilio_server import FakeTwilio
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 HEFENG = "61901002"  # 禾丰水文站 (开阳县, 贵阳市): warning 908.50, guaranteed 910.00
 GATEWAY = "gw-1-001"
 NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)

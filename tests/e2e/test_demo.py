@@ -23,7 +23,7 @@ from hydro.local import free_port
 from hydro.simulate import outage_at_peak
 from hydro.stations import load_registry
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 STEPS = 288  # a day of 5-minute reports, as the demo plays by default
 
 pytestmark = pytest.mark.slow

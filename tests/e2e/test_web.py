@@ -18,7 +18,7 @@ import pytest
 from hydro.local import LocalMosquitto
 from tests.support import fetch, publish_json, publisher, reading, start_hydro, write_config
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("HYDRO_TEST_ARTIFACTS", REPO / "test-artifacts"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HEFENG = "61901002"  # 禾丰水文站, warning level 908.50
