@@ -41,7 +41,24 @@ def _restore_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
+LAYERS = ("unit", "services", "e2e")
+"""The folders under tests/, each also a marker: ``pytest -m unit`` runs the fast layer."""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if not item.path.is_relative_to(here):
+            continue
+        layer = item.path.relative_to(here).parts[0]
+        if layer not in LAYERS:
+            # Unplaced, a test would escape every ``-m <layer>`` run without anyone noticing.
+            raise pytest.UsageError(
+                f"{item.nodeid}: put the file in tests/unit/ (no server), tests/services/ "
+                "(real PostgreSQL, Mosquitto or Twilio server in-process) or tests/e2e/ "
+                "(hydro processes, the demo, the browser)"
+            )
+        item.add_marker(layer)
     if timescaledb_installed():
         return
     skip = pytest.mark.skip(

@@ -5,7 +5,7 @@ reading is judged on its own, so one bad value never costs a batch its good read
 
 Judging is total: whatever bytes arrive, each reading is accepted or refused with a reason. An
 exception here would leave the message unacknowledged, redelivered at every start, and stop the
-ingest of every gateway; ``tests/test_ingest_fuzz.py`` holds the code to that.
+ingest of every gateway; ``tests/unit/test_ingest_fuzz.py`` holds the code to that.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ threshold alert's transition says. Pure.
 
 ``hydro rules test`` and the daily reports use this to judge one value; the scheduled evaluation
 applies the same rules to every station at once (``rules/evaluate.py``). One table of cases runs
-through both (tests/test_rules_evaluate.py), so the two cannot drift apart.
+through both (tests/unit/test_rules_evaluate.py), so the two cannot drift apart.
 """
 
 from __future__ import annotations

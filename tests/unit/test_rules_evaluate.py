@@ -25,7 +25,7 @@ from hydro.rules.evaluate import (
 from hydro.rules.levels import alert_levels, level_verdicts
 from tests.support import station
 
-RULES = load_rules(Path(__file__).resolve().parent.parent / "alert_rules")
+RULES = load_rules(Path(__file__).resolve().parents[2] / "alert_rules")
 RIVER = station("R1")  # warning 775.0, guaranteed 777.0
 RESERVOIR = dataclasses.replace(
     station("V1", kind=StationKind.RESERVOIR),

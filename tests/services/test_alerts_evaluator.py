@@ -22,7 +22,7 @@ from hydro.store.readings import ReadingWriter
 from hydro.store.schema import migrate
 
 T = TypeVar("T")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 REGISTRY = load_registry(REPO / "stations", "Asia/Shanghai")
 RULES = load_rules(REPO / "alert_rules")
 MAICHONG = "67901001"  # 麦冲水库, normal level 771.50

@@ -16,7 +16,7 @@ from hydro.rules.levels import alert_levels, level_verdicts, threshold_sms
 from hydro.stations import load_registry
 from tests.support import station
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEFAULTS = load_rules(REPO / "alert_rules")
 REGISTRY = load_registry(REPO / "stations", "Asia/Shanghai")
 MAY_7_0800 = dt.datetime(2026, 5, 7, 0, 0, tzinfo=dt.UTC)

@@ -36,7 +36,7 @@ from hydro.texts import undelivered_notice
 from tests.support import fetch
 from tests.twilio_server import FakeTwilio
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MAICHONG = "67901001"  # 麦冲水库 (黔东南州 台江县), normal level 771.50
 HEFENG = "61901002"  # 禾丰水文站 (贵阳市 开阳县), warning 908.50, guaranteed 910.00
 NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)

@@ -21,7 +21,7 @@ from hydro.rules.rainfall import (
 )
 from tests.support import station
 
-RULES = load_rules(Path(__file__).resolve().parent.parent / "alert_rules")
+RULES = load_rules(Path(__file__).resolve().parents[2] / "alert_rules")
 GAUGES = [station("P1", kind=StationKind.RAIN), station("P2", kind=StationKind.RAIN)]
 TABLE = RainfallTable.build(RULES, GAUGES)
 T = 1_778_148_000  # 2026-05-07 18:00 in Shanghai, on a 5-minute boundary

@@ -26,7 +26,7 @@ from tests.support import (
 )
 from tests.twilio_server import FakeTwilio
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 HEFENG = "61901002"  # 禾丰水文站 (开阳县, 贵阳市): warning 908.50, guaranteed 910.00
 GATEWAY = "gw-1-001"
 

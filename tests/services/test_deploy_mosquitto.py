@@ -21,8 +21,8 @@ from hydro.ingest.mqtt import BrokerSession
 from hydro.local import LocalMosquitto, free_port
 from tests.support import publisher
 
-DEPLOY = Path(__file__).parent.parent / "deploy" / "mosquitto"
-LOCAL_CONF = Path(__file__).parent.parent / "hydro" / "local" / "mosquitto.conf"
+DEPLOY = Path(__file__).parents[2] / "deploy" / "mosquitto"
+LOCAL_CONF = Path(__file__).parents[2] / "hydro" / "local" / "mosquitto.conf"
 ACCOUNTS = ("hydro", "hydro-ingest-2", "gw-1-001")
 SIZE_LIMIT = 2 * 1024 * 1024  # message_size_limit in both shipped files
 

@@ -11,7 +11,7 @@ from hydro.cli import main
 from hydro.models import STATION_ROLES, StationKind
 from hydro.stations import check_registry, generate_stations, load_registry, write_stations_csv
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 HEADER = (
     "code,name,kind,prefecture,county,river,lat,lon,gateway,timezone,warning_level,"
     "guaranteed_level,flood_limit_level,flood_season_start,flood_season_end,normal_level,"

@@ -30,7 +30,7 @@ from hydro.store.schema import migrate
 from tests.support import run_refresh_policies, station
 
 T = TypeVar("T")
-RULES = load_rules(Path(__file__).resolve().parent.parent / "alert_rules")
+RULES = load_rules(Path(__file__).resolve().parents[2] / "alert_rules")
 SHANGHAI = "Asia/Shanghai"
 DAY = dt.date(2026, 5, 7)  # 5月7日8时 to 5月8日8时 in Shanghai: 00:00 to 00:00 UTC
 START = dt.datetime(2026, 5, 7, 0, 0, tzinfo=dt.UTC)

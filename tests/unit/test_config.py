@@ -11,7 +11,7 @@ from hydro.cli import main
 from hydro.config import Config, load_config, parse_duration
 from hydro.errors import ConfigError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def problems_of(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> list[str]:
