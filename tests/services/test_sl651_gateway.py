@@ -22,8 +22,8 @@ from hydro.gateway.sl651.server import MqttPublisher, Sl651Gateway
 from hydro.local import LocalMosquitto
 from hydro.simulate import SimulationPlan
 from hydro.stations.generate import generate_stations, write_stations_csv
+from tests.services.test_ingest_service import running_ingest
 from tests.support import count_rows, fetch, ingest_config, wait_until
-from tests.test_ingest_service import running_ingest
 
 ADDRESS = "0061901002"
 NOW = dt.datetime.now(BEIJING).replace(second=0, microsecond=0)

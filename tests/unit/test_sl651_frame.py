@@ -27,7 +27,7 @@ from hydro.gateway.sl651.frame import (
     encode_report,
 )
 
-DATA = Path(__file__).parent / "data" / "sl651"
+DATA = Path(__file__).parents[1] / "data" / "sl651"
 AT = dt.datetime(2026, 5, 7, 8, 0, tzinfo=BEIJING)
 ADDRESS = "0061901002"
 

@@ -15,7 +15,7 @@ from hydro.ingest.rejects import judge_gateway_reject
 from hydro.models import RejectionCode
 from hydro.stations import check_registry
 from tests.support import station
-from tests.test_stations import GOOD_RIVER, HEADER
+from tests.unit.test_stations import GOOD_RIVER, HEADER
 
 RECEIVED = dt.datetime(2026, 5, 7, tzinfo=dt.UTC)
 
