@@ -22,6 +22,11 @@ from psycopg_pool import AsyncConnectionPool
 from hydro.config import Config
 from hydro.models import STATION_ROLES, Recipient, Station, StationKind
 
+REPO = Path(__file__).resolve().parent.parent
+# The sample registry's 禾丰水文站 (贵阳市 开阳县), a river: warning 908.50, guaranteed 910.00.
+HEFENG = "61901002"
+HEFENG_GATEWAY = "gw-1-001"
+
 _test_start = [dt.datetime.now(dt.UTC)]
 
 

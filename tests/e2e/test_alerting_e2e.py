@@ -16,6 +16,9 @@ import yaml
 from hydro.cli import main
 from hydro.local import LocalMosquitto, LocalPostgres
 from tests.support import (
+    HEFENG,
+    HEFENG_GATEWAY,
+    REPO,
     count_rows,
     minutes_ago_at_start,
     publish_json,
@@ -25,10 +28,6 @@ from tests.support import (
     write_config,
 )
 from tests.twilio_server import FakeTwilio
-
-REPO = Path(__file__).resolve().parents[2]
-HEFENG = "61901002"  # 禾丰水文站 (开阳县, 贵阳市): warning 908.50, guaranteed 910.00
-GATEWAY = "gw-1-001"
 
 
 def at(minutes_ago: int) -> str:
@@ -84,7 +83,7 @@ def publish_levels(
     topic_prefix: str,
     *levels: tuple[int, float],
     station: str = HEFENG,
-    gateway: str = GATEWAY,
+    gateway: str = HEFENG_GATEWAY,
     client: str = "gw",
 ) -> None:
     """Water levels (minutes ago, metres) in one message from the station's gateway."""
@@ -265,7 +264,7 @@ def test_a_crossing_during_a_database_outage_is_announced_when_it_returns(
 ) -> None:
     cluster = postgres_factory()
     database = cluster.create_database("hydro")
-    topic = f"{mqtt_topic_prefix}/{GATEWAY}/readings"
+    topic = f"{mqtt_topic_prefix}/{HEFENG_GATEWAY}/readings"
 
     def publish(minutes: int, level: float) -> None:
         async def go() -> None:

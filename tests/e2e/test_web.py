@@ -16,6 +16,9 @@ import pytest
 
 from hydro.local import LocalMosquitto
 from tests.support import (
+    HEFENG,
+    HEFENG_GATEWAY,
+    REPO,
     fetch,
     minutes_ago_at_start,
     publish_json,
@@ -25,11 +28,8 @@ from tests.support import (
     write_config,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("HYDRO_TEST_ARTIFACTS", REPO / "test-artifacts"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-HEFENG = "61901002"  # 禾丰水文站, warning level 908.50
-GATEWAY = "gw-1-001"
 OPERATOR = "operator-token-0123456789"
 
 
@@ -70,7 +70,7 @@ def _publish(port: int, topic_prefix: str, minutes_ago: int, level: float) -> No
         async with publisher(port, f"web-gw-{topic_prefix}") as gateway:
             await publish_json(
                 gateway,
-                f"{topic_prefix}/{GATEWAY}/readings",
+                f"{topic_prefix}/{HEFENG_GATEWAY}/readings",
                 {"readings": [reading(HEFENG, time_, water_level=level)]},
             )
 

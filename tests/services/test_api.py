@@ -11,7 +11,6 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,12 +32,10 @@ from hydro.store.readings import ReadingWriter
 from hydro.store.schema import migrate
 from hydro.store.status import StorageStatus, storage_status
 from hydro.texts import undelivered_notice
-from tests.support import fetch
+from tests.support import HEFENG, REPO, fetch
 from tests.twilio_server import FakeTwilio
 
-REPO = Path(__file__).resolve().parents[2]
 MAICHONG = "67901001"  # 麦冲水库 (黔东南州 台江县), normal level 771.50
-HEFENG = "61901002"  # 禾丰水文站 (贵阳市 开阳县), warning 908.50, guaranteed 910.00
 NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
 VIEWER = "viewer-token-0123456789"
 OPERATOR = "operator-token-0123456789"
