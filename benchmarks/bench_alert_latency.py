@@ -1,5 +1,6 @@
 """Latency from publishing a crossing reading to its SMS request reaching a Twilio-compatible
-server: p50 and p99 over 200 crossings, with ``alerting.interval`` 1 s, in each storage mode
+server: p50 and p99 over 200 crossings, with ``alerting.interval`` 1 s (evaluation is woken by
+each commit; the tick is only the fallback), in each storage mode
 (``--timescaledb``: both where the extension is installed). Prints JSON.
 
 Everything is real and local: Mosquitto, PostgreSQL, ``hydro run`` as its own process with the
@@ -49,7 +50,7 @@ def main() -> None:
             "p99_s": round(ordered[int(0.99 * (len(ordered) - 1))], 3),
             "max_s": round(ordered[-1], 3),
         }
-    print(json.dumps({**results, "goal_p99_s": 2}, indent=2))
+    print(json.dumps({**results, "goal_p99_s": 0.25}, indent=2))
 
 
 def latencies(mode: str, rivers: list) -> list[float]:  # type: ignore[type-arg]

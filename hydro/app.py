@@ -21,6 +21,7 @@ import psycopg_pool
 
 from hydro import metrics
 from hydro.alerts.evaluator import AlertEvaluator
+from hydro.alerts.wakeup import JournalListener
 from hydro.api import TWILIO_STATUS_PATH, ApiContext, create_api, listen, serve
 from hydro.broker import broker_problem
 from hydro.config import Config, find_config_path, load_config
@@ -129,10 +130,11 @@ async def run_everything(
     *,
     clock: Callable[[], dt.datetime] | None = None,
 ) -> IngestService:
-    """Ingests as ``run_ingest`` does, and alerts: the scheduler evaluates the rules every
-    ``alerting.interval``, the dispatcher sends the outbox and, if ``api.enabled``, the API and
-    web page are served. ``clock`` replaces the wall clock for alerting (silence, lateness):
-    ``hydro demo`` plays a storm faster than time passes.
+    """Ingests as ``run_ingest`` does, and alerts: the rules are evaluated as readings arrive
+    (woken by the database) and every ``alerting.interval``, the dispatcher sends the outbox
+    and, if ``api.enabled``, the API and web page are served. ``clock`` replaces the wall
+    clock for alerting (silence, lateness): ``hydro demo`` plays a storm faster than time
+    passes.
     """
     return await _run(config, stop, subscribed, alerting=True, clock=clock)
 
@@ -274,7 +276,8 @@ async def _start_alerting(
 
     # A send under way at stop may take the provider's whole timeout to finish.
     jobs = ScheduledJobs(grace=max(dt.timedelta(seconds=10), 2 * config.sms.provider_timeout))
-    jobs.every(config.alerting.interval, evaluate)
+    wake = jobs.every(config.alerting.interval, evaluate)
+    jobs.beside(JournalListener(config.database, wake, fallback=config.alerting.interval).run)
     jobs.beside(dispatcher.run)  # its own task: evaluation never waits for a provider
     reports = daily_reports(config, registry, rules, pool)
     jobs.daily(config.report.daily_at, config.registry.default_timezone, reports.publish_due)
@@ -285,7 +288,7 @@ async def _start_alerting(
     jobs.once(catch_up_daily_report)
     jobs.start()
     log.info(
-        "alerting: every %ss, %d rules, SMS via %s (sender %s)",
+        "alerting: every %ss and as readings arrive, %d rules, SMS via %s (sender %s)",
         config.alerting.interval.total_seconds(),
         len(rules.rules),
         config.sms.provider,

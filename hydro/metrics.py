@@ -24,3 +24,7 @@ EVALUATION_SECONDS = Histogram(
     "Duration of one alert evaluation tick",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+EVALUATION_WAKEUPS = Counter(
+    "hydro_evaluation_wakeups",
+    "Notices of committed readings that woke this process's evaluator (many fold into one tick)",
+)

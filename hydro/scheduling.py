@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 
@@ -30,10 +31,34 @@ class ScheduledJobs:
         self._stopping = asyncio.Event()
         self._grace = grace
 
-    def every(self, interval: dt.timedelta, job: Callable[[], Awaitable[None]]) -> None:
-        self._add(
-            job, "interval", seconds=interval.total_seconds(), next_run_time=dt.datetime.now(dt.UTC)
+    def every(
+        self, interval: dt.timedelta, job: Callable[[], Awaitable[None]]
+    ) -> Callable[[], None]:
+        """Runs ``job`` every ``interval``; returns a ``wake`` that runs it now as well. Runs
+        never overlap and requests fold: any number of wake-ups or ticks during a run make
+        exactly one more run right after it."""
+        coalesced = _Coalesced(self._tracked(job))
+        self._schedule(
+            coalesced.run,
+            job.__name__,
+            "interval",
+            seconds=interval.total_seconds(),
+            next_run_time=dt.datetime.now(dt.UTC),
         )
+
+        def wake() -> None:
+            if self._stopping.is_set() or not coalesced.claim():
+                return
+            task = asyncio.create_task(coalesced.rounds())
+            self._running.add(task)
+            task.add_done_callback(functools.partial(self._woken_run_done, job.__name__))
+
+        return wake
+
+    def _woken_run_done(self, name: str, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("job %s: a run woken early failed", name, exc_info=exc)
 
     def daily(self, at: dt.time, timezone: str, job: Callable[[], Awaitable[None]]) -> None:
         """Every day at ``at`` in ``timezone``."""
@@ -48,10 +73,15 @@ class ScheduledJobs:
         self._loops.add(asyncio.create_task(run(self._stopping)))
 
     def _add(self, job: Callable[[], Awaitable[None]], trigger: str, **when: object) -> None:
+        self._schedule(self._tracked(job), job.__name__, trigger, **when)
+
+    def _schedule(
+        self, run: Callable[[], Awaitable[None]], name: str, trigger: str, **when: object
+    ) -> None:
         self._scheduler.add_job(
-            self._tracked(job),
+            run,
             trigger,
-            name=job.__name__,
+            name=name,
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,
@@ -99,3 +129,35 @@ class ScheduledJobs:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         self._scheduler.shutdown(wait=False)
+
+
+class _Coalesced:
+    """One run of ``job`` at a time; whatever asks for a run during one gets one more after it."""
+
+    def __init__(self, job: Callable[[], Awaitable[None]]) -> None:
+        self._job = job
+        self._busy = False
+        self._again = False
+
+    def claim(self) -> bool:
+        """True when the caller is to start :meth:`rounds`; False when a run is under way (it
+        will run once more)."""
+        if self._busy:
+            self._again = True
+            return False
+        self._busy = True
+        return True
+
+    async def run(self) -> None:
+        """The scheduler's tick."""
+        if self.claim():
+            await self.rounds()
+
+    async def rounds(self) -> None:
+        try:
+            self._again = True
+            while self._again:
+                self._again = False
+                await self._job()
+        finally:
+            self._busy = False

@@ -19,6 +19,7 @@ import psycopg_pool
 
 from hydro.models import Reading, Rejection
 from hydro.store.db import Connection, translate_errors
+from hydro.store.journal import announce_journal
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,7 @@ class ReadingWriter:
         )
         if ruled:
             await conn.execute(_JOURNAL, tuple(map(list, zip(*ruled, strict=True))))
+            await announce_journal(conn)
         latest: dict[str, Reading] = {}
         for r in readings:
             held = latest.get(r.station)

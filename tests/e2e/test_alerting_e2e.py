@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 import yaml
 
@@ -54,17 +55,24 @@ def hydro_run(
     started: list[subprocess.Popen[bytes]] = []
 
     def start(
-        fake: FakeTwilio, database_url: str | None = None, name: str = "run", **sms: str | int
+        fake: FakeTwilio,
+        database_url: str | None = None,
+        name: str = "run",
+        interval: str = "1s",
+        pool: int = 1,
+        **sms: str | int,
     ) -> subprocess.Popen[bytes]:
         """``name`` tells apart processes running at once (a standby): its config file and
-        MQTT client id."""
+        MQTT client id; ``interval`` is ``alerting.interval``, ``pool`` the connections the pool
+        opens at start."""
         config = write_config(
             tmp_path / f"{name}.yaml",
             database_url or pg_url,
             local_mosquitto.port,
             mqtt_topic_prefix,
             mqtt={"client_id": f"{name}-{mqtt_topic_prefix}"},
-            alerting={"rules": str(tmp_path / "rules")},
+            database={"pool_min": pool, "pool_max": max(pool, 4)},
+            alerting={"rules": str(tmp_path / "rules"), "interval": interval},
             sms={"provider": "twilio", "retry_first": "100ms", **sms},
         )
         process = start_hydro("run", config, log, fake.environment())
@@ -284,3 +292,87 @@ def test_a_crossing_during_a_database_outage_is_announced_when_it_returns(
         cluster.start()
         wait_for(lambda: len(fake.received) == 6, "three escalation SMS after the outage")
     assert all("超保证水位0.40米" in m.body for m in fake.received[3:])
+
+
+def test_a_crossing_is_announced_as_it_arrives_without_waiting_for_the_tick(
+    hydro_run: Callable[..., subprocess.Popen[bytes]],
+    local_mosquitto: LocalMosquitto,
+    mqtt_topic_prefix: str,
+) -> None:
+    with FakeTwilio() as fake:
+        hydro_run(fake, interval="1h")  # one tick at start, the next an hour later
+        publish_levels(local_mosquitto, mqtt_topic_prefix, (10, 908.7))
+        wait_for(lambda: len(fake.received) == 3, "three warning SMS woken by the reading")
+    assert all("超警戒水位" in m.body for m in fake.received)
+
+
+def _listener_log(tmp_path: Path, what: str) -> int:
+    """How many times the log says the wake-up connection was lost, or came back."""
+    return _log(tmp_path).count(
+        "wake-up connection lost" if what == "lost" else "readings arrive again, the wake-up"
+    )
+
+
+def _kill_listener(url: str, database: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        killed = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = 'hydro-wakeup' AND datname = %s",
+            (database,),
+        ).fetchall()
+    assert killed == [(True,)]
+
+
+def test_wake_ups_come_back_after_the_listener_is_killed_and_after_a_database_restart(
+    hydro_run: Callable[..., subprocess.Popen[bytes]],
+    postgres_factory: Callable[[], LocalPostgres],
+    local_mosquitto: LocalMosquitto,
+    mqtt_topic_prefix: str,
+    tmp_path: Path,
+) -> None:
+    cluster = postgres_factory()
+    database = cluster.create_database("hydro")
+    with FakeTwilio() as fake:
+        hydro_run(fake, database, interval="1h")  # every evaluation after start is a wake-up
+        wait_for(lambda: "evaluating as readings arrive" in _log(tmp_path), "the listener")
+        _kill_listener(database, "hydro")
+        wait_for(lambda: _listener_log(tmp_path, "back") == 1, "the listener back")
+        assert _listener_log(tmp_path, "lost") >= 1
+        publish_levels(local_mosquitto, mqtt_topic_prefix, (10, 908.7))
+        wait_for(lambda: len(fake.received) == 3, "three warning SMS after the listener's return")
+        cluster.restart()
+        wait_for(lambda: _listener_log(tmp_path, "back") == 2, "the listener back after restart")
+        publish_levels(local_mosquitto, mqtt_topic_prefix, (5, 910.4))
+        wait_for(lambda: len(fake.received) == 6, "three escalation SMS after the restart")
+    assert all("超保证水位0.40米" in m.body for m in fake.received[3:])
+
+
+def test_while_the_listener_cannot_reconnect_the_ticks_still_evaluate(
+    hydro_run: Callable[..., subprocess.Popen[bytes]],
+    pg_url: str,
+    local_postgres: LocalPostgres,
+    local_mosquitto: LocalMosquitto,
+    mqtt_topic_prefix: str,
+    tmp_path: Path,
+) -> None:
+    name = pg_url.rsplit("/", 1)[-1]
+    with FakeTwilio() as fake:
+        hydro_run(fake, interval="1s", pool=4)
+        wait_for(lambda: "evaluating as readings arrive" in _log(tmp_path), "the listener")
+        # No new connection is accepted: the listener stays away, the pool keeps what it has.
+        with psycopg.connect(local_postgres.url(), autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        try:
+            _kill_listener(local_postgres.url(), name)
+            wait_for(lambda: _listener_log(tmp_path, "lost") >= 2, "the listener failing again")
+            publish_levels(local_mosquitto, mqtt_topic_prefix, (10, 908.7))
+            wait_for(lambda: len(fake.received) == 3, "three warning SMS from the ticks")
+            assert _listener_log(tmp_path, "back") == 0
+        finally:
+            with psycopg.connect(local_postgres.url(), autocommit=True) as admin:
+                admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        wait_for(lambda: _listener_log(tmp_path, "back") == 1, "the listener back")
+
+
+def _log(tmp_path: Path) -> str:
+    return (tmp_path / "hydro.log").read_text(errors="replace")

@@ -36,3 +36,30 @@ def test_a_skipped_run_is_logged_naming_the_job(caplog: pytest.LogCaptureFixture
     assert first.getMessage() == (
         "job evaluate: a run was skipped, the previous one is still going"
     )
+
+
+def test_wake_ups_during_a_run_fold_into_exactly_one_more_run() -> None:
+    runs = 0
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def evaluate() -> None:
+        nonlocal runs
+        runs += 1
+        started.set()
+        await release.wait()
+
+    async def main() -> None:
+        jobs = ScheduledJobs()
+        wake = jobs.every(dt.timedelta(hours=1), evaluate)  # one tick at start, then wake-ups
+        jobs.start()
+        await started.wait()
+        for _ in range(50):
+            wake()
+        release.set()
+        await wait_until(lambda: runs == 2, what="the one run the wake-ups asked for")
+        wake()  # idle: runs at once
+        await wait_until(lambda: runs == 3, what="a run woken while idle")
+        await jobs.stop()
+
+    asyncio.run(main())
+    assert runs == 3
