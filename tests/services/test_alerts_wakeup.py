@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from pathlib import Path
 
 import psycopg
 from prometheus_client import REGISTRY
@@ -15,9 +14,8 @@ from hydro.local import LocalMosquitto
 from hydro.models import Reading
 from hydro.store.db import open_pool
 from hydro.store.readings import ReadingWriter
-from tests.support import count_rows, ingest_config, wait_until
+from tests.support import REPO, count_rows, ingest_config, wait_until
 
-REPO = Path(__file__).resolve().parent.parent
 BATCHES = 40
 
 
