@@ -13,11 +13,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from hydro.config import IngestConfig
 from hydro.models import (
@@ -142,13 +145,16 @@ def judge_message(
             f"topic {topic!r} is not {rules.topic_prefix}/<gateway>/readings",
         )
     try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return whole(RejectionCode.BAD_ENCODING, f"payload is not UTF-8: {exc}")
-    try:
-        document = json.loads(text)
-    except (ValueError, RecursionError) as exc:  # absurd nesting must not crash the service
-        return whole(RejectionCode.MALFORMED_JSON, f"payload is not JSON: {exc}")
+        document = _fast_json(payload)
+    except ValueError:
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return whole(RejectionCode.BAD_ENCODING, f"payload is not UTF-8: {exc}")
+        try:
+            document = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # absurd nesting must not crash the service
+            return whole(RejectionCode.MALFORMED_JSON, f"payload is not JSON: {exc}")
     verdict = Verdict(gateway=gateway)
     if isinstance(document, dict) and "readings" in document:
         items = document["readings"]
@@ -182,6 +188,19 @@ def judge_message(
     for item in items:
         judge.judge(item)
     return verdict
+
+
+def _fast_json(payload: bytes) -> Any:
+    """The document as ``json.loads`` reads it, about five times faster, or ValueError where the
+    standard library must decide: orjson refuses what json reads (NaN, lone surrogates, an integer
+    past 64 bits; it reads some as floats instead, so any run of 20 digits goes to json) and its
+    error texts differ from the ones the quarantine has always given."""
+    if _LONG_DIGITS(payload):
+        raise ValueError("an integer orjson may not keep exact")
+    return orjson.loads(payload)
+
+
+_LONG_DIGITS = re.compile(rb"[0-9]{20}").search
 
 
 def refuse_whole(
