@@ -11,6 +11,7 @@ ingest of every gateway; ``tests/test_ingest_fuzz.py`` holds the code to that.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import re
@@ -225,15 +226,11 @@ def refuse_whole(
 
 
 class _ReadingJudge:
-    """Judges the readings of one message, appending each to the message's verdict.
-
-    Remembers parsed times: a gateway's report carries many stations at the same few times.
-    """
+    """Judges the readings of one message, appending each to the message's verdict."""
 
     __slots__ = (
         "_earliest",
         "_latest",
-        "_times",
         "_zero_padded",
         "gateway",
         "received_at",
@@ -262,7 +259,6 @@ class _ReadingJudge:
         self.verdict = verdict
         self._earliest = received_at - rules.max_past
         self._latest = received_at + rules.max_future
-        self._times: dict[tuple[str | int, str], dt.datetime] = {}
         self._zero_padded = zero_padded
 
     def judge(self, item: Any) -> None:
@@ -350,13 +346,9 @@ class _ReadingJudge:
         return digits
 
     def _time(self, raw: Any, station: Station) -> dt.datetime:
-        if not isinstance(raw, (str, int)):
-            return _reading_time(raw, station.tz)
-        key = (raw, station.timezone)
-        parsed = self._times.get(key)
-        if parsed is None:
-            parsed = self._times[key] = _reading_time(raw, station.tz)
-        return parsed
+        if isinstance(raw, (str, int)):
+            return _remembered_time(raw, station.tz)
+        return _reading_time(raw, station.tz)
 
 
 def _encode(item: Any) -> bytes:
@@ -364,6 +356,13 @@ def _encode(item: Any) -> bytes:
         return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
     except UnicodeEncodeError:  # a lone surrogate, which came escaped: it is kept escaped
         return json.dumps(item, separators=(",", ":")).encode()
+
+
+# Gateways report many stations at the same few times, one message or a hundred per time: parsed
+# times are remembered across messages (typed: True is not the time 1).
+@functools.lru_cache(maxsize=16384, typed=True)
+def _remembered_time(raw: str | int, zone: ZoneInfo) -> dt.datetime:
+    return _reading_time(raw, zone)
 
 
 def _reading_time(raw: Any, zone: ZoneInfo) -> dt.datetime:
