@@ -206,7 +206,7 @@ def hydro_ingest(
             }
         )
     )
-    log = folder / f"{name}.log"
+    log = folder / f"{name}-{mode}.log"  # counted below: one per mode
 
     def start() -> subprocess.Popen[bytes]:
         with log.open("ab") as handle:
