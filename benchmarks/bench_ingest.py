@@ -97,6 +97,14 @@ async def publish(port: int, payloads: list[tuple[str, bytes]], window: int = 25
     return time.perf_counter() - started
 
 
+async def forget_session(port: int, client_id: str) -> None:
+    """Ends a persistent session: left, it would queue every message published later in the
+    run (the other storage mode's naive and backlog volumes) and hand them all to the next
+    ``hydro ingest`` of that name, measured as if they were its own."""
+    async with aiomqtt.Client("127.0.0.1", port, identifier=client_id, clean_session=True):
+        pass
+
+
 def count(url: str) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT count(*) FROM readings").fetchone()
@@ -198,7 +206,7 @@ def hydro_ingest(
             }
         )
     )
-    log = folder / f"{name}.log"
+    log = folder / f"{name}-{mode}.log"  # counted below: one per mode
 
     def start() -> subprocess.Popen[bytes]:
         with log.open("ab") as handle:
@@ -252,6 +260,7 @@ def hydro_ingest(
     peak_kib = _peak_memory_kib(process.pid)
     process.terminate()
     process.wait(30)
+    asyncio.run(forget_session(broker.port, name))
     result = {"readings_per_s": round(total / elapsed), "seconds": round(elapsed, 2)}
     result["peak_rss_mb"] = round(peak_kib / 1024, 1)
     if publish_seconds is not None:

@@ -11,7 +11,7 @@ reading and the readings commit together, so a batch is either wholly stored or 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -20,10 +20,10 @@ import psycopg_pool
 from hydro.models import Reading, Rejection
 from hydro.store.db import Connection, translate_errors
 from hydro.store.journal import announce_journal
+from hydro.store.pgbinary import BatchEncoder, Float8Array, TextArray, TimestamptzArray, floats
 
 log = logging.getLogger(__name__)
 
-_READING_TYPES = ["text", "timestamptz", "float8", "float8", "float8", "float8"]
 _READING_COLUMNS = "station, time, water_level, flow, rainfall, battery_v"
 
 _STAGE = """
@@ -68,7 +68,7 @@ WHERE (readings.water_level, readings.flow, readings.rainfall, readings.battery_
 RETURNING (xmax = 0) AS inserted, station, time, water_level, flow, rainfall, battery_v
 """
 
-# Arrays go as binary parameters (%b): the text format escapes every element with a regex.
+# Arrays go as binary parameters (%b), encoded by hydro.store.pgbinary.
 _UPDATE_LATEST = """
 INSERT INTO station_latest (station, time, water_level, flow, rainfall, battery_v, received_at)
 SELECT u.*, now() FROM unnest(
@@ -154,27 +154,20 @@ class ReadingWriter:
     ) -> None:
         """What commits with the readings that changed the table: the per-station latest
         reading, the journal entry for evaluation, and the quarantined items."""
-        # What the rules read: water levels and rainfall (flow and battery go unjournaled).
-        ruled = (
-            [
-                (r.station, r.time, r.water_level, r.rainfall)
-                for r in readings
-                if r.water_level is not None or r.rainfall is not None
-            ]
-            if self._journal
-            else []
-        )
-        if ruled:
-            await conn.execute(_JOURNAL, tuple(map(list, zip(*ruled, strict=True))))
-            await announce_journal(conn)
+        encoder = BatchEncoder()
+        if self._journal:
+            # What the rules read: water levels and rainfall (flow and battery go unjournaled).
+            ruled = [r for r in readings if r.water_level is not None or r.rainfall is not None]
+            if ruled:
+                await conn.execute(_JOURNAL, _columns(encoder, ruled, _JOURNALED))
+                await announce_journal(conn)
         latest: dict[str, Reading] = {}
         for r in readings:
             held = latest.get(r.station)
             if held is None or r.time >= held.time:
                 latest[r.station] = r
         if latest:
-            # A Reading is a tuple: transposed, the rows are the six array parameters.
-            await conn.execute(_UPDATE_LATEST, tuple(map(list, zip(*latest.values(), strict=True))))
+            await conn.execute(_UPDATE_LATEST, _columns(encoder, latest.values(), _ALL_VALUES))
         if rejections:
             await write_rejections(conn, rejections)
 
@@ -183,9 +176,23 @@ async def _copy_readings(conn: Connection, table: str, readings: Sequence[Readin
     async with conn.cursor().copy(
         f"COPY {table} ({_READING_COLUMNS}) FROM STDIN (FORMAT BINARY)"
     ) as copy:
-        copy.set_types(_READING_TYPES)
-        for reading in readings:
-            await copy.write_row(reading)  # a Reading is a tuple in column order
+        await copy.write(BatchEncoder().copy_data(readings))
+
+
+_JOURNALED = (2, 4)  # water_level, rainfall
+_ALL_VALUES = (2, 3, 4, 5)
+
+
+def _columns(
+    encoder: BatchEncoder, readings: Iterable[Reading], values: Sequence[int]
+) -> tuple[TextArray | TimestamptzArray | Float8Array, ...]:
+    """Station, time and the ``values`` fields of ``readings`` as binary array parameters."""
+    columns = list(zip(*readings, strict=True))
+    return (
+        encoder.texts(columns[0]),
+        encoder.times(columns[1]),
+        *(floats(columns[index]) for index in values),
+    )
 
 
 async def write_rejections(conn: Connection, rejections: Sequence[Rejection]) -> None:

@@ -78,6 +78,42 @@ def test_fast_path_stores_a_clean_batch(pg_url: str) -> None:
     assert rows(pg_url, "SELECT count(*), max(water_level) FROM readings") == [(12, 770.11)]
 
 
+def test_every_value_comes_back_as_written_by_both_paths(pg_url: str) -> None:
+    """The writer encodes PostgreSQL's binary format itself: codes beyond ASCII, times to the
+    microsecond and before 2000, NULLs, negative zero and the extremes of a double round-trip,
+    into readings, the latest reading and the journal alike."""
+    old = dt.datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=dt.UTC)
+    batch = [
+        Reading("水文站-1", at(0) + dt.timedelta(microseconds=1), 1.5, None, None, 12.25),
+        Reading("S2", old, None, -0.0, 5e-324, None),
+        Reading("S2", at(1), -1.7976931348623157e308, None, 0.1, None),
+    ]
+    stored = "SELECT station, time, water_level, flow, rainfall, battery_v FROM {} ORDER BY 1, 2"
+
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> object:
+        await writer.write(batch)
+        return await writer.write([*batch, Reading("S3", at(2), 2.0)])  # the slow path
+
+    outcome = with_store(pg_url, body)
+    assert (outcome.inserted, outcome.duplicates, outcome.slow_path) == (1, 3, True)
+    assert rows(pg_url, stored.format("readings")) == sorted([*batch, Reading("S3", at(2), 2.0)])
+    assert rows(pg_url, stored.format("station_latest")) == [
+        batch[2],
+        Reading("S3", at(2), 2.0),
+        batch[0],
+    ]
+    assert rows(
+        pg_url,
+        "SELECT u.* FROM ingest_journal, unnest(stations, times, water_levels, rainfalls) AS u"
+        " ORDER BY id",
+    ) == [
+        ("水文站-1", batch[0].time, 1.5, None),
+        ("S2", old, None, 5e-324),
+        ("S2", at(1), -1.7976931348623157e308, 0.1),
+        ("S3", at(2), 2.0, None),
+    ]
+
+
 def test_redelivered_batch_leaves_one_row_each_and_no_revision(pg_url: str) -> None:
     batch = [Reading("S1", at(5 * i), water_level=770.0) for i in range(5)]
 
