@@ -117,25 +117,27 @@ class ReadingWriter:
         """
         with translate_errors(f"storing a batch of {len(readings)} readings"):
             async with self._pool.connection() as conn:
+                # One encoder for the batch: the COPY and the arrays repeat its codes and times.
+                encoder = BatchEncoder()
                 try:
                     async with conn.transaction():
-                        await _copy_readings(conn, "readings", readings)
-                        await self._finish(conn, readings, rejections)
+                        await _copy_readings(conn, "readings", readings, encoder)
+                        await self._finish(conn, readings, rejections, encoder)
                     return BatchOutcome(len(readings), 0, 0, len(rejections), slow_path=False)
                 except psycopg.errors.UniqueViolation:
                     pass
                 async with conn.transaction():
-                    inserted, updated, changed = await self._upsert(conn, readings)
-                    await self._finish(conn, changed, rejections)
+                    inserted, updated, changed = await self._upsert(conn, readings, encoder)
+                    await self._finish(conn, changed, rejections, encoder)
                 duplicates = len(readings) - inserted - updated
                 return BatchOutcome(inserted, updated, duplicates, len(rejections), slow_path=True)
 
     async def _upsert(
-        self, conn: Connection, readings: Sequence[Reading]
+        self, conn: Connection, readings: Sequence[Reading], encoder: BatchEncoder
     ) -> tuple[int, int, list[Reading]]:
         """(inserted, updated, the readings that changed the table) for a batch with repeats."""
         await conn.execute(_STAGE)
-        await _copy_readings(conn, "readings_stage", readings)
+        await _copy_readings(conn, "readings_stage", readings, encoder)
         revisions = await conn.execute(_LOG_REVISIONS)
         revised_rows = max(revisions.rowcount, 0)
         cur = await conn.execute(_UPSERT)
@@ -151,10 +153,10 @@ class ReadingWriter:
         conn: Connection,
         readings: Sequence[Reading],
         rejections: Sequence[Rejection],
+        encoder: BatchEncoder,
     ) -> None:
         """What commits with the readings that changed the table: the per-station latest
         reading, the journal entry for evaluation, and the quarantined items."""
-        encoder = BatchEncoder()
         if self._journal:
             # What the rules read: water levels and rainfall (flow and battery go unjournaled).
             ruled = [r for r in readings if r.water_level is not None or r.rainfall is not None]
@@ -172,11 +174,13 @@ class ReadingWriter:
             await write_rejections(conn, rejections)
 
 
-async def _copy_readings(conn: Connection, table: str, readings: Sequence[Reading]) -> None:
+async def _copy_readings(
+    conn: Connection, table: str, readings: Sequence[Reading], encoder: BatchEncoder
+) -> None:
     async with conn.cursor().copy(
         f"COPY {table} ({_READING_COLUMNS}) FROM STDIN (FORMAT BINARY)"
     ) as copy:
-        await copy.write(BatchEncoder().copy_data(readings))
+        await copy.write(encoder.copy_data(readings))
 
 
 _JOURNALED = (2, 4)  # water_level, rainfall
