@@ -383,6 +383,14 @@ class Reassembler:
                 frame.address,
             )
         parts = self._parts.setdefault(key, {})
+        held = next(iter(parts.values()), frame).packets
+        if held is not None and held[0] != count:
+            return Refused(
+                Problem.BAD_HEADER,
+                f"packet {sequence} of {count}, the message's other packets say {held[0]}",
+                frame.raw,
+                frame.address,
+            )
         parts[sequence] = frame
         if len(parts) < count:
             return None
