@@ -170,6 +170,8 @@ def test_refused_frames_are_published_for_quarantine_and_the_connection_goes_on(
         ]
         assert rejects[0]["raw_hex"] == bytes(bad_crc).hex().upper()
         assert rejects[0]["peer"].startswith("127.0.0.1:")
+        # The station's code, not its RTU address, for the quarantine's station column.
+        assert [r["station"] for r in rejects] == [None, "61901002", None, None]
         assert len(payloads(messages, "/readings")) == 1
 
     asyncio.run(scenario())

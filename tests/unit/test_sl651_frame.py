@@ -342,6 +342,17 @@ def test_multi_packet_messages_are_joined() -> None:
     assert len(readings_of(report, "s", RainCounters())[0]) == 12
 
 
+def test_packets_that_disagree_on_their_count_are_refused() -> None:
+    def packet(count: int, sequence: int) -> Frame:
+        return Frame(Encoding.HEX, 1, ADDRESS, "0000", 0x34, (count, sequence), b"x", 0x17, b"raw")
+
+    reassembler = Reassembler()
+    assert reassembler.add(packet(3, 3)) is None
+    refused = reassembler.add(packet(2, 1))  # once raised KeyError and ended the connection
+    assert isinstance(refused, Refused)
+    assert refused.problem is Problem.BAD_HEADER
+
+
 @pytest.mark.parametrize("encoding", list(Encoding))
 def test_the_reply_echoes_the_serial_and_is_a_down_link_frame(encoding: Encoding) -> None:
     frame = _only_frame(hourly(serial=513, encoding=encoding))

@@ -383,6 +383,14 @@ class Reassembler:
                 frame.address,
             )
         parts = self._parts.setdefault(key, {})
+        held = next(iter(parts.values()), frame).packets
+        if held is not None and held[0] != count:
+            return Refused(
+                Problem.BAD_HEADER,
+                f"packet {sequence} of {count}, the message's other packets say {held[0]}",
+                frame.raw,
+                frame.address,
+            )
         parts[sequence] = frame
         if len(parts) < count:
             return None
@@ -541,17 +549,13 @@ def _bcd_value(raw: bytes, decimals: int) -> float | None:
     return -value if negative else value
 
 
+# F4 and F5: bytes per value, the "no value" pattern, and values per unit.
+_SERIES_FORMAT = {0xF4: (1, RAIN_SERIES_INVALID, 10), 0xF5: (2, LEVEL_SERIES_INVALID, 100)}
+
+
 def _hex_series(identifier: int, raw: bytes) -> tuple[float | None, ...]:
     """F4: twelve bytes of 0.1 mm; F5: twelve 16-bit values of 0.01 m; FF.. is no value."""
-    width, invalid, scale = (
-        (1, RAIN_SERIES_INVALID, 10)
-        if identifier == 0xF4
-        else (
-            2,
-            LEVEL_SERIES_INVALID,
-            100,
-        )
-    )
+    width, invalid, scale = _SERIES_FORMAT[identifier]
     if len(raw) != width * SERIES_STEPS:
         raise _BodyError(Problem.BAD_BODY, f"{identifier:02X} series of {len(raw)} bytes")
     values = list(raw) if width == 1 else struct.unpack(f">{SERIES_STEPS}H", raw)
@@ -692,15 +696,7 @@ def _stamp(time: dt.datetime, fields: int) -> str:
 def _hex_value(element: Element, value: Value) -> bytes:
     if element.identifier in SERIES:
         assert not isinstance(value, float | int)
-        width, invalid, scale = (
-            (1, RAIN_SERIES_INVALID, 10)
-            if element.identifier == 0xF4
-            else (
-                2,
-                LEVEL_SERIES_INVALID,
-                100,
-            )
-        )
+        width, invalid, scale = _SERIES_FORMAT[element.identifier]
         return b"".join((invalid if v is None else round(v * scale)).to_bytes(width) for v in value)
     assert isinstance(value, float | int)
     scaled = round(abs(value) * 10**element.decimals)

@@ -255,17 +255,16 @@ class Sl651Gateway:
             await self._refuse(item, peer)
             return
         frame = item
-        if self._password is not None and frame.password != self._password:
-            await self._refuse(
-                Refused(FrameProblem.WRONG_PASSWORD, "password does not match", frame.raw),
-                peer,
-                frame.address,
-            )
-            return
         station = self._addresses.get(frame.address)
+        if self._password is not None and frame.password != self._password:
+            detail = "password does not match"
+            refused = Refused(FrameProblem.WRONG_PASSWORD, detail, frame.raw, frame.address)
+            await self._refuse(refused, peer, station)
+            return
         if station is None:
             detail = f"station address {frame.address} is not in the registry"
-            await self._refuse(Refused(FrameProblem.UNKNOWN_ADDRESS, detail, frame.raw), peer)
+            refused = Refused(FrameProblem.UNKNOWN_ADDRESS, detail, frame.raw, frame.address)
+            await self._refuse(refused, peer)
             return
         report = decode(frame)
         if isinstance(report, Refused):
