@@ -71,10 +71,11 @@ class Rises(FamilyKind[RateOfRiseRule]):
         if data is None:
             return self._outcome(self._states, [])
         new = data.is_new
+        # Transitions come from this tick's readings only: their levels are all describe needs.
         level_at = dict(
             zip(
-                zip(data.station.tolist(), data.time.tolist(), strict=True),
-                data.level.tolist(),
+                zip(data.station[new].tolist(), data.time[new].tolist(), strict=True),
+                data.level[new].tolist(),
                 strict=True,
             )
         )
