@@ -38,6 +38,15 @@ class Channel(StrEnum):
     """How a notification reaches its recipient."""
 
     SMS = "sms"
+    VOICE = "voice"  # a phone call that speaks the text and asks for a key press (叫应)
+
+
+class Answer(StrEnum):
+    """How a person confirmed they got an alert (叫应): the loop a text alone leaves open."""
+
+    KEYPRESS = "keypress"  # pressed 1 in a voice call
+    LINK = "link"  # opened the personal link in an SMS and pressed 确认收到
+    OPERATOR = "operator"  # an operator reached them by phone and recorded it (电话已联系)
 
 
 class Variable(StrEnum):
@@ -69,6 +78,19 @@ class Notification:
     station: str | None = None  # None: about no one station (the daily digest)
     alert_id: int | None = None  # None: not about an alert (a duty notice, the digest)
     outbox_id: int | None = None  # None: not yet queued
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """A person's answer to one alert: who, how, when, and who recorded it (the person
+    themselves for a key press or a link, else the operator's name)."""
+
+    alert_id: int
+    recipient: Recipient
+    answer: Answer
+    confirmed_at: dt.datetime
+    recorded_by: str
+    outbox_id: int | None = None  # the call or SMS answered, when there is one
 
 
 def mask_phone(phone: str) -> str:

@@ -5,6 +5,8 @@ Pure. (A rule's own message is its template, filled by ``hydro.rules.messages.re
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from hydro.models import Notification, Role, mask_phone
 
 # Put before a rule's message when an alert is still active after alerting.repeat_interval.
@@ -32,3 +34,36 @@ def undelivered_notice(notification: Notification, status: str, error_code: str 
     """The provider accepted an alert SMS but the carrier could not deliver it."""
     reason = f"运营商回执{status}" + (f"(错误码{error_code})" if error_code else "")
     return delivery_failure_notice(notification, reason)
+
+
+# GSM 03.38: the default alphabet, one septet each, and its extension table, two septets each
+# (an escape and the character). Any other character sends the whole message as UCS-2.
+_GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+
+
+@dataclass(frozen=True, slots=True)
+class SmsLength:
+    """What a text costs as SMS: its encoding, its length in that encoding's units (septets for
+    GSM-7, UTF-16 code units for UCS-2) and the number of segments a phone receives."""
+
+    encoding: str  # "GSM-7" or "UCS-2"
+    units: int
+    segments: int
+
+
+def sms_length(text: str) -> SmsLength:
+    """Counts as carriers do: 160 septets or 70 UCS-2 units fit one SMS; a longer text is sent
+    in segments of 153 or 67, the rest of each taken by the header that joins them. Chinese
+    text is always UCS-2, where a character outside the BMP (an emoji) takes two units."""
+    if all(c in _GSM7_BASIC or c in _GSM7_EXTENSION for c in text):
+        units = sum(2 if c in _GSM7_EXTENSION else 1 for c in text)
+        single, part, encoding = 160, 153, "GSM-7"
+    else:
+        units = len(text.encode("utf-16-le")) // 2
+        single, part, encoding = 70, 67, "UCS-2"
+    segments = 0 if units == 0 else 1 if units <= single else -(-units // part)
+    return SmsLength(encoding, units, segments)

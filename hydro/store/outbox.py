@@ -27,7 +27,7 @@ from psycopg import sql
 from psycopg.rows import class_row, dict_row, scalar_row
 
 from hydro.config import DutyOfficer
-from hydro.models import Notification, Recipient, Role, mask_phone
+from hydro.models import Channel, Notification, Recipient, Role, mask_phone
 from hydro.store.db import Connection, connection, fetch_all, translate_errors
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class Undelivered:
 
 
 # The columns a Notification is read from, as _notification takes them.
-_NOTIFICATION_COLUMNS = "id, alert_id, station, role, person, phone, body"
+_NOTIFICATION_COLUMNS = "id, alert_id, station, role, person, phone, body, channel"
 
 
 def _outbox_id(claim: Claim) -> int:
@@ -59,6 +59,7 @@ def _notification(row: dict[str, Any]) -> Notification:
     return Notification(
         Recipient(Role(row["role"]), row["person"], row["phone"]),
         row["body"],
+        channel=Channel(row["channel"]),
         station=row["station"],
         alert_id=row["alert_id"],
         outbox_id=row["id"],
@@ -66,8 +67,8 @@ def _notification(row: dict[str, Any]) -> Notification:
 
 
 _ENQUEUE = """
-INSERT INTO outbox (alert_id, event_id, station, role, person, phone, body)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
+INSERT INTO outbox (alert_id, event_id, station, role, person, phone, body, channel)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
 RETURNING id
 """
 
@@ -81,7 +82,8 @@ async def enqueue(
     with translate_errors("queueing an SMS"):
         cur = conn.cursor(row_factory=scalar_row)
         await cur.execute(
-            _ENQUEUE, (n.alert_id, event_id, n.station, to.role.value, to.name, to.phone, n.text)
+            _ENQUEUE,
+            (n.alert_id, event_id, n.station, to.role.value, to.name, to.phone, n.text, n.channel),
         )
         outbox_id: int | None = await cur.fetchone()
     assert outbox_id is not None
@@ -101,7 +103,8 @@ FROM (
     ORDER BY provider_id, received_at DESC, id DESC
 ) r
 WHERE o.provider_id = r.provider_id AND o.status = 'sent'
-RETURNING o.id, o.alert_id, o.station, o.role, o.person, o.phone, o.body, o.status, o.error_code
+RETURNING o.id, o.alert_id, o.station, o.role, o.person, o.phone, o.body, o.channel,
+    o.status, o.error_code
 """
 
 

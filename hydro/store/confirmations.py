@@ -1,0 +1,80 @@
+"""Who answered an alert (叫应), the only module with SQL on ``confirmations``.
+
+A person confirms an alert once: the first answer stands, whatever channel a later one comes
+by, so an alert's wake-up time is the time to its first confirmation and a replayed key press
+or link changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg.rows import dict_row
+
+from hydro.models import Answer, Confirmation, Recipient, Role
+from hydro.store.db import Connection, translate_errors
+
+_COLUMNS = "alert_id, role, person, phone, answer, confirmed_at, recorded_by, outbox_id"
+
+_RECORD = f"""
+WITH new AS (
+    INSERT INTO confirmations ({_COLUMNS})
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (alert_id, phone) DO NOTHING
+    RETURNING {_COLUMNS}, true AS new
+)
+SELECT * FROM new
+UNION ALL
+SELECT {_COLUMNS}, false FROM confirmations WHERE alert_id = %s AND phone = %s
+LIMIT 1
+"""
+
+
+def _confirmation(row: dict[str, Any]) -> Confirmation:
+    return Confirmation(
+        row["alert_id"],
+        Recipient(Role(row["role"]), row["person"], row["phone"]),
+        Answer(row["answer"]),
+        row["confirmed_at"],
+        row["recorded_by"],
+        row["outbox_id"],
+    )
+
+
+async def record_confirmation(
+    conn: Connection, confirmation: Confirmation
+) -> tuple[Confirmation, bool]:
+    """Records the answer in the caller's transaction unless the person had already answered
+    this alert; the confirmation that stands, and whether it is this one."""
+    c, to = confirmation, confirmation.recipient
+    with translate_errors("recording a confirmation"):
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            _RECORD,
+            (
+                *(c.alert_id, to.role.value, to.name, to.phone, c.answer.value),
+                *(c.confirmed_at, c.recorded_by, c.outbox_id, c.alert_id, to.phone),
+            ),
+        )
+        row = await cur.fetchone()
+    assert row is not None  # inserted, or there was one already
+    return _confirmation(row), bool(row["new"])
+
+
+async def confirmations_of(
+    conn: Connection, alert_ids: Sequence[int]
+) -> dict[int, list[Confirmation]]:
+    """The confirmations of each alert, first first; alerts nobody answered are absent."""
+    with translate_errors("reading confirmations"):
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            f"SELECT {_COLUMNS} FROM confirmations WHERE alert_id = ANY(%s)"
+            " ORDER BY alert_id, confirmed_at, id",
+            (list(alert_ids),),
+        )
+        rows = await cur.fetchall()
+    found: dict[int, list[Confirmation]] = {}
+    for row in rows:
+        found.setdefault(row["alert_id"], []).append(_confirmation(row))
+    return found

@@ -1,0 +1,96 @@
+"""Confirmations (叫应) against a real PostgreSQL: the first answer of a person stands."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import psycopg
+import pytest
+
+from hydro.config import DatabaseConfig
+from hydro.errors import StorageError
+from hydro.models import Answer, Confirmation, Recipient, Role
+from hydro.store.confirmations import confirmations_of, record_confirmation
+from hydro.store.db import open_pool
+from hydro.store.schema import migrate
+
+T0 = dt.datetime(2026, 5, 7, 0, 0, tzinfo=dt.UTC)
+PATROL = Recipient(Role.PATROL, "王五", "+8613800000003")
+TECHNICAL = Recipient(Role.TECHNICAL, "李四", "+8613800000002")
+
+
+def open_alert(pg_url: str) -> int:
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(
+            "INSERT INTO alerts (station, family, rule_id, rank, severity, state, opened_at)"
+            " VALUES ('61901001', 'reservoir_level', 'reservoir_design_flood', 3, 'red',"
+            " 'open', %s) RETURNING id",
+            (T0,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def migrated(pg_url: str) -> None:
+    async def main() -> None:
+        config = DatabaseConfig(url=pg_url, timescaledb="off")
+        async with open_pool(config) as pool, pool.connection() as conn:
+            await migrate(conn, config, "Asia/Shanghai")
+
+    asyncio.run(main())
+
+
+def record(pg_url: str, *answers: Confirmation) -> list[tuple[Confirmation, bool]]:
+    async def main() -> list[tuple[Confirmation, bool]]:
+        async with open_pool(DatabaseConfig(url=pg_url)) as pool:
+            results = []
+            for answer in answers:
+                async with pool.connection() as conn:
+                    results.append(await record_confirmation(conn, answer))
+            return results
+
+    return asyncio.run(main())
+
+
+def listed(pg_url: str, alert_ids: list[int]) -> dict[int, list[Confirmation]]:
+    async def main() -> dict[int, list[Confirmation]]:
+        async with open_pool(DatabaseConfig(url=pg_url)) as pool, pool.connection() as conn:
+            return await confirmations_of(conn, alert_ids)
+
+    return asyncio.run(main())
+
+
+def test_the_first_answer_of_a_person_stands(pg_url: str) -> None:
+    migrated(pg_url)
+    alert = open_alert(pg_url)
+    by_key = Confirmation(alert, PATROL, Answer.KEYPRESS, T0 + dt.timedelta(minutes=2), "王五")
+    by_operator = Confirmation(
+        alert, PATROL, Answer.OPERATOR, T0 + dt.timedelta(minutes=5), "duty:张三"
+    )
+    (first, first_new), (second, second_new) = record(pg_url, by_key, by_operator)
+    assert (first, first_new) == (by_key, True)
+    assert (second, second_new) == (by_key, False)  # the standing one, not the operator's
+    assert listed(pg_url, [alert]) == {alert: [by_key]}
+
+
+def test_each_person_confirms_each_alert_once(pg_url: str) -> None:
+    migrated(pg_url)
+    first_alert, second_alert = open_alert(pg_url), None
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("UPDATE alerts SET state = 'cleared' WHERE id = %s", (first_alert,))
+    second_alert = open_alert(pg_url)
+    answers = [
+        Confirmation(first_alert, PATROL, Answer.LINK, T0, "王五"),
+        Confirmation(second_alert, PATROL, Answer.LINK, T0, "王五"),
+        Confirmation(second_alert, TECHNICAL, Answer.KEYPRESS, T0 - dt.timedelta(1), "李四"),
+    ]
+    assert [new for _, new in record(pg_url, *answers)] == [True, True, True]
+    found = listed(pg_url, [first_alert, second_alert, 999])
+    assert found == {first_alert: answers[:1], second_alert: [answers[2], answers[1]]}
+
+
+def test_an_answer_to_an_unknown_alert_is_refused(pg_url: str) -> None:
+    migrated(pg_url)
+    with pytest.raises(StorageError):
+        record(pg_url, Confirmation(424242, PATROL, Answer.LINK, T0, "王五"))
