@@ -224,7 +224,7 @@ class SmsPreviewOut(BaseModel):
     needs_confirmation: bool  # more recipients than sms.confirm_above
     confirm: str  # echo it in /api/v1/sms/send to confirm this exact send
     alert_id: int | None
-    messages: list[SmsMessageOut]
+    messages: list[SmsMessageOut]  # the first ?messages= of them (default 200), in send order
 
 
 class SmsSentOut(BaseModel):

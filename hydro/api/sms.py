@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
 
 from hydro.api.auth import Context, Operator, Principal
@@ -21,14 +21,22 @@ _REFUSED: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/preview", response_model=SmsPreviewOut, responses=_REFUSED)
-async def preview(ctx: Context, principal: Operator, body: SmsRequestIn) -> SmsPreviewOut:
-    """Exactly what a send would queue: each person's text, characters and SMS segments, and
-    the ``confirm`` a send to more than sms.confirm_above people must echo."""
+async def preview(
+    ctx: Context,
+    principal: Operator,
+    body: SmsRequestIn,
+    messages: Annotated[
+        int, Query(ge=0, le=100_000, description="how many of the messages to list")
+    ] = 200,
+) -> SmsPreviewOut:
+    """Exactly what a send would queue: each person's text, characters and SMS segments (the
+    first ``messages`` of them listed; counts and the longest cover all), and the ``confirm`` a
+    send to more than sms.confirm_above people must echo."""
     try:
         draft = await ctx.manual_sms.preview(request_of(body))
     except SmsRefused as exc:
         raise HTTPException(422, str(exc)) from exc
-    return _preview_out(draft, principal, ctx.manual_sms.confirm_above)
+    return _preview_out(draft, principal, ctx.manual_sms.confirm_above, messages)
 
 
 @router.post(
@@ -61,7 +69,9 @@ async def send(ctx: Context, principal: Operator, body: SmsRequestIn) -> SmsSent
     )
 
 
-def _preview_out(draft: Draft, principal: Principal, confirm_above: int) -> SmsPreviewOut:
+def _preview_out(
+    draft: Draft, principal: Principal, confirm_above: int, listed: int
+) -> SmsPreviewOut:
     p = draft.preview
     return SmsPreviewOut(
         audience=str(p.audience),
@@ -83,6 +93,6 @@ def _preview_out(draft: Draft, principal: Principal, confirm_above: int) -> SmsP
                 encoding=m.length.encoding,
                 segments=m.length.segments,
             )
-            for m in p.messages
+            for m in p.messages[:listed]
         ],
     )

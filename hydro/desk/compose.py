@@ -92,16 +92,16 @@ def compose(
 
 
 def fill(template: str, addressee: Addressee) -> str:
-    stations = addressee.stations
-    values = {
-        "name": addressee.recipient.name,
-        "station": "、".join(s.name for s in stations),
-        "code": "、".join(s.code for s in stations),
-        "county": "、".join(dict.fromkeys(s.county for s in stations)),
-        "prefecture": "、".join(dict.fromkeys(s.prefecture for s in stations)),
-        "river": "、".join(dict.fromkeys(s.river for s in stations if s.river)),
-    }
-    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
+    """Only the placeholders the template names are worked out: a prefecture's 2,300 texts."""
+    return _PLACEHOLDER.sub(lambda match: _value(match.group(1), addressee), template)
+
+
+def _value(name: str, addressee: Addressee) -> str:
+    if name == "name":
+        return addressee.recipient.name
+    field = "name" if name == "station" else name
+    # dict.fromkeys: each county (prefecture, river) once, in the order of the stations.
+    return "、".join(dict.fromkeys(v for s in addressee.stations if (v := getattr(s, field))))
 
 
 def _digest(audience: Audience, messages: Sequence[Message]) -> str:
