@@ -69,6 +69,7 @@ def compose(
     body = template.strip()
     if not body:
         raise SmsRefused("the text is empty")
+    check_text(body, "the text")
     if not addressees:
         raise SmsRefused(f"nobody to send to: {audience} has no recipients")
     filled = _PLACEHOLDER.search(body) is not None
@@ -89,6 +90,17 @@ def compose(
             " (signature included)"
         )
     return Preview(audience, body, tuple(messages), _digest(audience, messages))
+
+
+def check_text(text: str, what: str) -> None:
+    """Raises SmsRefused for what no phone can show and PostgreSQL cannot store: a NUL, or half
+    of a UTF-16 surrogate pair (JSON can carry both)."""
+    if "\x00" in text:
+        raise SmsRefused(f"{what} contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SmsRefused(f"{what} contains an unpaired surrogate at {exc.start}") from exc
 
 
 def fill(template: str, addressee: Addressee) -> str:

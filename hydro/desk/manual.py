@@ -19,7 +19,7 @@ from typing import Protocol
 import psycopg_pool
 
 from hydro.config import SmsConfig
-from hydro.desk.compose import Limits, Preview, compose, notifications
+from hydro.desk.compose import Limits, Preview, check_text, compose, notifications
 from hydro.desk.recipients import Audience, AudienceKind, Directory, pick
 from hydro.errors import ConfirmationNeeded, SmsRefused
 from hydro.models import Recipient
@@ -155,6 +155,8 @@ class ManualSms:
             raise SmsRefused("say why this message is sent (reason)")
         if not written_by.strip():
             raise SmsRefused("say who writes this message")
+        check_text(reason, "the reason")
+        check_text(written_by, "the author's name")
         draft = await self.preview(request)
         preview = draft.preview
         if preview.recipients > self.confirm_above and confirm != preview.confirm:

@@ -130,6 +130,21 @@ def test_map_shows_a_crossing_live_and_an_operator_acknowledges_it(
         page.screenshot(path=str(ARTIFACTS / "web-alert.png"))
         page.keyboard.press("Escape")
 
+        page.click("#nav-sms")  # the alert's text to its persons again, from the duty desk
+        form = page.locator("#sms-form")
+        form.locator("input[name=value]").fill(HEFENG)
+        form.locator("input[name=from_alert]").fill(HEFENG)
+        form.locator("input[name=reason]").fill("电话未接通, 再次提醒")
+        page.click("#sms-preview")
+        expect(page.locator("#sms-count")).to_have_text("3")
+        page.click("#sms-send")
+        expect(page.locator("#sms-result")).to_contain_text("已提交发送 3 条短信")
+        page.click("header nav a[href='#map']")
+        row.click()
+        expect(dialog.locator(".sms-status")).to_have_count(6)
+        expect(dialog).to_contain_text("人工短信, 发送人 li: 电话未接通, 再次提醒")
+        page.keyboard.press("Escape")
+
         page.locator("#lang").click()
         expect(page.locator("h1")).to_have_text("hydro flood map")
 

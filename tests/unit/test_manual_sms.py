@@ -117,6 +117,8 @@ def test_bad_texts_and_nobody_to_send_to_are_refused(directory: Directory) -> No
         compose("  \n", some, audience, LIMITS)
     with pytest.raises(SmsRefused, match=r"too long: 125 characters .* over sms.max_length 120"):
         compose("水" * 121, some, audience, LIMITS)
+    with pytest.raises(SmsRefused, match="the text contains an unpaired surrogate at 1"):
+        compose("水\udcff", some, audience, LIMITS)  # a non-UTF-8 byte in argv, escaped
     with pytest.raises(SmsRefused, match="nobody to send to: in_alert has no recipients"):
         compose("text", (), Audience(AudienceKind.IN_ALERT), LIMITS)
 

@@ -22,6 +22,7 @@ const TEXT = {
     sms_rule_station: "规则测站", sms_from_alert: "最近预警短信(站码)", sms_reason: "发送原因", sms_preview: "预览",
     sms_send: "发送", sms_recipients: "接收人", sms_segments: "条短信", sms_longest: "最长", sms_chars: "字",
     sms_confirm: "确认发送给 {n} 人", sms_need_confirm: "请先勾选确认", sms_queued: "已提交发送 {n} 条短信 (发送编号 {id})",
+    sms_by: "人工短信, 发送人",
   },
   en: {
     title: "hydro flood map", nav_map: "Map", nav_alerts: "Alert history", logout: "Sign out",
@@ -45,6 +46,7 @@ const TEXT = {
     sms_rule_station: "Rule station", sms_from_alert: "Last alert SMS of (code)", sms_reason: "Reason", sms_preview: "Preview",
     sms_send: "Send", sms_recipients: "recipients", sms_segments: "SMS", sms_longest: "longest", sms_chars: "characters",
     sms_confirm: "Confirm sending to {n} people", sms_need_confirm: "Tick the confirmation first", sms_queued: "Queued {n} SMS (send {id})",
+    sms_by: "Manual SMS by",
   },
 };
 const STATUSES = ["red", "orange", "yellow", "blue", "silent", "normal", "no_data"];
@@ -240,7 +242,8 @@ async function showAlert(id) {
       <td>${esc(n.role)}</td><td>${esc(n.person)}</td><td>${esc(n.phone)}</td>
       <td class="sms-status">${esc(n.status)}${n.error_code ? ` (${esc(n.error_code)})` : ""}</td>
       <td>${n.attempts}</td><td>${esc(when(n.delivered_at || n.sent_at || n.created_at))}</td>
-      <td class="sms-body">${esc(n.body)}</td></tr>`).join("");
+      <td class="sms-body">${esc(n.body)}${n.written_by ? `<br><span class="muted">${esc(t("sms_by"))} `
+        + `${esc(n.written_by)}: ${esc(n.reason)}</span>` : ""}</td></tr>`).join("");
   $("#alert-detail").innerHTML = `
     <h3>${badge(a.severity)} ${esc(a.station_name || a.station)} · ${esc(a.rule_name || a.rule_id)}</h3>
     <p>${esc(t("state"))}: ${esc(a.state)} · ${esc(t("peak"))}: ${a.peak_value ?? ""}
