@@ -189,7 +189,7 @@ class SmsRequestIn(BaseModel):
     from_rule: str | None = Field(
         None, description="a rule id: its message filled for rule_station"
     )
-    rule_station: str | None = None
+    rule_station: str | None = Field(None, description="default: station, when that is given")
     from_alert: str | None = Field(
         None,
         description="a station code: its last alert SMS, and the send is attached to that alert"

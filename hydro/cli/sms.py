@@ -32,6 +32,7 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "write an SMS to the people you pick; --dry-run prints each person's exact text",
         """
   hydro sms send --station 67901001 --text "{station}请立即复核水位" --reason 电话报汛
+  hydro sms send --station 61901002 --from-rule river_guaranteed --reason 演练 --dry-run
   hydro sms send --county 台江县 --from-rule river_warning --rule-station 61901002 --dry-run
   hydro sms send --in-alert --severity red --from-alert 67901001 --reason 红色预警跟进 --yes
   hydro sms send --duty --text "交班: 夜间无新增预警" --reason 交接班
@@ -39,16 +40,20 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     )
     whom = send.add_mutually_exclusive_group(required=True)
     whom.add_argument("--station", help="the three persons of this station (code)")
-    whom.add_argument("--county", help="every responsible person of the county's stations")
-    whom.add_argument("--prefecture", help="every responsible person of the prefecture's")
-    whom.add_argument("--river", help="every responsible person of the river's stations")
+    whom.add_argument("--county", help="every responsible person of its stations")
+    whom.add_argument("--prefecture", help="every responsible person of its stations")
+    whom.add_argument("--river", help="every responsible person of its stations")
     whom.add_argument("--in-alert", action="store_true", help="the persons of stations in alert")
     whom.add_argument("--duty", action="store_true", help="the duty officers on duty now")
     whom.add_argument("--group", help="a saved group of sms.groups")
     send.add_argument("--severity", choices=[s.value for s in Severity], help="with --in-alert")
     send.add_argument("--text", help="may name {name} {station} {code} {county} {prefecture}")
     send.add_argument("--from-rule", metavar="RULE", help="a rule's message, filled for a station")
-    send.add_argument("--rule-station", metavar="CODE", help="the station --from-rule is for")
+    send.add_argument(
+        "--rule-station",
+        metavar="CODE",
+        help="the station --from-rule is filled for (default: --station)",
+    )
     send.add_argument(
         "--from-alert",
         metavar="STATION",

@@ -45,7 +45,7 @@ class SmsRequest:
     audience: Audience
     text: str | None = None
     from_rule: str | None = None  # a rule id, filled for ``rule_station``
-    rule_station: str | None = None
+    rule_station: str | None = None  # default: the station written to, if that is one
     from_alert: str | None = None  # a station code: its last alert SMS
 
 
@@ -197,7 +197,9 @@ class ManualSms:
         if request.from_rule is not None:
             if text is not None:
                 raise SmsRefused("give a text, a rule or an alert to start from, not several")
-            text = self._rule_text(request.from_rule, request.rule_station)
+            audience = request.audience
+            station = audience.value if audience.kind is AudienceKind.STATION else None
+            text = self._rule_text(request.from_rule, request.rule_station or station)
         if text is None:
             raise SmsRefused("the text is empty")
         return text, alert_id

@@ -217,7 +217,7 @@ def test_duty_groups_and_rule_templates_reach_their_people(pg_url: str) -> None:
         assert [(m["role"], m["text"]) for m in duty["messages"]] == [("duty", "【防汛】交班")]
         group = {"group": "防指", "text": "会商"}
         assert (await client.post("/api/v1/sms/preview", json=group)).json()["recipients"] == 1
-        rule = {"station": HEFENG, "from_rule": "river_warning", "rule_station": HEFENG}
+        rule = {"station": HEFENG, "from_rule": "river_warning"}  # filled for that station
         text = (await client.post("/api/v1/sms/preview", json=rule)).json()["messages"][0]["text"]
         assert "开阳县禾丰水文站" in text
         assert "水位达到908.50米,超警戒水位0.00米" in text
