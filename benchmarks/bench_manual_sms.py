@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import statistics
 import time
@@ -133,6 +134,9 @@ def main() -> None:
     args = parser.parse_args()
     storage.modes(args.timescaledb)  # refuses TimescaleDB where it is not installed, first
     registry = Registry.of(generate_stations(STATIONS))
+    # As hydro run does once the registry is loaded: the collector stops walking it (without,
+    # a full collection during a preview adds about 80 ms of CPU).
+    gc.freeze()
     sizes = Counter(s.prefecture for s in registry.stations)
     largest = max(sizes, key=sizes.__getitem__)
     audience = Audience(AudienceKind.PREFECTURE, largest)
