@@ -17,7 +17,6 @@ import asyncio
 import datetime as dt
 import json
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,15 +24,11 @@ import numpy as np
 import psycopg
 
 from benchmarks import storage
-from hydro.config import Config
-from hydro.local import LocalPostgres
 from hydro.models import StationKind
 from hydro.reports.daily import day_bounds
 from hydro.reports.service import DailyReports
 from hydro.rules import load_rules
 from hydro.stations import Registry, generate_stations
-from hydro.store.db import open_pool
-from hydro.store.schema import migrate
 
 STATIONS = 6951
 DAY = dt.date(2026, 5, 7)
@@ -73,14 +68,8 @@ def load(url: str, registry: Registry) -> int:
 
 
 def measure(url: str, mode: str, registry: Registry, runs: int = 5) -> dict[str, object]:
-    config = Config.model_validate(
-        {"database": {"url": url, "timescaledb": mode}, "registry": {"default_timezone": ZONE}}
-    )
-
     async def main() -> dict[str, object]:
-        async with open_pool(config.database) as pool:
-            async with pool.connection() as conn:
-                await migrate(conn, config.database, ZONE)
+        async with storage.migrated(url, mode, ZONE) as (config, pool):
             rows = await asyncio.to_thread(load, url, registry)
             reports = DailyReports(
                 config.report, registry, RULES, pool, zone=ZONE, duty_officers=()
@@ -105,18 +94,10 @@ def main() -> None:
     storage.add_option(parser)
     parser.add_argument("--runs", type=int, default=5, help="reports built per mode")
     args = parser.parse_args()
-    modes = storage.modes(args.timescaledb)
     registry = Registry.of(generate_stations(STATIONS, seed=1))
-    results = {}
-    with tempfile.TemporaryDirectory() as folder:
-        server = LocalPostgres(Path(folder))
-        server.start()
-        try:
-            for mode in modes:
-                url = server.create_database(f"bench_{mode}")
-                results[storage.label(mode)] = measure(url, mode, registry, args.runs)
-        finally:
-            server.stop()
+    results = storage.each_mode(
+        args.timescaledb, lambda url, mode: measure(url, mode, registry, args.runs)
+    )
     print(json.dumps({"stations": STATIONS, "build": results, "goal_s": 1.0}, indent=2))
 
 

@@ -7,8 +7,17 @@ both modes in the same run (one machine, one load) and prints them side by side,
 from __future__ import annotations
 
 import argparse
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
-from hydro.local import timescaledb_installed
+import psycopg_pool
+
+from hydro.config import Config
+from hydro.local import LocalPostgres, timescaledb_installed
+from hydro.store.db import open_pool
+from hydro.store.schema import migrate
 
 CHOICES = {"off": ("off",), "required": ("required",), "both": ("off", "required")}
 
@@ -38,3 +47,34 @@ def modes(choice: str) -> tuple[str, ...]:
 def label(mode: str) -> str:
     """The JSON key of a mode's figures."""
     return "postgresql" if mode == "off" else "timescaledb"
+
+
+@contextlib.asynccontextmanager
+async def migrated(
+    url: str, mode: str, zone: str
+) -> AsyncIterator[tuple[Config, psycopg_pool.AsyncConnectionPool]]:
+    """The config of one storage mode on ``url`` and a pool on its migrated schema."""
+    config = Config.model_validate(
+        {"database": {"url": url, "timescaledb": mode}, "registry": {"default_timezone": zone}}
+    )
+    async with open_pool(config.database) as pool:
+        async with pool.connection() as conn:
+            await migrate(conn, config.database, zone)
+        yield config, pool
+
+
+def each_mode(
+    choice: str, measure: Callable[[str, str], dict[str, object]]
+) -> dict[str, dict[str, object]]:
+    """``measure(url, mode)`` on a database of its own for each mode of ``choice``, on one
+    throw-away PostgreSQL; the figures keyed by :func:`label`."""
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        server = LocalPostgres(Path(folder))
+        server.start()
+        try:
+            for mode in modes(choice):
+                results[label(mode)] = measure(server.create_database(f"bench_{mode}"), mode)
+        finally:
+            server.stop()
+    return results

@@ -26,13 +26,15 @@ from hydro.alerts.wakeup import JournalListener
 from hydro.api import TWILIO_STATUS_PATH, ApiContext, create_api, listen, serve
 from hydro.broker import broker_problem
 from hydro.config import Config, find_config_path, load_config
+from hydro.desk.manual import ManualSms
+from hydro.desk.recipients import Directory
 from hydro.errors import ConfigError, HydroError, Problem, RegistryError
 from hydro.gateway.sl651.frame import Frame
 from hydro.gateway.sl651.rtu import Rtu, timed_report
 from hydro.gateway.sl651.server import MqttPublisher, Sl651Gateway, address_map, address_of
 from hydro.ingest.service import IngestService
 from hydro.logs import configure_logging
-from hydro.models import Station
+from hydro.models import Recipient, Role, Station
 from hydro.notify.dispatcher import Dispatcher
 from hydro.notify.providers import ConsoleProvider, SmsProvider, TwilioProvider
 from hydro.reports.formats import FORMATS
@@ -223,7 +225,7 @@ def api_context(
         registry=registry,
         tokens=tokens,
         rule_names={rule.id: rule.name for rule in rules.rules},
-        silence_families=frozenset(r.id for r in rules.rules if isinstance(r, SilenceRule)),
+        silence_families=silence_families(rules),
         twilio_auth_token=auth_token.get_secret_value() if auth_token else None,
         public_url=config.api.public_url,
         duty_officers=config.sms.duty_officers,
@@ -234,7 +236,43 @@ def api_context(
         max_body_bytes=config.api.max_body_bytes,
         max_csv_rows=config.api.max_csv_rows,
         max_series_points=config.api.max_series_points,
+        manual_sms=manual_sms(config, registry, rules, pool),
     )
+
+
+def silence_families(rules: RuleSet) -> frozenset[str]:
+    """The alert families that mean "no data" rather than a flood."""
+    return frozenset(r.id for r in rules.rules if isinstance(r, SilenceRule))
+
+
+def on_duty(config: Config) -> list[Recipient]:
+    """Who is on duty now: the duty desk's one source of it."""
+    return [Recipient(Role.DUTY, o.name, o.phone) for o in config.sms.duty_officers]
+
+
+def manual_sms(
+    config: Config, registry: Registry, rules: RuleSet, pool: psycopg_pool.AsyncConnectionPool
+) -> ManualSms:
+    groups = {
+        name: [Recipient(Role.CONTACT, m.name, m.phone) for m in members]
+        for name, members in config.sms.groups.items()
+    }
+    return ManualSms(
+        config.sms,
+        Directory(registry, groups),
+        rules,
+        pool,
+        functools.partial(on_duty, config),
+        silence_families(rules),
+    )
+
+
+@contextlib.asynccontextmanager
+async def manual_sms_desk(config: Config) -> AsyncIterator[ManualSms]:
+    """``hydro sms send``: the registry, the rules and a pool for one command."""
+    registry, rules = load_stations(config), load_alert_rules(config)
+    async with database(config) as pool:
+        yield manual_sms(config, registry, rules, pool)
 
 
 def daily_reports(

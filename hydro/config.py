@@ -277,6 +277,26 @@ class SmsConfig(_Section):
     # How long a claimed outbox row stays with its sender before another process may send it:
     # the sender renews it when less than twice provider_timeout is left at the call.
     claim_lease: Duration = dt.timedelta(seconds=30)
+    # The duty desk's manual SMS (hydro sms send, POST /api/v1/sms/send, the 短信发送 panel):
+    # put before every manual message; a send to more people needs a second confirmation; the
+    # longest text one person may receive, signature included (500: eight UCS-2 segments).
+    signature: str = Field("【防汛】", max_length=20)
+    confirm_above: int = Field(50, ge=0)
+    max_length: int = Field(500, ge=1, le=1600)
+    # Saved recipient groups a manual SMS may name: group name -> its members.
+    groups: dict[str, tuple[DutyOfficer, ...]] = Field(default_factory=dict)
+
+    @field_validator("groups")
+    @classmethod
+    def _named_and_not_empty(
+        cls, groups: dict[str, tuple[DutyOfficer, ...]]
+    ) -> dict[str, tuple[DutyOfficer, ...]]:
+        for name, members in groups.items():
+            if not name.strip():
+                raise ValueError("a group needs a name")
+            if not members:
+                raise ValueError(f"group {name!r} has no members")
+        return groups
 
     @model_validator(mode="after")
     def _lease_outlasts_a_send(self) -> SmsConfig:

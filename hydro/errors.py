@@ -10,6 +10,8 @@ callers decide what to do from two facts: the class, and whether trying again ma
     ├── StorageError                the database refused or failed
     │   └── StorageUnavailable      retryable: connection lost, server restarting, pool exhausted
     ├── BrokerUnavailable           retryable: the MQTT broker cannot be reached
+    ├── SmsRefused                  a manual SMS cannot go as asked; nothing was queued
+    │   └── ConfirmationNeeded      it goes to more people than sms.confirm_above: confirm it
     └── LocalServiceError           a local PostgreSQL or Mosquitto could not be started
 """
 
@@ -72,6 +74,23 @@ class BrokerUnavailable(HydroError):
     """The MQTT broker cannot be reached right now."""
 
     retryable = True
+
+
+class SmsRefused(HydroError):
+    """A manual SMS cannot be sent as asked (empty or too long, unknown station, nobody to send
+    to); the message says what to change. Nothing was queued."""
+
+
+class ConfirmationNeeded(SmsRefused):
+    """A send to more people than ``sms.confirm_above`` must echo its preview's confirmation."""
+
+    def __init__(self, recipients: int, confirm: str) -> None:
+        self.recipients = recipients
+        self.confirm = confirm
+        super().__init__(
+            f"this message goes to {recipients} people: confirm it by sending again with"
+            f" confirm={confirm} (the preview's confirmation)"
+        )
 
 
 class LocalServiceError(HydroError):

@@ -28,6 +28,7 @@ class Role(StrEnum):
     TECHNICAL = "technical"  # 技术责任人
     PATROL = "patrol"  # 巡查责任人
     DUTY = "duty"  # 值班员: the duty officers of config's sms.duty_officers
+    CONTACT = "contact"  # a member of a saved group (sms.groups), written to by the duty desk
 
 
 # The roles a station names a person for, and a rule may address.

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import psycopg_pool
 
 from hydro.config import ApiToken, DutyOfficer
+from hydro.desk.manual import ManualSms
 from hydro.stations.registry import Registry
 
 
@@ -29,3 +30,4 @@ class ApiContext:
     max_body_bytes: int  # api.max_body_bytes: larger request bodies get 413 unread
     max_csv_rows: int  # api.max_csv_rows: alerts per CSV response
     max_series_points: int  # api.max_series_points: points per readings response
+    manual_sms: ManualSms  # the duty desk's manual SMS: previews and sends

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 StationStatus = Literal["normal", "blue", "yellow", "orange", "red", "silent", "no_data"]
 
@@ -113,6 +113,8 @@ class NotificationOut(BaseModel):
     created_at: dt.datetime
     sent_at: dt.datetime | None
     delivered_at: dt.datetime | None
+    written_by: str | None  # a manual message (the duty desk's): who wrote it and why
+    reason: str | None
 
 
 class AlertDetail(BaseModel):
@@ -161,3 +163,72 @@ class Summary(BaseModel):
 class Readiness(BaseModel):
     database: str
     broker: str
+
+
+class SmsRequestIn(BaseModel):
+    """A manual SMS: exactly one kind of recipients, and a text or where to take it from; the
+    same body previews it (reason and confirm are then ignored) and sends it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    station: str | None = Field(None, description="the three persons of this station (code)")
+    county: str | None = None
+    prefecture: str | None = None
+    river: str | None = None
+    in_alert: bool = Field(False, description="the persons of every station with an open alert")
+    severity: Literal["blue", "yellow", "orange", "red"] | None = Field(
+        None, description="with in_alert: only stations with an open alert of this severity"
+    )
+    duty: bool = Field(False, description="the duty officers on duty now")
+    group: str | None = Field(None, description="a saved group of sms.groups")
+    text: str | None = Field(
+        None,
+        max_length=10_000,
+        description="may name {name}, {station}, {code}, {county}, {prefecture}, {river}",
+    )
+    from_rule: str | None = Field(
+        None, description="a rule id: its message filled for rule_station"
+    )
+    rule_station: str | None = Field(None, description="default: station, when that is given")
+    from_alert: str | None = Field(
+        None,
+        description="a station code: its last alert SMS, and the send is attached to that alert"
+        " (a text given too is sent instead, still attached)",
+    )
+
+    reason: str = Field(
+        "", max_length=1000, description="why it is sent, kept with every message (send only)"
+    )
+    confirm: str | None = Field(
+        None, description="the preview's confirm: needed above sms.confirm_above recipients"
+    )
+
+
+class SmsMessageOut(BaseModel):
+    role: str
+    person: str
+    phone: str  # masked (last four digits) unless the caller is an admin
+    stations: list[str]
+    text: str
+    characters: int
+    encoding: Literal["GSM-7", "UCS-2"]
+    segments: int
+
+
+class SmsPreviewOut(BaseModel):
+    audience: str
+    recipients: int  # after removing duplicates: one message per phone
+    segments: int  # what the whole send costs, in SMS
+    max_characters: int
+    max_segments: int  # of one message
+    needs_confirmation: bool  # more recipients than sms.confirm_above
+    confirm: str  # echo it in /api/v1/sms/send to confirm this exact send
+    alert_id: int | None
+    messages: list[SmsMessageOut]  # the first ?messages= of them (default 200), in send order
+
+
+class SmsSentOut(BaseModel):
+    send_id: int
+    recipients: int
+    segments: int
+    alert_id: int | None

@@ -11,12 +11,14 @@ from importlib import resources
 
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hydro.api import alerts, operations, stations
+from hydro.api import alerts, operations, sms, stations
 from hydro.api.context import ApiContext
 from hydro.api.middleware import BoundBodies, SecurityHeaders
 from hydro.api.operations import TWILIO_STATUS_PATH
@@ -51,9 +53,11 @@ def create_api(context: ApiContext) -> FastAPI:
     docs = (api.docs_url, api.redoc_url, api.swagger_ui_oauth2_redirect_url)
     api.add_middleware(SecurityHeaders, docs_paths={path for path in docs if path})
     api.add_exception_handler(StorageUnavailable, _database_unavailable)
+    api.add_exception_handler(RequestValidationError, _invalid_request)
     api.include_router(stations.router)
     api.include_router(alerts.router)
     api.include_router(operations.router)
+    api.include_router(sms.router)
     web = str(_WEB)
     api.mount("/static", StaticFiles(directory=web), name="static")
 
@@ -78,6 +82,14 @@ class _RefuseNul:
             await response(scope, receive, send)
             return
         await self._app(scope, receive, send)
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 without the refused input: a JSON string may carry half a surrogate pair,
+    which no UTF-8 answer can echo (FastAPI's own handler then fails with a 500)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [{k: v for k, v in error.items() if k != "input"} for error in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:

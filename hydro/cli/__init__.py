@@ -14,7 +14,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hydro import __version__
-from hydro.cli import alerts, api, check, db, gateway, quarantine, report, rules, run, simulate
+from hydro.cli import (
+    alerts,
+    api,
+    check,
+    db,
+    gateway,
+    quarantine,
+    report,
+    rules,
+    run,
+    simulate,
+    sms,
+)
 from hydro.cli import stations as stations_cli
 from hydro.errors import HydroError, ProblemsError
 
@@ -30,6 +42,7 @@ COMMAND_MODULES = (
     stations_cli,
     rules,
     report,
+    sms,
 )
 
 

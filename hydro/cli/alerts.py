@@ -157,9 +157,10 @@ def _show(args: argparse.Namespace) -> int:
 def _outbox_line(o: OutboxRecord) -> str:
     n, to = o.notification, o.notification.recipient
     error = f" error: {o.last_error}" if o.last_error else ""
+    manual = f" by {o.written_by} ({o.reason})" if o.manual_send_id is not None else ""
     return (
         f"SMS #{n.outbox_id} {o.status:<9} x{o.attempts} {to.role.value:<14} {to.name}"
-        f" {mask_phone(to.phone)} id={o.provider_id or '-'}{error}: {n.text}"
+        f" {mask_phone(to.phone)} id={o.provider_id or '-'}{manual}{error}: {n.text}"
     )
 
 

@@ -9,7 +9,7 @@ import sys
 from hydro import app
 from hydro.cli._common import Subparsers, add_command, aware, timestamp
 from hydro.rules.levels import alert_levels, level_verdicts
-from hydro.rules.messages import render
+from hydro.rules.messages import rule_text
 
 
 def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
@@ -55,14 +55,7 @@ def _test(args: argparse.Namespace) -> int:
         print(f"  {verdict.rule.id:<24} {verdict.rule.level:<19} {verdict.level:>9.2f}  {state}")
     for verdict in alert_levels(verdicts):
         rule = verdict.rule
-        text = render(
-            rule.message,
-            station,
-            observed_at=observed_at,
-            severity=rule.severity,
-            value=args.value,
-            level_field=rule.level,
-        )
+        text = rule_text(rule, station, observed_at=observed_at, value=args.value)
         roles = ", ".join(role.value for role in rule.roles)
         print(f"\n{rule.name} [{rule.severity.value}] to {roles}:\n{text}")
     return 0

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from hydro.models import Station
-from hydro.rules.model import LEVEL_NAMES, Severity
+from hydro.rules.model import (
+    LEVEL_NAMES,
+    LevelRule,
+    RainfallRule,
+    RateOfRiseRule,
+    Rule,
+    Severity,
+    SilenceRule,
+)
 
 SEVERITY_NAMES = {
     Severity.BLUE: "蓝色",
@@ -60,6 +69,35 @@ def render(
         "gap": f"(其中{_chinese_duration(missing)}无数据)" if missing else None,
     }
     return template.format_map(_Blank(context))
+
+
+def rule_text(
+    rule: Rule, station: Station, *, observed_at: dt.datetime, value: float | None = None
+) -> str:
+    """The rule's message filled for the station as the rule itself would fill it: what
+    ``hydro rules test`` prints, and what the duty desk starts a manual SMS from. Without a
+    ``value``, a level rule is filled at its own level (the water just reaching it), a rainfall
+    rule at its threshold."""
+    situation: dict[str, Any] = {}
+    match rule:
+        case LevelRule():
+            situation = {"level_field": rule.level}
+            value = getattr(station, rule.level) if value is None else value
+        case RateOfRiseRule():
+            situation = {"rise": rule.rise, "window": rule.window}
+        case RainfallRule():
+            situation = {"window": rule.window, "threshold": rule.threshold}
+            value = rule.threshold if value is None else value
+        case SilenceRule():
+            situation = {"silent_for": rule.after}
+    return render(
+        rule.message,
+        station,
+        observed_at=observed_at,
+        severity=rule.severity,
+        value=value,
+        **situation,
+    )
 
 
 class _Blank(dict[str, object]):

@@ -90,6 +90,62 @@ async def enqueue(
     return outbox_id
 
 
+@dataclass(frozen=True, slots=True)
+class Authorship:
+    """Who wrote a manual message, why, and the send (``manual_sends``) it is part of."""
+
+    manual_send_id: int
+    written_by: str
+    reason: str
+
+
+_COPY = """
+COPY outbox (alert_id, station, role, person, phone, body, channel, manual_send_id, written_by,
+    reason) FROM STDIN
+"""
+
+
+async def enqueue_many(
+    conn: Connection, notifications: Sequence[Notification], authorship: Authorship
+) -> int:
+    """Queues a manual send's messages in the caller's transaction with one COPY (2,300 rows
+    of a prefecture in milliseconds, where one INSERT each takes a round trip); how many."""
+    a = authorship
+    with translate_errors(f"queueing the SMS of manual send {a.manual_send_id}"):
+        async with conn.cursor().copy(_COPY) as copy:
+            for n in notifications:
+                to = n.recipient
+                await copy.write_row(
+                    (
+                        n.alert_id,
+                        n.station,
+                        to.role.value,
+                        to.name,
+                        to.phone,
+                        n.text,
+                        n.channel.value,
+                        a.manual_send_id,
+                        a.written_by,
+                        a.reason,
+                    )
+                )
+    return len(notifications)
+
+
+async def last_alert_message(conn: Connection, station: str) -> tuple[int, str] | None:
+    """The alert id and text of the last SMS an alert of ``station`` sent to one of its
+    responsible persons (not a duty notice, not a manual message); None when it never had one."""
+    with translate_errors(f"reading the last alert SMS of station {station}"):
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            "SELECT alert_id, body FROM outbox WHERE station = %s AND alert_id IS NOT NULL"
+            " AND manual_send_id IS NULL AND role <> %s ORDER BY id DESC LIMIT 1",
+            (station, Role.DUTY.value),
+        )
+        row = await cur.fetchone()
+    return None if row is None else (row["alert_id"], row["body"])
+
+
 _APPLY = """
 UPDATE outbox o SET status = r.status, error_code = r.error_code, updated_at = now(),
     delivered_at = CASE WHEN r.status = 'delivered' THEN r.received_at END,
@@ -311,11 +367,15 @@ class OutboxRecord:
     created_at: dt.datetime
     sent_at: dt.datetime | None
     delivered_at: dt.datetime | None
+    # A manual message (the duty desk's): its send, who wrote it and why; None for the others.
+    manual_send_id: int | None
+    written_by: str | None
+    reason: str | None
 
 
 _RECORD_COLUMNS = sql.SQL(
     _NOTIFICATION_COLUMNS + ", event_id, status, attempts, provider_id, last_error, error_code,"
-    " created_at, sent_at, delivered_at"
+    " created_at, sent_at, delivered_at, manual_send_id, written_by, reason"
 )
 
 
@@ -331,6 +391,9 @@ def _record(row: dict[str, Any]) -> OutboxRecord:
         row["created_at"],
         row["sent_at"],
         row["delivered_at"],
+        row["manual_send_id"],
+        row["written_by"],
+        row["reason"],
     )
 
 

@@ -56,6 +56,7 @@ def hydro_url(
         local_mosquitto.port,
         mqtt_topic_prefix,
         api={"port": port, "max_csv_rows": 1},  # an export of three alerts takes three answers
+        sms={"confirm_above": 10},  # a prefecture's persons need the second confirmation
     )
     env = {"HYDRO_API__TOKENS": f"li:operator:{OPERATOR}"}
     process = start_hydro("run", config, tmp_path / "hydro.log", env)
@@ -129,6 +130,21 @@ def test_map_shows_a_crossing_live_and_an_operator_acknowledges_it(
         page.screenshot(path=str(ARTIFACTS / "web-alert.png"))
         page.keyboard.press("Escape")
 
+        page.click("#nav-sms")  # the alert's text to its persons again, from the duty desk
+        form = page.locator("#sms-form")
+        form.locator("input[name=value]").fill(HEFENG)
+        form.locator("input[name=from_alert]").fill(HEFENG)
+        form.locator("input[name=reason]").fill("电话未接通, 再次提醒")
+        page.click("#sms-preview")
+        expect(page.locator("#sms-count")).to_have_text("3")
+        page.click("#sms-send")
+        expect(page.locator("#sms-result")).to_contain_text("已提交发送 3 条短信")
+        page.click("header nav a[href='#map']")
+        row.click()
+        expect(dialog.locator(".sms-status")).to_have_count(6)
+        expect(dialog).to_contain_text("人工短信, 发送人 li: 电话未接通, 再次提醒")
+        page.keyboard.press("Escape")
+
         page.locator("#lang").click()
         expect(page.locator("h1")).to_have_text("hydro flood map")
 
@@ -190,3 +206,54 @@ def test_the_csv_export_gathers_every_alert_across_responses(hydro_url: str, pg_
     rows = exported.lstrip("\ufeff").splitlines()
     assert rows[0].startswith("id,")
     assert [row.split(",")[0] for row in rows[1:]] == [str(i) for (i,) in ids]  # newest first
+
+
+def test_an_operator_previews_a_manual_sms_confirms_and_sends_it(
+    hydro_url: str, pg_url: str
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{hydro_url}/#token={OPERATOR}")
+        expect(page.locator("#map circle.station")).to_have_count(90)
+        page.click("#nav-sms")
+        form = page.locator("#sms-form")
+        form.locator("select[name=kind]").select_option("county")
+        form.locator("input[name=value]").fill("无此县")
+        form.locator("textarea[name=text]").fill("{name}您好: {station}今夜有强降雨, 请加强巡查")
+        page.click("#sms-preview")
+        expect(page.locator("#sms-error")).to_have_text(
+            "unknown county '无此县': no station of the registry in it"
+        )
+
+        form.locator("select[name=kind]").select_option("prefecture")
+        form.locator("input[name=value]").fill("贵阳市")
+        page.click("#sms-preview")
+        count = page.locator("#sms-count")
+        expect(count).not_to_have_text("")
+        recipients = int(count.inner_text())
+        assert recipients > 10
+        expect(page.locator("#sms-messages tbody tr")).to_have_count(recipients)
+        expect(page.locator("#sms-messages")).to_contain_text(
+            "【防汛】罗建国您好: 禾丰水文站今夜有强降雨"
+        )
+        page.click("#sms-send")  # neither confirmed nor a reason given yet
+        expect(page.locator("#sms-error")).to_have_text("请先勾选确认")
+        page.check("#sms-confirm")
+        page.click("#sms-send")
+        expect(page.locator("#sms-error")).to_contain_text("say why this message is sent")
+        form.locator("input[name=reason]").fill("气象台暴雨预报")
+        page.click("#sms-send")
+        expect(page.locator("#sms-result")).to_contain_text(f"已提交发送 {recipients} 条短信")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "web-sms.png"), full_page=True)
+        browser.close()
+    assert fetch(
+        pg_url,
+        "SELECT count(*), min(written_by), min(reason) FROM outbox"
+        " WHERE manual_send_id IS NOT NULL",
+    ) == [(recipients, "li", "气象台暴雨预报")]

@@ -52,6 +52,12 @@ def test_shipped_config_yaml_states_exactly_the_defaults() -> None:
         ("registry:\n  default_timezone: Mars/Olympus\n", ":2: registry.default_timezone"),
         ("mqtt:\n  port: [1, 2\nlogging: {}\n", ":3: not valid YAML"),
         ("- just\n- a list\n", ":1: must be a mapping of sections"),
+        ("sms:\n  groups:\n    防指: []\n", ":2: sms.groups: Value error, group '防指' has no"),
+        (
+            "sms:\n  groups:\n    防指:\n      - {name: 张三, phone: '138'}\n",
+            ":4: sms.groups.防指.0.phone: Value error, must be an E.164 number",
+        ),
+        ("sms:\n  confirm_above: -1\n", ":2: sms.confirm_above"),
     ],
 )
 def test_file_errors_name_the_line_and_key(tmp_path: Path, text: str, expected: str) -> None:

@@ -17,6 +17,12 @@ const TEXT = {
     bad_token: "令牌无效", none: "无", status: "状态", attempts: "次数", time: "时间",
     acked_by: "确认人", levels: "特征水位", open_station: "查看过程线", rain_mm: "雨量 (mm)",
     nav_report: "水情日报", day: "日期", not_stored: "该日报尚未存档, 按当前数据生成",
+    nav_sms: "短信发送", sms_to: "发送对象", sms_station: "测站责任人", sms_river: "河流", sms_in_alert: "预警测站",
+    sms_duty: "值班人员", sms_group: "分组", sms_which: "名称/站码", sms_text: "短信内容", sms_from_rule: "预警规则模板",
+    sms_rule_station: "规则测站", sms_from_alert: "最近预警短信(站码)", sms_reason: "发送原因", sms_preview: "预览",
+    sms_send: "发送", sms_recipients: "接收人", sms_segments: "条短信", sms_longest: "最长", sms_chars: "字",
+    sms_confirm: "确认发送给 {n} 人", sms_need_confirm: "请先勾选确认", sms_queued: "已提交发送 {n} 条短信 (发送编号 {id})",
+    sms_by: "人工短信, 发送人",
   },
   en: {
     title: "hydro flood map", nav_map: "Map", nav_alerts: "Alert history", logout: "Sign out",
@@ -35,6 +41,12 @@ const TEXT = {
     attempts: "Attempts", time: "Time", acked_by: "Acknowledged by", levels: "Levels",
     open_station: "Hydrograph", rain_mm: "Rain (mm)",
     nav_report: "Daily report", day: "Day", not_stored: "Not stored yet: built from the data as it is",
+    nav_sms: "Send SMS", sms_to: "To", sms_station: "Station's persons", sms_river: "River", sms_in_alert: "Stations in alert",
+    sms_duty: "Duty officers", sms_group: "Group", sms_which: "Name / code", sms_text: "Text", sms_from_rule: "Rule template",
+    sms_rule_station: "Rule station", sms_from_alert: "Last alert SMS of (code)", sms_reason: "Reason", sms_preview: "Preview",
+    sms_send: "Send", sms_recipients: "recipients", sms_segments: "SMS", sms_longest: "longest", sms_chars: "characters",
+    sms_confirm: "Confirm sending to {n} people", sms_need_confirm: "Tick the confirmation first", sms_queued: "Queued {n} SMS (send {id})",
+    sms_by: "Manual SMS by",
   },
 };
 const STATUSES = ["red", "orange", "yellow", "blue", "silent", "normal", "no_data"];
@@ -53,6 +65,7 @@ const state = {
   selected: null,
   historyCursor: null,
   chart: null,
+  smsPreview: null,  // the last preview: its confirm goes with the send
 };
 
 const $ = (selector) => document.querySelector(selector);
@@ -229,7 +242,8 @@ async function showAlert(id) {
       <td>${esc(n.role)}</td><td>${esc(n.person)}</td><td>${esc(n.phone)}</td>
       <td class="sms-status">${esc(n.status)}${n.error_code ? ` (${esc(n.error_code)})` : ""}</td>
       <td>${n.attempts}</td><td>${esc(when(n.delivered_at || n.sent_at || n.created_at))}</td>
-      <td class="sms-body">${esc(n.body)}</td></tr>`).join("");
+      <td class="sms-body">${esc(n.body)}${n.written_by ? `<br><span class="muted">${esc(t("sms_by"))} `
+        + `${esc(n.written_by)}: ${esc(n.reason)}</span>` : ""}</td></tr>`).join("");
   $("#alert-detail").innerHTML = `
     <h3>${badge(a.severity)} ${esc(a.station_name || a.station)} · ${esc(a.rule_name || a.rule_id)}</h3>
     <p>${esc(t("state"))}: ${esc(a.state)} · ${esc(t("peak"))}: ${a.peak_value ?? ""}
@@ -351,16 +365,99 @@ async function showReport() {
   if (!day) $("#report-form input[name=date]").value = response.headers.get("X-Hydro-Report-Day");
 }
 
+// --- the duty desk: manual SMS -------------------------------------------------------------
+
+async function postJson(path, body) {
+  const response = await fetch(path, {
+    method: "POST", body: JSON.stringify(body),
+    headers: { Authorization: `Bearer ${state.token}`, "Content-Type": "application/json" },
+  });
+  if (response.status === 401) throw new Unauthorized();
+  return { status: response.status, data: await response.json() };
+}
+
+function smsBody() {
+  const form = new FormData($("#sms-form"));
+  const kind = form.get("kind"), value = form.get("value").trim();
+  const body = {};
+  if (kind === "in_alert") { body.in_alert = true; if (form.get("severity")) body.severity = form.get("severity"); }
+  else if (kind === "duty") body.duty = true;
+  else body[kind] = value;
+  for (const key of ["text", "from_rule", "rule_station", "from_alert", "reason"]) {
+    const v = form.get(key).trim();
+    if (v) body[key] = v;
+  }
+  return body;
+}
+
+function smsError(data) {
+  const detail = data.detail;
+  return typeof detail === "string" ? detail : detail.map((d) => `${d.loc.slice(1).join(".")}: ${d.msg}`).join("; ");
+}
+
+function smsNames() {
+  const kind = $("#sms-form select[name=kind]").value;
+  const names = ["prefecture", "county", "river"].includes(kind)
+    ? [...new Set(state.stations.map((s) => s[kind]).filter(Boolean))].sort()
+    : kind === "station" ? state.stations.map((s) => s.code) : [];
+  $("#sms-names").innerHTML = names.map((n) => `<option value="${esc(n)}">`).join("");
+}
+
+async function previewSms() {
+  state.smsPreview = null;
+  $("#sms-error").textContent = ""; $("#sms-result").textContent = "";
+  $("#sms-send").hidden = true; $("#sms-confirm-line").hidden = true; $("#sms-confirm").checked = false;
+  const { status, data } = await postJson("/api/v1/sms/preview", smsBody());
+  if (status !== 200) {
+    $("#sms-error").textContent = smsError(data);
+    $("#sms-summary").innerHTML = ""; $("#sms-messages").innerHTML = "";
+    return;
+  }
+  state.smsPreview = data;
+  $("#sms-summary").innerHTML = `<b id="sms-count">${data.recipients}</b> ${esc(t("sms_recipients"))} · `
+    + `${data.segments} ${esc(t("sms_segments"))} · ${esc(t("sms_longest"))} ${data.max_characters} ${esc(t("sms_chars"))}`
+    + ` / ${data.max_segments} ${esc(t("sms_segments"))}`;
+  $("#sms-messages").innerHTML = `<thead><tr><th>role</th><th>${esc(t("persons"))}</th><th>phone</th>`
+    + `<th>${esc(t("station"))}</th><th></th><th>${esc(t("sms_text"))}</th></tr></thead><tbody>`
+    + data.messages.map((m) => `<tr><td>${esc(m.role)}</td><td>${esc(m.person)}</td><td>${esc(m.phone)}</td>`
+      + `<td>${esc(m.stations.join(","))}</td><td>${m.characters} · ${m.segments}×${esc(m.encoding)}</td>`
+      + `<td class="sms-body">${esc(m.text)}</td></tr>`).join("") + "</tbody>";
+  $("#sms-confirm-line").hidden = !data.needs_confirmation;
+  $("#sms-confirm-text").textContent = t("sms_confirm").replace("{n}", data.recipients);
+  $("#sms-send").hidden = false;
+}
+
+async function sendSms() {
+  const preview = state.smsPreview;
+  if (!preview) return;
+  if (preview.needs_confirmation && !$("#sms-confirm").checked) {
+    $("#sms-error").textContent = t("sms_need_confirm");
+    return;
+  }
+  const body = { ...smsBody(), ...(preview.needs_confirmation ? { confirm: preview.confirm } : {}) };
+  const { status, data } = await postJson("/api/v1/sms/send", body);
+  if (status !== 201) {
+    $("#sms-error").textContent = smsError(data);
+    return;
+  }
+  $("#sms-error").textContent = "";
+  $("#sms-send").hidden = true; $("#sms-confirm-line").hidden = true;
+  state.smsPreview = null;
+  $("#sms-result").textContent = t("sms_queued").replace("{n}", data.recipients).replace("{id}", data.send_id);
+}
+
 // --- routing ------------------------------------------------------------------------------
 
 async function refreshCurrent() {
   const [view, arg] = (location.hash.slice(1) || "map").split("/");
-  for (const id of ["map", "alerts", "station", "report"]) $(`#view-${id}`).hidden = !state.me || id !== view;
+  for (const id of ["map", "alerts", "station", "report", "sms"]) $(`#view-${id}`).hidden = !state.me || id !== view;
+  $("#nav-sms").hidden = !state.me || state.me.role === "viewer";
   if (!state.me) return;
   if (view === "map") await refreshMap();
   if (view === "alerts" && !$("#history").innerHTML) await searchHistory(false);
   if (view === "station" && arg) await showStation(decodeURIComponent(arg));
   if (view === "report") await showReport();
+  if (view === "sms") smsNames();
 }
 
 async function guarded(action) {
@@ -394,6 +491,7 @@ async function start() {
     await guarded(async () => { state.stations = await api("/api/v1/stations"); });
   }
   prefectureOptions();
+  smsNames();
   setInterval(() => { if (location.hash.slice(1).split("/")[0] === "map" || !location.hash) guarded(refreshMap); }, REFRESH_MS);
 }
 
@@ -434,5 +532,8 @@ document.addEventListener("click", (event) => {
 $("#filters").addEventListener("submit", (event) => { event.preventDefault(); guarded(() => searchHistory(false)); });
 $("#report-form").addEventListener("submit", (event) => { event.preventDefault(); guarded(showReport); });
 $("#more").addEventListener("click", () => guarded(() => searchHistory(true)));
+$("#sms-form").addEventListener("submit", (event) => { event.preventDefault(); guarded(previewSms); });
+$("#sms-form select[name=kind]").addEventListener("change", smsNames);
+$("#sms-send").addEventListener("click", () => guarded(sendSms));
 $("#csv").addEventListener("click", (event) => guarded(() => downloadCsv(event)));
 start();
