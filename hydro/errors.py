@@ -6,6 +6,7 @@ callers decide what to do from two facts: the class, and whether trying again ma
     HydroError                      retryable: False unless stated
     ├── ConfigError                 a config.yaml key or HYDRO_* variable is wrong (start-up stops)
     ├── RegistryError               the station registry cannot be used
+    ├── RosterError                 the duty roster cannot be used
     ├── RulesError                  an alert rule file is invalid
     ├── StorageError                the database refused or failed
     │   └── StorageUnavailable      retryable: connection lost, server restarting, pool exhausted
@@ -52,6 +53,10 @@ class ConfigError(ProblemsError):
 
 class RegistryError(ProblemsError):
     """The station registry has rows hydro cannot trust."""
+
+
+class RosterError(ProblemsError):
+    """The duty roster has rows hydro cannot trust: who is on duty would be a guess."""
 
 
 class RulesError(ProblemsError):

@@ -18,6 +18,7 @@ ROLE_NAMES = {
     Role.TECHNICAL: "技术责任人",
     Role.PATROL: "巡查责任人",
     Role.DUTY: "值班员",
+    Role.LEADER: "带班领导",
 }
 
 

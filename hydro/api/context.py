@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import psycopg_pool
 
-from hydro.config import ApiToken, DutyOfficer
+from hydro.config import ApiToken
+from hydro.duty import DutyRoster
 from hydro.stations.registry import Registry
 
 
@@ -21,7 +22,7 @@ class ApiContext:
     silence_families: frozenset[str]  # alert families that mean "no data"
     twilio_auth_token: str | None  # None: the status webhook refuses everything
     public_url: str | None  # what Twilio signs; None: the URL as this server received it
-    duty_officers: tuple[DutyOfficer, ...]
+    roster: DutyRoster  # who is on duty: told about undelivered SMS, shown on the page
     broker_reachable: Callable[[], Awaitable[str | None]]  # None when fine, else why not
     # The daily report of a day (None: the last that ended) in a format (json, html, csv,
     # text): (the text, whether it is the stored report, the day).

@@ -23,6 +23,7 @@ from hydro import app
 from hydro.alerts.evaluator import AlertEvaluator
 from hydro.api import create_api, listen, serve
 from hydro.config import Config
+from hydro.duty import DutyRoster
 from hydro.local import LocalMosquitto
 from hydro.models import Reading
 from hydro.notify.dispatcher import Dispatcher
@@ -117,13 +118,16 @@ def api(pg_url: str, local_mosquitto: LocalMosquitto) -> Iterator[Api]:
                 await writer.write([Reading(HEFENG, minutes_ago(10), water_level=908.7)])
                 await writer.write([Reading(HEFENG, minutes_ago(5), water_level=910.2)])
                 await evaluator.tick()
-                dispatcher = Dispatcher(config.sms, app.sms_provider(config), pool)
+                roster = app.load_duty_roster(config)
+                dispatcher = Dispatcher(config.sms, app.sms_provider(config), pool, roster)
                 while await dispatcher.run_once():
                     pass
                 holder["pool"] = pool
                 ready.set()
                 await serve(
-                    create_api(app.api_context(config, pool, registry, rules)), listener, stop
+                    create_api(app.api_context(config, pool, registry, rules, roster)),
+                    listener,
+                    stop,
                 )
 
         thread = threading.Thread(target=loop.run_until_complete, args=(main(),))
@@ -332,7 +336,7 @@ def test_twilio_receipts_must_be_signed_and_undelivered_sms_reach_the_duty_offic
 def test_a_receipt_that_beats_the_send_record_is_applied_when_the_send_is_recorded(
     api: Api,
 ) -> None:
-    notices = DutyNotices((), undelivered_notice)
+    notices = DutyNotices(DutyRoster(), undelivered_notice)
 
     async def early(pool: AsyncConnectionPool) -> tuple[int, str]:
         async with pool.connection() as conn:
