@@ -32,9 +32,10 @@ from hydro.errors import ConfigError, HydroError, Problem, RegistryError
 from hydro.gateway.sl651.frame import Frame
 from hydro.gateway.sl651.rtu import Rtu, timed_report
 from hydro.gateway.sl651.server import MqttPublisher, Sl651Gateway, address_map, address_of
+from hydro.ingest.manual import ManualReadings
 from hydro.ingest.service import IngestService
 from hydro.logs import configure_logging
-from hydro.models import Station
+from hydro.models import Reading, Station
 from hydro.notify.dispatcher import Dispatcher
 from hydro.notify.providers import ConsoleProvider, SmsProvider, TwilioProvider
 from hydro.reports.formats import FORMATS
@@ -61,6 +62,7 @@ from hydro.store.alerts import (
     list_alerts,
 )
 from hydro.store.db import open_pool
+from hydro.store.manual import ManualEntry
 from hydro.store.outbox import OutboxRecord, list_outbox
 from hydro.store.quarantine import QuarantineEntry, QuarantineFilter, list_quarantine
 from hydro.store.readings import ReadingWriter
@@ -265,10 +267,26 @@ def api_context(
         daily_report=functools.partial(
             _formatted_report, daily_reports(config, registry, rules, roster, pool)
         ),
+        enter_reading=manual_readings(config, registry, pool).enter,
         max_body_bytes=config.api.max_body_bytes,
         max_csv_rows=config.api.max_csv_rows,
         max_series_points=config.api.max_series_points,
     )
+
+
+def manual_readings(
+    config: Config, registry: Registry, pool: psycopg_pool.AsyncConnectionPool
+) -> ManualReadings:
+    writer = ReadingWriter(pool, journal=config.ingest.journal)
+    return ManualReadings(config.ingest, registry.by_code, writer)
+
+
+async def enter_reading(config: Config, entry: ManualEntry) -> Reading:
+    """Stores a reading an operator typed in (``hydro readings add``); ReadingRefused, nothing
+    stored, when it is refused."""
+    registry = load_stations(config)
+    async with database(config) as pool:
+        return await manual_readings(config, registry, pool).enter(entry)
 
 
 def daily_reports(

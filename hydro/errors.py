@@ -10,6 +10,7 @@ callers decide what to do from two facts: the class, and whether trying again ma
     ├── RulesError                  an alert rule file is invalid
     ├── StorageError                the database refused or failed
     │   └── StorageUnavailable      retryable: connection lost, server restarting, pool exhausted
+    ├── ReadingRefused              a reading an operator typed in was refused (nothing stored)
     ├── BrokerUnavailable           retryable: the MQTT broker cannot be reached
     └── LocalServiceError           a local PostgreSQL or Mosquitto could not be started
 """
@@ -71,6 +72,16 @@ class StorageUnavailable(StorageError):
     """The database cannot be reached right now; the caller keeps its data and tries again."""
 
     retryable = True
+
+
+class ReadingRefused(HydroError):
+    """A reading an operator typed in is refused for ``reason``, as ingest would refuse a
+    gateway's (``code``: the quarantine's RejectionCode value, or ``no_note``)."""
+
+    def __init__(self, reason: str, code: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
 
 
 class BrokerUnavailable(HydroError):

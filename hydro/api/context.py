@@ -10,7 +10,9 @@ import psycopg_pool
 
 from hydro.config import ApiToken
 from hydro.duty import DutyRoster
+from hydro.models import Reading
 from hydro.stations.registry import Registry
+from hydro.store.manual import ManualEntry
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class ApiContext:
     # The daily report of a day (None: the last that ended) in a format (json, html, csv,
     # text): (the text, whether it is the stored report, the day).
     daily_report: Callable[[dt.date | None, str], Awaitable[tuple[str, bool, dt.date]]]
+    # Judges and stores a reading an operator typed in; ReadingRefused naming why.
+    enter_reading: Callable[[ManualEntry], Awaitable[Reading]]
     max_body_bytes: int  # api.max_body_bytes: larger request bodies get 413 unread
     max_csv_rows: int  # api.max_csv_rows: alerts per CSV response
     max_series_points: int  # api.max_series_points: points per readings response

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 StationStatus = Literal["normal", "blue", "yellow", "orange", "red", "silent", "no_data"]
 
@@ -132,6 +132,35 @@ class Series(BaseModel):
     water_level_max: list[float | None]
     rainfall: list[float | None]
     flow: list[float | None]
+
+
+class ReadingIn(BaseModel):
+    """A reading typed in by an operator (a patrol person phoned it in): at least one value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    time: str = Field(
+        description="ISO 8601; without an offset, the station's local time (as a gateway's)",
+        examples=["2026-06-20T14:30:00+08:00"],
+    )
+    water_level: float | None = None
+    flow: float | None = None
+    rainfall: float | None = None
+    note: str = Field(description="who read the gauge and phoned it in, and why it is typed in")
+
+
+class ManualReadingOut(BaseModel):
+    """A reading typed in by an operator, with who entered it, why and when."""
+
+    station: str
+    time: dt.datetime
+    water_level: float | None
+    flow: float | None
+    rainfall: float | None
+    source: Literal["manual"] = "manual"
+    entered_by: str
+    note: str
+    entered_at: dt.datetime | None  # None in the answer to the entry itself: it is now
 
 
 class SilentStation(BaseModel):

@@ -14,7 +14,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hydro import __version__
-from hydro.cli import alerts, api, check, db, gateway, quarantine, report, rules, run, simulate
+from hydro.cli import (
+    alerts,
+    api,
+    check,
+    db,
+    gateway,
+    quarantine,
+    readings,
+    report,
+    rules,
+    run,
+    simulate,
+)
 from hydro.cli import stations as stations_cli
 from hydro.errors import HydroError, ProblemsError
 
@@ -27,6 +39,7 @@ COMMAND_MODULES = (
     db,
     alerts,
     quarantine,
+    readings,
     stations_cli,
     rules,
     report,

@@ -58,9 +58,9 @@ class Api:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.get(self.url + path, headers=headers, params=params, timeout=10)
 
-    def post(self, path: str, token: str | None = OPERATOR) -> httpx.Response:
+    def post(self, path: str, token: str | None = OPERATOR, json: Any = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.post(self.url + path, headers=headers, timeout=10)
+        return httpx.post(self.url + path, headers=headers, json=json, timeout=10)
 
 
 def _config(pg_url: str, broker_port: int, fake: FakeTwilio, public_url: str | None) -> Config:
@@ -356,6 +356,52 @@ def test_a_receipt_that_beats_the_send_record_is_applied_when_the_send_is_record
             return len(none_yet), str(row[0])
 
     assert api.run(early) == (0, "delivered")
+
+
+def test_an_operator_enters_a_reading_by_hand_and_a_viewer_cannot(api: Api) -> None:
+    path = f"/api/v1/stations/{HEFENG}/readings"
+    typed = {"time": minutes_ago(2).isoformat(), "water_level": 909.1, "note": "巡查员电话报数"}
+    assert api.post(path, token=VIEWER, json=typed).status_code == 403
+    answer = api.post(path, json=typed)
+    assert answer.status_code == 201
+    assert answer.json() | {"entered_at": None} == {
+        "station": HEFENG,
+        "time": minutes_ago(2).isoformat().replace("+00:00", "Z"),
+        "water_level": 909.1,
+        "flow": None,
+        "rainfall": None,
+        "source": "manual",
+        "entered_by": "li",
+        "note": "巡查员电话报数",
+        "entered_at": None,
+    }
+    [listed] = api.get(f"{path}/manual").json()
+    assert (listed["entered_by"], listed["water_level"], listed["source"]) == (
+        "li",
+        909.1,
+        "manual",
+    )
+    series = api.get(path, **{"from": minutes_ago(3).isoformat()}).json()
+    assert series["water_level"] == [909.1]
+
+
+@pytest.mark.parametrize(
+    ("code", "typed", "status", "says"),
+    [
+        ("99999999", {"water_level": 909.1}, 404, "'99999999' is not in the registry"),
+        (HEFENG, {"water_level": 99999.0}, 422, "above the plausible maximum 6000.0"),
+        (HEFENG, {}, 422, "none of water_level, flow, rainfall"),
+        (HEFENG, {"water_level": 909.1, "note": ""}, 422, "a note of 1 to 500 characters"),
+    ],
+)
+def test_a_refused_entry_stores_nothing_and_names_the_problem(
+    api: Api, code: str, typed: dict[str, Any], status: int, says: str
+) -> None:
+    body = {"time": minutes_ago(1).isoformat(), "note": "电话", **typed}
+    answer = api.post(f"/api/v1/stations/{code}/readings", json=body)
+    assert answer.status_code == status
+    assert says in answer.json()["detail"]
+    assert fetch(api.pg_url, "SELECT count(*) FROM manual_readings") == [(0,)]
 
 
 def test_openapi_is_served(api: Api) -> None:
