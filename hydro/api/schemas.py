@@ -163,6 +163,24 @@ class ManualReadingOut(BaseModel):
     entered_at: dt.datetime | None  # None in the answer to the entry itself: it is now
 
 
+class DutyPerson(BaseModel):
+    role: Literal["duty", "leader"]
+    role_name: str  # 值班员, 带班领导
+    name: str
+    phone: str  # the last four digits unless the token is an admin's
+    start: dt.datetime | None  # None: from sms.duty_officers, no roster shift
+    end: dt.datetime | None
+
+
+class DutyOut(BaseModel):
+    """The hand-over: who the duty desk is now, and the next shift of each role."""
+
+    at: dt.datetime
+    on_duty: list[DutyPerson]
+    next: list[DutyPerson]
+    fallback: bool  # no officer on the roster now: sms.duty_officers are told
+
+
 class SilentStation(BaseModel):
     code: str
     name: str

@@ -23,7 +23,7 @@ from hydro import app
 from hydro.alerts.evaluator import AlertEvaluator
 from hydro.api import create_api, listen, serve
 from hydro.config import Config
-from hydro.duty import DutyRoster
+from hydro.duty import DutyRoster, load_roster
 from hydro.local import LocalMosquitto
 from hydro.models import Reading
 from hydro.notify.dispatcher import Dispatcher
@@ -38,6 +38,7 @@ from tests.twilio_server import FakeTwilio
 
 MAICHONG = "67901001"  # 麦冲水库 (黔东南州 台江县), normal level 771.50
 NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+SAMPLE_ROSTER = REPO / "duty" / "roster.csv"
 VIEWER = "viewer-token-0123456789"
 OPERATOR = "operator-token-0123456789"
 ADMIN = "admin-token-0123456789ab"
@@ -79,6 +80,7 @@ def _config(pg_url: str, broker_port: int, fake: FakeTwilio, public_url: str | N
                 "twilio_base_url": env["HYDRO_SMS__TWILIO_BASE_URL"],
                 "duty_officers": [{"name": "值班员", "phone": "+8613900000000"}],
             },
+            "duty": {"roster": str(SAMPLE_ROSTER)},  # weekly: someone is always on duty
             "api": {
                 "port": 0,
                 "public_url": public_url,
@@ -327,10 +329,26 @@ def test_twilio_receipts_must_be_signed_and_undelivered_sms_reach_the_duty_offic
         f" WHERE provider_id IN ('{first.sid}', '{second.sid}') ORDER BY id",
     )
     assert statuses == [("delivered", None, True), ("undelivered", "30003", False)]
-    duty = fetch(api.pg_url, "SELECT person, body FROM outbox WHERE role = 'duty'")
-    assert len(duty) == 1
-    assert duty[0][0] == "值班员"
-    assert "30003" in duty[0][1]
+    desk = fetch(
+        api.pg_url, "SELECT role, person, body FROM outbox WHERE role IN ('duty', 'leader')"
+    )
+    assert [role for role, _, _ in desk] == ["duty", "leader"]  # the roster's, not the fallback
+    assert all(person.startswith("示例") and "30003" in body for _, person, body in desk)
+
+
+def test_the_duty_desk_now_and_next(api: Api) -> None:
+    roster = load_roster(SAMPLE_ROSTER, "Asia/Shanghai", (), today=NOW.date())
+    answer = api.get("/api/v1/duty").json()
+    at = dt.datetime.fromisoformat(answer["at"])
+    assert [(p["role"], p["name"]) for p in answer["on_duty"]] == [
+        (p.role.value, p.name) for p in roster.on_duty(at)
+    ]
+    assert [p["role_name"] for p in answer["on_duty"]] == ["值班员", "带班领导"]
+    assert answer["on_duty"][0]["phone"].startswith("*")  # masked for a viewer
+    assert [(p["name"], dt.datetime.fromisoformat(p["start"])) for p in answer["next"]] == [
+        (s.name, s.start) for s in roster.next_shift(at)
+    ]
+    assert answer["fallback"] is False
 
 
 def test_a_receipt_that_beats_the_send_record_is_applied_when_the_send_is_recorded(
