@@ -17,6 +17,8 @@ const TEXT = {
     bad_token: "令牌无效", none: "无", status: "状态", attempts: "次数", time: "时间",
     acked_by: "确认人", levels: "特征水位", open_station: "查看过程线", rain_mm: "雨量 (mm)",
     nav_report: "水情日报", day: "日期", not_stored: "该日报尚未存档, 按当前数据生成",
+    on_duty: "值班", next_shift: "接班", until: "至", duty_fallback: "值班表未排班, 由备用值班员接收",
+    enter_reading: "人工置数", note: "说明", save: "保存", stored: "已保存",
   },
   en: {
     title: "hydro flood map", nav_map: "Map", nav_alerts: "Alert history", logout: "Sign out",
@@ -35,6 +37,8 @@ const TEXT = {
     attempts: "Attempts", time: "Time", acked_by: "Acknowledged by", levels: "Levels",
     open_station: "Hydrograph", rain_mm: "Rain (mm)",
     nav_report: "Daily report", day: "Day", not_stored: "Not stored yet: built from the data as it is",
+    on_duty: "On duty", next_shift: "Next", until: "until", duty_fallback: "Nobody on the roster: the fallback officers are told",
+    enter_reading: "Enter a reading", note: "Note", save: "Save", stored: "Stored",
   },
 };
 const STATUSES = ["red", "orange", "yellow", "blue", "silent", "normal", "no_data"];
@@ -202,9 +206,11 @@ function alertTable(alerts) {
 async function refreshMap() {
   // The registry part is fetched once; each refresh asks only for every station's colour.
   if (!state.stations.length) state.stations = await api("/api/v1/stations");
-  const [states, summary, active] = await Promise.all([
+  const [states, summary, active, duty] = await Promise.all([
     api("/api/v1/stations/status"), api("/api/v1/summary"), api("/api/v1/alerts?state=open&limit=200"),
+    api("/api/v1/duty"),
   ]);
+  showDuty(duty);
   const byCode = new Map(states.map((s) => [s.code, s]));
   for (const station of state.stations) Object.assign(station, byCode.get(station.code) || {});
   drawMap();
@@ -215,6 +221,17 @@ async function refreshMap() {
     [t("rate"), summary.ingest_rate_per_s.toFixed(1)], [t("backlog"), summary.outbox_backlog],
   ].map(([label, n]) => `<div class="count" data-count="${esc(label)}"><b>${n}</b>${esc(label)}</div>`).join("");
   $("#active").innerHTML = alertTable(active.items).replace(/^<table class="grid">|<\/table>$/g, "");
+}
+
+// The hand-over: who the duty desk is now (until when), and who takes over next.
+function showDuty(duty) {
+  const person = (p, time) => `<span class="duty-person" data-role="${esc(p.role)}">${esc(p.role_name)}`
+    + ` <b>${esc(p.name)}</b> ${esc(p.phone)}${time ? ` <span class="muted">${esc(time)}</span>` : ""}</span>`;
+  const now = duty.on_duty.map((p) => person(p, p.end ? `${t("until")} ${when(p.end)}` : "")).join(" ");
+  const next = duty.next.map((p) => person(p, when(p.start))).join(" ");
+  $("#duty").innerHTML = `<span id="duty-now"><b>${esc(t("on_duty"))}</b> ${now || esc(t("none"))}</span>`
+    + (duty.fallback ? ` <span class="error">${esc(t("duty_fallback"))}</span>` : "")
+    + ` <span id="duty-next"><b>${esc(t("next_shift"))}</b> ${next || esc(t("none"))}</span>`;
 }
 
 // --- alert detail -----------------------------------------------------------------------
@@ -336,6 +353,35 @@ async function showStation(code, range = "24h") {
   for (const button of document.querySelectorAll("[data-range]")) {
     button.onclick = () => showStation(code, button.dataset.range);
   }
+  const form = $("#reading-form");
+  form.hidden = !(state.me && ["operator", "admin"].includes(state.me.role));
+  form.dataset.code = code;
+}
+
+// A reading a patrol person phoned in (the station's gateway is down), entered by an operator.
+async function enterReading(event) {
+  event.preventDefault();
+  const form = event.target;
+  const fields = new FormData(form);
+  const body = { time: new Date(fields.get("time")).toISOString(), note: fields.get("note") };
+  for (const name of ["water_level", "flow", "rainfall"]) {
+    if (fields.get(name) !== "") body[name] = Number(fields.get(name));
+  }
+  const response = await fetch(`/api/v1/stations/${encodeURIComponent(form.dataset.code)}/readings`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${state.token}`, "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (response.status === 401) throw new Unauthorized();
+  const answer = await response.json();
+  const result = $("#reading-result");
+  result.className = response.ok ? "" : "error";
+  result.textContent = response.ok ? `${t("stored")} ${when(answer.time)}`
+    : (typeof answer.detail === "string" ? answer.detail : JSON.stringify(answer.detail));
+  if (response.ok) {
+    form.reset();
+    await showStation(form.dataset.code);
+  }
 }
 
 // --- the daily report (08:00 to 08:00) ----------------------------------------------------
@@ -432,6 +478,7 @@ document.addEventListener("click", (event) => {
   if (event.target.id === "ack") guarded(() => acknowledge(event.target.dataset.alertId));
 });
 $("#filters").addEventListener("submit", (event) => { event.preventDefault(); guarded(() => searchHistory(false)); });
+$("#reading-form").addEventListener("submit", (event) => guarded(() => enterReading(event)));
 $("#report-form").addEventListener("submit", (event) => { event.preventDefault(); guarded(showReport); });
 $("#more").addEventListener("click", () => guarded(() => searchHistory(true)));
 $("#csv").addEventListener("click", (event) => guarded(() => downloadCsv(event)));
