@@ -91,12 +91,11 @@ class _Row:
     phone: str
     start: dt.datetime
     end: dt.datetime
+    line: int
 
     @property
     def weekly(self) -> bool:
         return self.start.tzinfo is None
-
-    line: int
 
 
 class DutyRoster:
