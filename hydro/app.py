@@ -17,6 +17,7 @@ import socket
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg_pool
 
@@ -28,13 +29,15 @@ from hydro.broker import broker_problem
 from hydro.config import Config, find_config_path, load_config
 from hydro.desk.manual import ManualSms
 from hydro.desk.recipients import Directory
+from hydro.duty import DutyRoster, check_roster, load_roster
 from hydro.errors import ConfigError, HydroError, Problem, RegistryError
 from hydro.gateway.sl651.frame import Frame
 from hydro.gateway.sl651.rtu import Rtu, timed_report
 from hydro.gateway.sl651.server import MqttPublisher, Sl651Gateway, address_map, address_of
+from hydro.ingest.manual import ManualReadings
 from hydro.ingest.service import IngestService
 from hydro.logs import configure_logging
-from hydro.models import Recipient, Role, Station
+from hydro.models import Reading, Recipient, Role, Station
 from hydro.notify.dispatcher import Dispatcher
 from hydro.notify.providers import ConsoleProvider, SmsProvider, TwilioProvider
 from hydro.reports.formats import FORMATS
@@ -61,6 +64,7 @@ from hydro.store.alerts import (
     list_alerts,
 )
 from hydro.store.db import open_pool
+from hydro.store.manual import ManualEntry
 from hydro.store.outbox import OutboxRecord, list_outbox
 from hydro.store.quarantine import QuarantineEntry, QuarantineFilter, list_quarantine
 from hydro.store.readings import ReadingWriter
@@ -88,19 +92,40 @@ async def migrate_database(config: Config) -> MigrationReport:
         return await migrate(conn, config.database, config.registry.default_timezone)
 
 
-def check(config_path: Path | None) -> list[Problem]:
-    """Every problem in the configuration, the station registry and the alert rules."""
+def check(config_path: Path | None) -> tuple[list[Problem], list[Problem]]:
+    """Every problem in the configuration, the station registry, the alert rules and the duty
+    roster, and the warnings (days of the coming week the roster does not cover)."""
     try:
         config = load_config(find_config_path(config_path))
     except ConfigError as exc:
-        return list(exc.problems)
+        return list(exc.problems), []
     registry, problems = check_registry(config.registry.stations, config.registry.default_timezone)
     try:
         address_map(registry.stations)  # what would stop hydro gateway sl651 at start
     except RegistryError as exc:
         problems += list(exc.problems)
     _, rule_problems = check_rules(config.alerting.rules)
-    return problems + rule_problems
+    _, roster_problems, warnings = check_roster(
+        config.duty.roster,
+        config.registry.default_timezone,
+        config.sms.duty_officers,
+        today=_today(config),
+    )
+    return problems + rule_problems + roster_problems, warnings
+
+
+def load_duty_roster(config: Config) -> DutyRoster:
+    """Who is on duty when; RosterError (start-up stops) on any error in the roster."""
+    return load_roster(
+        config.duty.roster,
+        config.registry.default_timezone,
+        config.sms.duty_officers,
+        today=_today(config),
+    )
+
+
+def _today(config: Config) -> dt.date:
+    return dt.datetime.now(ZoneInfo(config.registry.default_timezone)).date()
 
 
 def load_alert_rules(config: Config) -> RuleSet:
@@ -152,6 +177,7 @@ async def _run(
 ) -> IngestService:
     registry = load_stations(config)
     rules = load_alert_rules(config) if alerting else None
+    roster = load_duty_roster(config) if alerting else None
     stop = stop or stop_on_signals()
     async with database(config) as pool:
         async with pool.connection() as conn:
@@ -170,10 +196,14 @@ async def _run(
         listener = (
             listen(config.api.host, config.api.port) if rules and config.api.enabled else None
         )
-        jobs = await _start_alerting(config, registry, rules, pool, clock) if rules else None
+        jobs = (
+            await _start_alerting(config, registry, rules, roster, pool, clock)
+            if rules and roster
+            else None
+        )
         api = (
-            asyncio.create_task(_serve_api(config, pool, registry, rules, listener, stop))
-            if rules and listener
+            asyncio.create_task(_serve_api(config, pool, registry, rules, roster, listener, stop))
+            if rules and roster and listener
             else None
         )
         try:
@@ -191,12 +221,13 @@ async def run_api(config: Config, stop: asyncio.Event | None = None) -> None:
     """Only the API and web page, until SIGINT/SIGTERM (or ``stop``)."""
     registry = load_stations(config)
     rules = load_alert_rules(config)
+    roster = load_duty_roster(config)
     stop = stop or stop_on_signals()
     async with database(config) as pool:
         async with pool.connection() as conn:
             await migrate(conn, config.database, config.registry.default_timezone)
         listener = listen(config.api.host, config.api.port)
-        await _serve_api(config, pool, registry, rules, listener, stop)
+        await _serve_api(config, pool, registry, rules, roster, listener, stop)
 
 
 async def _serve_api(  # noqa: PLR0917 - the parts it serves, built by its callers
@@ -204,14 +235,19 @@ async def _serve_api(  # noqa: PLR0917 - the parts it serves, built by its calle
     pool: psycopg_pool.AsyncConnectionPool,
     registry: Registry,
     rules: RuleSet,
+    roster: DutyRoster,
     listener: socket.socket,
     stop: asyncio.Event,
 ) -> None:
-    await serve(create_api(api_context(config, pool, registry, rules)), listener, stop)
+    await serve(create_api(api_context(config, pool, registry, rules, roster)), listener, stop)
 
 
 def api_context(
-    config: Config, pool: psycopg_pool.AsyncConnectionPool, registry: Registry, rules: RuleSet
+    config: Config,
+    pool: psycopg_pool.AsyncConnectionPool,
+    registry: Registry,
+    rules: RuleSet,
+    roster: DutyRoster,
 ) -> ApiContext:
     tokens = config.api.token_table()
     if not tokens:
@@ -228,15 +264,16 @@ def api_context(
         silence_families=silence_families(rules),
         twilio_auth_token=auth_token.get_secret_value() if auth_token else None,
         public_url=config.api.public_url,
-        duty_officers=config.sms.duty_officers,
+        roster=roster,
         broker_reachable=lambda: broker_problem(config.mqtt),
         daily_report=functools.partial(
-            _formatted_report, daily_reports(config, registry, rules, pool)
+            _formatted_report, daily_reports(config, registry, rules, roster, pool)
         ),
+        enter_reading=manual_readings(config, registry, pool).enter,
         max_body_bytes=config.api.max_body_bytes,
         max_csv_rows=config.api.max_csv_rows,
         max_series_points=config.api.max_series_points,
-        manual_sms=manual_sms(config, registry, rules, pool),
+        manual_sms=manual_sms(config, registry, rules, roster, pool),
     )
 
 
@@ -245,13 +282,12 @@ def silence_families(rules: RuleSet) -> frozenset[str]:
     return frozenset(r.id for r in rules.rules if isinstance(r, SilenceRule))
 
 
-def on_duty(config: Config) -> list[Recipient]:
-    """Who is on duty now: the duty desk's one source of it."""
-    return [Recipient(Role.DUTY, o.name, o.phone) for o in config.sms.duty_officers]
-
-
 def manual_sms(
-    config: Config, registry: Registry, rules: RuleSet, pool: psycopg_pool.AsyncConnectionPool
+    config: Config,
+    registry: Registry,
+    rules: RuleSet,
+    roster: DutyRoster,
+    pool: psycopg_pool.AsyncConnectionPool,
 ) -> ManualSms:
     groups = {
         name: [Recipient(Role.CONTACT, m.name, m.phone) for m in members]
@@ -262,7 +298,7 @@ def manual_sms(
         Directory(registry, groups),
         rules,
         pool,
-        functools.partial(on_duty, config),
+        lambda: roster.on_duty(dt.datetime.now(dt.UTC)),
         silence_families(rules),
     )
 
@@ -272,11 +308,30 @@ async def manual_sms_desk(config: Config) -> AsyncIterator[ManualSms]:
     """``hydro sms send``: the registry, the rules and a pool for one command."""
     registry, rules = load_stations(config), load_alert_rules(config)
     async with database(config) as pool:
-        yield manual_sms(config, registry, rules, pool)
+        yield manual_sms(config, registry, rules, load_duty_roster(config), pool)
+
+
+def manual_readings(
+    config: Config, registry: Registry, pool: psycopg_pool.AsyncConnectionPool
+) -> ManualReadings:
+    writer = ReadingWriter(pool, journal=config.ingest.journal)
+    return ManualReadings(config.ingest, registry.by_code, writer)
+
+
+async def enter_reading(config: Config, entry: ManualEntry) -> Reading:
+    """Stores a reading an operator typed in (``hydro readings add``); ReadingRefused, nothing
+    stored, when it is refused."""
+    registry = load_stations(config)
+    async with database(config) as pool:
+        return await manual_readings(config, registry, pool).enter(entry)
 
 
 def daily_reports(
-    config: Config, registry: Registry, rules: RuleSet, pool: psycopg_pool.AsyncConnectionPool
+    config: Config,
+    registry: Registry,
+    rules: RuleSet,
+    roster: DutyRoster,
+    pool: psycopg_pool.AsyncConnectionPool,
 ) -> DailyReports:
     return DailyReports(
         config.report,
@@ -284,7 +339,7 @@ def daily_reports(
         rules,
         pool,
         zone=config.registry.default_timezone,
-        duty_officers=config.sms.duty_officers,
+        roster=roster,
     )
 
 
@@ -295,10 +350,11 @@ async def _formatted_report(
     return FORMATS[form](report), stored, report.day
 
 
-async def _start_alerting(
+async def _start_alerting(  # noqa: PLR0917 - the parts it runs, built by its caller
     config: Config,
     registry: Registry,
     rules: RuleSet,
+    roster: DutyRoster,
     pool: psycopg_pool.AsyncConnectionPool,
     clock: Callable[[], dt.datetime] | None,
 ) -> ScheduledJobs:
@@ -308,7 +364,7 @@ async def _start_alerting(
         else AlertEvaluator(config.alerting, registry, rules, pool)
     )
     await evaluator.load_state()
-    dispatcher = Dispatcher(config.sms, sms_provider(config), pool)
+    dispatcher = Dispatcher(config.sms, sms_provider(config), pool, roster)
     await dispatcher.recover()
 
     async def evaluate() -> None:
@@ -322,7 +378,7 @@ async def _start_alerting(
     wake = jobs.every(config.alerting.interval, evaluate)
     jobs.beside(JournalListener(config.database, wake, fallback=config.alerting.interval).run)
     jobs.beside(dispatcher.run)  # its own task: evaluation never waits for a provider
-    reports = daily_reports(config, registry, rules, pool)
+    reports = daily_reports(config, registry, rules, roster, pool)
     jobs.daily(config.report.daily_at, config.registry.default_timezone, reports.publish_due)
 
     async def catch_up_daily_report() -> None:
@@ -540,5 +596,5 @@ async def daily_report(config: Config, day: dt.date | None) -> tuple[DailyReport
     registry = load_stations(config)
     rules = load_alert_rules(config)
     async with database(config) as pool:
-        reports = daily_reports(config, registry, rules, pool)
+        reports = daily_reports(config, registry, rules, load_duty_roster(config), pool)
         return await reports.report(day or reports.last_ended_day())

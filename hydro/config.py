@@ -262,7 +262,8 @@ class DutyOfficer(_Section):
 
 class SmsConfig(_Section):
     provider: Literal["console", "twilio"] = "console"
-    duty_officers: tuple[DutyOfficer, ...] = ()  # told when an SMS fails for good
+    # The duty desk when no duty.roster is set, or no officer of it is on duty at a moment.
+    duty_officers: tuple[DutyOfficer, ...] = ()
     twilio_account_sid: SecretStr | None = Field(None, json_schema_extra={"secret": True})
     twilio_auth_token: SecretStr | None = Field(None, json_schema_extra={"secret": True})
     twilio_from: SecretStr | None = Field(None, json_schema_extra={"secret": True})
@@ -320,6 +321,13 @@ class SmsConfig(_Section):
             if missing:
                 raise ValueError(f"provider twilio needs {', '.join(missing)} in the environment")
         return self
+
+
+class DutyConfig(_Section):
+    """The duty desk: who is told what nobody else could be, and gets the daily digest."""
+
+    # The duty roster (值班表) CSV, format in hydro/duty.py and README; None: sms.duty_officers.
+    roster: Path | None = None
 
 
 ApiRole = Literal["viewer", "operator", "admin"]
@@ -388,7 +396,7 @@ def parse_api_tokens(text: str) -> tuple[ApiToken, ...]:
 
 class ReportConfig(_Section):
     daily_at: dt.time = dt.time(8, 5)  # local (registry.default_timezone): the day ended at 08:00
-    digest: bool = True  # an SMS digest to sms.duty_officers
+    digest: bool = True  # an SMS digest to whoever is on duty (duty.roster)
     wettest: int = Field(10, ge=1, le=100)  # stations listed as the wettest of the day
 
     @field_validator("daily_at", mode="before")
@@ -447,6 +455,7 @@ class Config(_Section):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     sms: SmsConfig = Field(default_factory=SmsConfig)
+    duty: DutyConfig = Field(default_factory=DutyConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     sl651: Sl651Config = Field(default_factory=Sl651Config)
@@ -604,7 +613,12 @@ def _anchor_paths(config: Config, base: Path) -> Config:
     alerting = config.alerting
     if not alerting.rules.is_absolute():
         alerting = alerting.model_copy(update={"rules": base / alerting.rules})
-    return config.model_copy(update={"registry": registry, "mqtt": mqtt, "alerting": alerting})
+    duty = config.duty
+    if duty.roster is not None and not duty.roster.is_absolute():
+        duty = duty.model_copy(update={"roster": base / duty.roster})
+    return config.model_copy(
+        update={"registry": registry, "mqtt": mqtt, "alerting": alerting, "duty": duty}
+    )
 
 
 def find_config_path(

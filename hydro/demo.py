@@ -25,7 +25,7 @@ from pydantic import SecretStr
 
 from hydro import app
 from hydro.app import run_everything, run_simulation, stop_on_signals
-from hydro.config import Config
+from hydro.config import Config, DutyConfig
 from hydro.errors import ConfigError, HydroError, Problem
 from hydro.local import LocalMosquitto, LocalPostgres, free_port
 from hydro.logs import configure_logging
@@ -92,6 +92,15 @@ async def _demo(config: Config, workdir: Path, plan: SimulationPlan, token: str,
     print("hydro demo stopped; hydro demo --resume continues it.", flush=True)
 
 
+def _demo_duty(config: Config) -> DutyConfig:
+    """Without a roster of its own, the demo shows the hand-over of the repository's weekly
+    sample (``duty/roster.csv`` beside the ``stations`` folder), when there is one."""
+    sample = config.registry.stations.parent / "duty" / "roster.csv"
+    if config.duty.roster is None and sample.is_file():
+        return DutyConfig(roster=sample)
+    return config.duty
+
+
 def _demo_config(  # noqa: PLR0917 - the servers it started and what it chose
     config: Config,
     postgres: LocalPostgres,
@@ -119,6 +128,7 @@ def _demo_config(  # noqa: PLR0917 - the servers it started and what it chose
                     "tokens": SecretStr(f"demo:operator:{token}"),
                 }
             ),
+            "duty": _demo_duty(config),
             # The SMS feed is the show: only warnings and errors join it.
             "logging": config.logging.model_copy(update={"level": "WARNING"}),
         }

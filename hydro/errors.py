@@ -6,9 +6,11 @@ callers decide what to do from two facts: the class, and whether trying again ma
     HydroError                      retryable: False unless stated
     ├── ConfigError                 a config.yaml key or HYDRO_* variable is wrong (start-up stops)
     ├── RegistryError               the station registry cannot be used
+    ├── RosterError                 the duty roster cannot be used
     ├── RulesError                  an alert rule file is invalid
     ├── StorageError                the database refused or failed
     │   └── StorageUnavailable      retryable: connection lost, server restarting, pool exhausted
+    ├── ReadingRefused              a reading an operator typed in was refused (nothing stored)
     ├── BrokerUnavailable           retryable: the MQTT broker cannot be reached
     ├── SmsRefused                  a manual SMS cannot go as asked; nothing was queued
     │   └── ConfirmationNeeded      it goes to more people than sms.confirm_above: confirm it
@@ -56,6 +58,10 @@ class RegistryError(ProblemsError):
     """The station registry has rows hydro cannot trust."""
 
 
+class RosterError(ProblemsError):
+    """The duty roster has rows hydro cannot trust: who is on duty would be a guess."""
+
+
 class RulesError(ProblemsError):
     """An alert rule file has problems; hydro will not evaluate a rule set it cannot trust."""
 
@@ -68,6 +74,16 @@ class StorageUnavailable(StorageError):
     """The database cannot be reached right now; the caller keeps its data and tries again."""
 
     retryable = True
+
+
+class ReadingRefused(HydroError):
+    """A reading an operator typed in is refused for ``reason``, as ingest would refuse a
+    gateway's (``code``: the quarantine's RejectionCode value, or ``no_note``)."""
+
+    def __init__(self, reason: str, code: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
 
 
 class BrokerUnavailable(HydroError):

@@ -1,4 +1,4 @@
-"""YAML that remembers where each key was written.
+"""YAML that remembers where each key was written, and the phone numbers operators' files name.
 
 Operators edit config.yaml and alert_rules/*.yaml by hand; an error that says "line 12" saves them
 a search. One loader serves ``hydro run`` and ``hydro check`` so both see the same problems.
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
 import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
@@ -108,3 +109,14 @@ def _collect_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) ->
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _collect_lines(item, (*path, index), lines)
+
+
+def normalise_phone(raw: str) -> str | None:
+    """E.164 for a valid number; numbers without ``+`` are read as Chinese numbers."""
+    try:
+        number = phonenumbers.parse(raw, "CN")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -27,12 +27,15 @@ class Role(StrEnum):
     ADMINISTRATIVE = "administrative"  # 行政责任人
     TECHNICAL = "technical"  # 技术责任人
     PATROL = "patrol"  # 巡查责任人
-    DUTY = "duty"  # 值班员: the duty officers of config's sms.duty_officers
+    DUTY = "duty"  # 值班员: the duty officers on the roster (hydro.duty), else sms.duty_officers
+    LEADER = "leader"  # 带班领导: the leader on call, on the roster beside the officers
     CONTACT = "contact"  # a member of a saved group (sms.groups), written to by the duty desk
 
 
 # The roles a station names a person for, and a rule may address.
 STATION_ROLES = (Role.ADMINISTRATIVE, Role.TECHNICAL, Role.PATROL)
+# The duty desk (值班): told what the others could not be, never told about itself.
+DUTY_DESK_ROLES = frozenset({Role.DUTY, Role.LEADER})
 
 
 class Channel(StrEnum):

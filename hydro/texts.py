@@ -19,6 +19,7 @@ ROLE_NAMES = {
     Role.PATROL: "巡查责任人",
     Role.DUTY: "值班员",
     Role.CONTACT: "联系人",
+    Role.LEADER: "带班领导",
 }
 
 

@@ -8,9 +8,12 @@ from dataclasses import dataclass
 
 import psycopg_pool
 
-from hydro.config import ApiToken, DutyOfficer
+from hydro.config import ApiToken
 from hydro.desk.manual import ManualSms
+from hydro.duty import DutyRoster
+from hydro.models import Reading
 from hydro.stations.registry import Registry
+from hydro.store.manual import ManualEntry
 
 
 @dataclass(frozen=True)
@@ -22,11 +25,13 @@ class ApiContext:
     silence_families: frozenset[str]  # alert families that mean "no data"
     twilio_auth_token: str | None  # None: the status webhook refuses everything
     public_url: str | None  # what Twilio signs; None: the URL as this server received it
-    duty_officers: tuple[DutyOfficer, ...]
+    roster: DutyRoster  # who is on duty: told about undelivered SMS, shown on the page
     broker_reachable: Callable[[], Awaitable[str | None]]  # None when fine, else why not
     # The daily report of a day (None: the last that ended) in a format (json, html, csv,
     # text): (the text, whether it is the stored report, the day).
     daily_report: Callable[[dt.date | None, str], Awaitable[tuple[str, bool, dt.date]]]
+    # Judges and stores a reading an operator typed in; ReadingRefused naming why.
+    enter_reading: Callable[[ManualEntry], Awaitable[Reading]]
     max_body_bytes: int  # api.max_body_bytes: larger request bodies get 413 unread
     max_csv_rows: int  # api.max_csv_rows: alerts per CSV response
     max_series_points: int  # api.max_series_points: points per readings response

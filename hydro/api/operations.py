@@ -212,7 +212,7 @@ async def twilio_status(
     if not sid or not status:
         raise HTTPException(422, "MessageSid and MessageStatus are required")
     error_code = params.get("ErrorCode") or None
-    notices = DutyNotices(ctx.duty_officers, undelivered_notice)
+    notices = DutyNotices(ctx.roster, undelivered_notice)
     async with connection(ctx.pool, f"recording the receipt for {sid}") as conn:
         await record_receipt(conn, sid, status, error_code, notices)
     log.info("receipt %s: %s%s", sid, status, f" (error {error_code})" if error_code else "")

@@ -136,6 +136,53 @@ class Series(BaseModel):
     flow: list[float | None]
 
 
+class ReadingIn(BaseModel):
+    """A reading typed in by an operator (a patrol person phoned it in): at least one value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    time: str = Field(
+        description="ISO 8601; without an offset, the station's local time (as a gateway's)",
+        examples=["2026-06-20T14:30:00+08:00"],
+    )
+    water_level: float | None = None
+    flow: float | None = None
+    rainfall: float | None = None
+    note: str = Field(description="who read the gauge and phoned it in, and why it is typed in")
+
+
+class ManualReadingOut(BaseModel):
+    """A reading typed in by an operator, with who entered it, why and when."""
+
+    station: str
+    time: dt.datetime
+    water_level: float | None
+    flow: float | None
+    rainfall: float | None
+    source: Literal["manual"] = "manual"
+    entered_by: str
+    note: str
+    entered_at: dt.datetime | None  # None in the answer to the entry itself: it is now
+
+
+class DutyPerson(BaseModel):
+    role: Literal["duty", "leader"]
+    role_name: str  # 值班员, 带班领导
+    name: str
+    phone: str  # the last four digits unless the token is an admin's
+    start: dt.datetime | None  # None: from sms.duty_officers, no roster shift
+    end: dt.datetime | None
+
+
+class DutyOut(BaseModel):
+    """The hand-over: who the duty desk is now, and the next shift of each role."""
+
+    at: dt.datetime
+    on_duty: list[DutyPerson]
+    next: list[DutyPerson]
+    fallback: bool  # no officer on the roster now: sms.duty_officers are told
+
+
 class SilentStation(BaseModel):
     code: str
     name: str

@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hydro.api import alerts, operations, sms, stations
+from hydro.api import alerts, duty, operations, sms, stations
 from hydro.api.context import ApiContext
 from hydro.api.middleware import BoundBodies, SecurityHeaders
 from hydro.api.operations import TWILIO_STATUS_PATH
@@ -58,6 +58,7 @@ def create_api(context: ApiContext) -> FastAPI:
     api.include_router(alerts.router)
     api.include_router(operations.router)
     api.include_router(sms.router)
+    api.include_router(duty.router)
     web = str(_WEB)
     api.mount("/static", StaticFiles(directory=web), name="static")
 

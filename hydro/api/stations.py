@@ -8,9 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Query, Response
 from pydantic import TypeAdapter
 
-from hydro.api.auth import Context, Viewer
+from hydro.api.auth import Context, Operator, Viewer
 from hydro.api.schemas import (
+    ManualReadingOut,
     Person,
+    ReadingIn,
     Series,
     StationDetail,
     StationOut,
@@ -26,8 +28,10 @@ from hydro.api.views import (
     station_fields,
     station_statuses,
 )
+from hydro.errors import ReadingRefused
 from hydro.models import StationKind
 from hydro.store.alerts import open_alerts
+from hydro.store.manual import ManualEntry, manual_readings
 from hydro.store.series import Every, station_series
 from hydro.store.stations_view import latest_readings, latest_times
 
@@ -132,6 +136,61 @@ async def station_detail(ctx: Context, principal: Viewer, code: str) -> StationD
             "active_alerts": [alert_out(a, station, ctx.rule_names) for a in active],
         }
     )
+
+
+@router.post(
+    "/{code}/readings",
+    status_code=201,
+    response_model=ManualReadingOut,
+    responses={
+        403: {"description": "a viewer token"},
+        404: {"description": "no such station"},
+        422: {"description": "refused as ingest refuses a gateway's reading; nothing stored"},
+    },
+)
+async def enter_reading(
+    ctx: Context, principal: Operator, code: str, body: ReadingIn
+) -> ManualReadingOut:
+    """A reading a patrol person phoned in while the station's gateway is down: judged as a
+    gateway's reading is (plausible bounds, ``ingest.max_future``/``max_past``, at least one
+    value), stored and evaluated like one, recorded with the token's name and the note."""
+    entry = ManualEntry(
+        code, body.time, body.water_level, body.flow, body.rainfall, principal.name, body.note
+    )
+    try:
+        reading = await ctx.enter_reading(entry)
+    except ReadingRefused as exc:
+        raise HTTPException(404 if exc.code == "unknown_station" else 422, exc.reason) from exc
+    return ManualReadingOut(
+        station=reading.station,
+        time=reading.time,
+        water_level=reading.water_level,
+        flow=reading.flow,
+        rainfall=reading.rainfall,
+        entered_by=principal.name,
+        note=entry.note.strip(),
+        entered_at=None,
+    )
+
+
+@router.get("/{code}/readings/manual", response_model=list[ManualReadingOut])
+async def station_manual_readings(
+    *,
+    ctx: Context,
+    _: Viewer,
+    code: str,
+    from_: Annotated[dt.datetime | None, Query(alias="from")] = None,
+    to: dt.datetime | None = None,
+) -> list[ManualReadingOut]:
+    """The readings operators typed in, by observation time, with who and why: the station's
+    readings (``/readings``) hold their values among the gateway's. Defaults to the last 30
+    days; times without an offset are read as UTC."""
+    if ctx.registry.get(code) is None:
+        raise HTTPException(404, f"no station {code} in the registry")
+    until = aware(to) or dt.datetime.now(dt.UTC)
+    since = aware(from_) or until - dt.timedelta(days=30)
+    records = await manual_readings(ctx.pool, code, since, until)
+    return [ManualReadingOut.model_validate(r, from_attributes=True) for r in records]
 
 
 @router.get("/{code}/readings", response_model=Series)

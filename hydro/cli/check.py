@@ -13,8 +13,8 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     check = add_command(
         subparsers,
         "check",
-        "validate config.yaml, HYDRO_* variables, the station registry and the alert rules;"
-        " exit 1 on any problem",
+        "validate config.yaml, HYDRO_* variables, the station registry, the alert rules and the"
+        " duty roster; exit 1 on any problem (warnings alone: exit 0)",
         """
   hydro check
   hydro --config /etc/hydro/config.yaml check
@@ -24,11 +24,11 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    problems = app.check(args.config)
-    for problem in problems:
+    problems, warnings = app.check(args.config)
+    for problem in [*problems, *warnings]:
         print(problem, file=sys.stderr)
     if problems:
         print(f"{len(problems)} problem(s) found", file=sys.stderr)
         return 1
-    print("configuration, station registry and alert rules are valid")
+    print("configuration, station registry, alert rules and duty roster are valid")
     return 0

@@ -33,7 +33,7 @@ from hydro.store.outbox import last_alert_message
 
 log = logging.getLogger(__name__)
 
-# Who is on duty now. Today config's sms.duty_officers; the duty roster replaces it here.
+# Who is on duty now (the duty roster's officers and leader, else sms.duty_officers).
 OnDuty = Callable[[], Sequence[Recipient]]
 
 

@@ -191,6 +191,32 @@ def judge_message(
     return verdict
 
 
+def judge_entry(
+    item: Mapping[str, Any],
+    received_at: dt.datetime,
+    *,
+    stations: Mapping[str, Station],
+    rules: ValidationRules,
+) -> Reading | Rejection:
+    """One reading an operator typed in, judged exactly as a gateway's reading object is (the
+    station, the time window, bounds, at least one measurement), as if from the station's own
+    gateway: what a gateway may not do, an operator may not either."""
+    code = item.get("station")
+    station = stations.get(code) if isinstance(code, str) else None
+    gateway = (station.gateway if station else None) or "manual"
+    verdict = Verdict(gateway=gateway)
+    _ReadingJudge(
+        "manual",
+        gateway,
+        received_at,
+        stations=stations,
+        rules=rules,
+        verdict=verdict,
+        zero_padded=None,
+    ).judge(dict(item))
+    return verdict.readings[0] if verdict.readings else verdict.rejections[0]
+
+
 def _fast_json(payload: bytes) -> Any:
     """The document as ``json.loads`` reads it, about five times faster, or ValueError where the
     standard library must decide: orjson refuses what json reads (NaN, lone surrogates, an integer

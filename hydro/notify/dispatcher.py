@@ -13,8 +13,8 @@ silently lost; the log names the rows), and a provider that accepts a message bu
 than ``sms.provider_timeout``, which is retried like any other timeout.
 
 Transient failures (HTTP 429, 5xx, network, no answer in time) are retried with exponential
-backoff up to ``sms.max_attempts``; permanent ones fail at once, are recorded, and the duty
-officers are told.
+backoff up to ``sms.max_attempts``; permanent ones fail at once, are recorded, and whoever is
+on duty then (``hydro.duty``) is told.
 
 The dispatcher runs on a task of its own (:meth:`Dispatcher.run`): the evaluator wakes it and
 never waits for a provider.
@@ -31,12 +31,14 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 
 import psycopg_pool
 
 from hydro.config import SmsConfig
+from hydro.duty import DutyRoster, utc_now
 from hydro.errors import HydroError
-from hydro.models import Notification, Role, mask_phone
+from hydro.models import DUTY_DESK_ROLES, Notification, mask_phone
 from hydro.notify.providers import SmsError, SmsProvider
 from hydro.store.db import connection
 from hydro.store.outbox import (
@@ -61,12 +63,15 @@ class Dispatcher:
         config: SmsConfig,
         provider: SmsProvider,
         pool: psycopg_pool.AsyncConnectionPool,
+        roster: DutyRoster,
+        *,
+        clock: Callable[[], dt.datetime] = utc_now,
     ) -> None:
+        """``clock`` says when a notice to the duty desk is queued, and so who gets it."""
         self._config = config
         self._provider = provider
         self._pool = pool
-        self._duty = config.duty_officers
-        self._notices = DutyNotices(config.duty_officers, undelivered_notice)
+        self._notices = DutyNotices(roster, undelivered_notice, clock)
         self._slots = asyncio.Semaphore(config.concurrency)
         self._spacing = 1.0 / config.rate_per_second
         self._next_start = 0.0
@@ -199,9 +204,10 @@ class Dispatcher:
                     exc,
                 )
                 return
-            if delay is None and sms.recipient.role is not Role.DUTY:
+            if delay is None and sms.recipient.role not in DUTY_DESK_ROLES:
                 body = delivery_failure_notice(sms, str(exc))
-                await queue_duty_notices(conn, sms.station, self._duty, body)
+                on_duty = self._notices.roster.on_duty(self._notices.clock())
+                await queue_duty_notices(conn, sms.station, on_duty, body)
         log.warning(
             "%s %s: %s",
             _named(sms),

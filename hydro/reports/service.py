@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import psycopg_pool
 
-from hydro.config import DutyOfficer, ReportConfig
+from hydro.config import ReportConfig
+from hydro.duty import DutyRoster
 from hydro.reports.daily import (
     build_daily,
     day_bounds,
@@ -41,13 +42,14 @@ class DailyReports:
         pool: psycopg_pool.AsyncConnectionPool,
         *,
         zone: str,
-        duty_officers: Sequence[DutyOfficer],
+        roster: DutyRoster,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
-        """``zone`` is the registry's default time zone, in which a day begins and ends."""
+        """``zone`` is the registry's default time zone, in which a day begins and ends; the
+        digest goes to whoever ``roster`` has on duty by ``clock`` when it is queued."""
         self._config = config
         self._zone = zone
-        self._duty_officers = tuple(duty_officers)
+        self._roster = roster
         self._registry = registry
         self._rules = rules
         self._pool = pool
@@ -84,7 +86,7 @@ class DailyReports:
 
         Run at start-up as well (``unless_empty``), this catches up the report that fell due
         while hydro was down; a day without a single reading (a new installation) is skipped
-        rather than announced to the duty officers as a province gone silent."""
+        rather than announced to the duty desk as a province gone silent."""
         day = self.last_ended_day()
         async with connection(self._pool, "checking the daily report") as conn:
             if await stored_report(conn, day) is not None:
@@ -98,7 +100,7 @@ class DailyReports:
             if not await store_report(conn, day, report.model_dump(mode="json")):
                 return  # another process stored it first
             ids = (
-                await queue_duty_notices(conn, None, self._duty_officers, text)
+                await queue_duty_notices(conn, None, self._roster.on_duty(self._clock()), text)
                 if self._config.digest
                 else []
             )

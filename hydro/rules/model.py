@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from hydro.config import Duration
-from hydro.models import STATION_ROLES, Role, StationKind
+from hydro.models import DUTY_DESK_ROLES, STATION_ROLES, Role, StationKind
 
 
 class Severity(StrEnum):
@@ -115,7 +115,7 @@ class _Rule(BaseModel):
     @field_validator("roles")
     @classmethod
     def _station_roles(cls, roles: tuple[Role, ...]) -> tuple[Role, ...]:
-        if Role.DUTY in roles:
+        if DUTY_DESK_ROLES & set(roles):
             raise ValueError(
                 "a rule addresses a station's persons (administrative, technical, patrol); the"
                 " duty desk is told by hydro itself"

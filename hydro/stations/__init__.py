@@ -1,13 +1,8 @@
 """The station registry: who measures what where, and whom to tell."""
 
+from hydro.loading import normalise_phone
 from hydro.stations.generate import generate_stations, write_stations_csv
-from hydro.stations.registry import (
-    COLUMNS,
-    Registry,
-    check_registry,
-    load_registry,
-    normalise_phone,
-)
+from hydro.stations.registry import COLUMNS, Registry, check_registry, load_registry
 
 __all__ = [
     "COLUMNS",

@@ -16,9 +16,8 @@ from pathlib import Path
 from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
-
 from hydro.errors import Problem, RegistryError
+from hydro.loading import normalise_phone
 from hydro.models import (
     DEFAULT_REPORT_INTERVAL,
     MAX_REPORT_INTERVAL,
@@ -329,14 +328,3 @@ def _persons(row: Mapping[str, str], label: str, problems: list[str]) -> Iterato
             problems.append(f"{label}: {phone_column} {phone!r} is not a valid phone number")
             continue
         yield Recipient(role, name, normalised)
-
-
-def normalise_phone(raw: str) -> str | None:
-    """E.164 for a valid number; numbers without ``+`` are read as Chinese numbers."""
-    try:
-        number = phonenumbers.parse(raw, "CN")
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -26,8 +26,8 @@ import psycopg_pool
 from psycopg import sql
 from psycopg.rows import class_row, dict_row, scalar_row
 
-from hydro.config import DutyOfficer
-from hydro.models import Channel, Notification, Recipient, Role, mask_phone
+from hydro.duty import DutyRoster, utc_now
+from hydro.models import DUTY_DESK_ROLES, Channel, Notification, Recipient, Role, mask_phone
 from hydro.store.db import Connection, connection, fetch_all, translate_errors
 
 log = logging.getLogger(__name__)
@@ -272,10 +272,12 @@ UndeliveredNotice = Callable[[Notification, str, str | None], str]
 
 @dataclass(frozen=True, slots=True)
 class DutyNotices:
-    """Who to tell when a responsible person's SMS was not delivered, and in what words."""
+    """Who to tell when a responsible person's SMS was not delivered (whoever is on duty by
+    ``clock`` when the receipt is applied), and in what words."""
 
-    officers: Sequence[DutyOfficer]
+    roster: DutyRoster
     text: UndeliveredNotice
+    clock: Callable[[], dt.datetime] = utc_now
 
 
 async def record_receipt(
@@ -319,22 +321,18 @@ async def apply_receipts(
             row.status.upper(),
             row.error_code,
         )
-        if n.recipient.role is not Role.DUTY:
+        if n.recipient.role not in DUTY_DESK_ROLES:
             text = notices.text(n, row.status, row.error_code)
-            await queue_duty_notices(conn, n.station, notices.officers, text)
+            on_duty = notices.roster.on_duty(notices.clock())
+            await queue_duty_notices(conn, n.station, on_duty, text)
     return undelivered
 
 
 async def queue_duty_notices(
-    conn: Connection, station: str | None, officers: Sequence[DutyOfficer], body: str
+    conn: Connection, station: str | None, on_duty: Sequence[Recipient], body: str
 ) -> list[int]:
-    """One message per duty officer; the outbox ids."""
-    return [
-        await enqueue(
-            conn, Notification(Recipient(Role.DUTY, o.name, o.phone), body, station=station)
-        )
-        for o in officers
-    ]
+    """One message per person on duty (``DutyRoster.on_duty``); the outbox ids."""
+    return [await enqueue(conn, Notification(person, body, station=station)) for person in on_duty]
 
 
 async def counts_by_status(

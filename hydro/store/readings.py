@@ -20,6 +20,7 @@ import psycopg_pool
 from hydro.models import Reading, Rejection
 from hydro.store.db import Connection, translate_errors
 from hydro.store.journal import announce_journal
+from hydro.store.manual import ManualEntry, record_entry
 from hydro.store.pgbinary import BatchEncoder, Float8Array, TextArray, TimestamptzArray, floats
 
 log = logging.getLogger(__name__)
@@ -108,12 +109,17 @@ class ReadingWriter:
         self._journal = journal
 
     async def write(
-        self, readings: Sequence[Reading], rejections: Sequence[Rejection] = ()
+        self,
+        readings: Sequence[Reading],
+        rejections: Sequence[Rejection] = (),
+        *,
+        entered: ManualEntry | None = None,
     ) -> BatchOutcome:
         """Commits the whole batch or nothing; raises StorageUnavailable when it may be retried.
 
         Retrying a batch whose commit outcome is unknown (the connection died during COMMIT) is
-        safe: the slow path absorbs whatever the lost commit did store.
+        safe: the slow path absorbs whatever the lost commit did store. ``entered``: the batch is
+        one reading an operator typed in, recorded with who and why in the same transaction.
         """
         with translate_errors(f"storing a batch of {len(readings)} readings"):
             async with self._pool.connection() as conn:
@@ -123,12 +129,14 @@ class ReadingWriter:
                     async with conn.transaction():
                         await _copy_readings(conn, "readings", readings, encoder)
                         await self._finish(conn, readings, rejections, encoder)
+                        await _record(conn, readings, entered)
                     return BatchOutcome(len(readings), 0, 0, len(rejections), slow_path=False)
                 except psycopg.errors.UniqueViolation:
                     pass
                 async with conn.transaction():
                     inserted, updated, changed = await self._upsert(conn, readings, encoder)
                     await self._finish(conn, changed, rejections, encoder)
+                    await _record(conn, readings, entered)
                 duplicates = len(readings) - inserted - updated
                 return BatchOutcome(inserted, updated, duplicates, len(rejections), slow_path=True)
 
@@ -172,6 +180,15 @@ class ReadingWriter:
             await conn.execute(_UPDATE_LATEST, _columns(encoder, latest.values(), _ALL_VALUES))
         if rejections:
             await write_rejections(conn, rejections)
+
+
+async def _record(
+    conn: Connection, readings: Sequence[Reading], entered: ManualEntry | None
+) -> None:
+    """Who typed in the batch's one reading, and why (nothing for a gateway's batch)."""
+    if entered is not None:
+        for reading in readings:
+            await record_entry(conn, reading, entered.entered_by, entered.note)
 
 
 async def _copy_readings(

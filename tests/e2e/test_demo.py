@@ -106,6 +106,8 @@ def test_a_storm_from_gateway_to_sms_interrupted_and_resumed(
     summary = httpx.get(f"http://127.0.0.1:{port}/api/v1/summary", headers=headers, timeout=10)
     assert summary.status_code == 200
     assert summary.json()["stations"] == 90
+    duty = httpx.get(f"http://127.0.0.1:{port}/api/v1/duty", headers=headers, timeout=10)
+    assert [p["role"] for p in duty.json()["on_duty"]] == ["duty", "leader"]  # the sample's
     interrupt(first, log, workdir)  # mid-storm
     state = json.loads((workdir / "demo.json").read_text())
     assert 0 < state["done"] < STEPS

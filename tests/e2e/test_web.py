@@ -57,6 +57,7 @@ def hydro_url(
         mqtt_topic_prefix,
         api={"port": port, "max_csv_rows": 1},  # an export of three alerts takes three answers
         sms={"confirm_above": 10},  # a prefecture's persons need the second confirmation
+        duty={"roster": str(REPO / "duty" / "roster.csv")},  # weekly: someone is always on
     )
     env = {"HYDRO_API__TOKENS": f"li:operator:{OPERATOR}"}
     process = start_hydro("run", config, tmp_path / "hydro.log", env)
@@ -257,3 +258,44 @@ def test_an_operator_previews_a_manual_sms_confirms_and_sends_it(
         "SELECT count(*), min(written_by), min(reason) FROM outbox"
         " WHERE manual_send_id IS NOT NULL",
     ) == [(recipients, "li", "气象台暴雨预报")]
+
+
+def test_the_duty_hand_over_shows_and_an_operator_enters_a_reading_by_hand(
+    hydro_url: str, pg_url: str
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{hydro_url}/#token={OPERATOR}")
+        expect(page.locator("#duty-now .duty-person")).to_have_count(2)  # officer and leader
+        expect(page.locator('#duty-now [data-role="duty"]')).to_contain_text("示例值班")
+        expect(page.locator('#duty-now [data-role="leader"]')).to_contain_text("示例领导")
+        expect(page.locator("#duty-next")).to_contain_text("示例")
+
+        page.goto(f"{hydro_url}/#station/{HEFENG}")
+        form = page.locator("#reading-form")
+        expect(form).to_be_visible()
+        now = page.evaluate(
+            "(() => { const d = new Date(Date.now() - 60e3"
+            " - new Date().getTimezoneOffset() * 60e3);"
+            " return d.toISOString().slice(0, 16); })()"
+        )
+        form.locator("input[name=time]").fill(now)
+        form.locator("input[name=water_level]").fill("99999")
+        form.locator("input[name=note]").fill("巡查员电话报数")
+        form.locator("button[type=submit]").click()
+        expect(page.locator("#reading-result")).to_contain_text("plausible maximum")
+        form.locator("input[name=water_level]").fill("908.2")
+        form.locator("button[type=submit]").click()
+        expect(page.locator("#reading-result")).to_contain_text("已保存")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "web-manual-reading.png"))
+        browser.close()
+    assert fetch(pg_url, "SELECT station, water_level, entered_by FROM manual_readings") == [
+        (HEFENG, 908.2, "li")
+    ]

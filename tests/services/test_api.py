@@ -23,6 +23,7 @@ from hydro import app
 from hydro.alerts.evaluator import AlertEvaluator
 from hydro.api import create_api, listen, serve
 from hydro.config import Config
+from hydro.duty import DutyRoster, load_roster
 from hydro.local import LocalMosquitto
 from hydro.models import Reading
 from hydro.notify.dispatcher import Dispatcher
@@ -37,6 +38,7 @@ from tests.twilio_server import FakeTwilio
 
 MAICHONG = "67901001"  # 麦冲水库 (黔东南州 台江县), normal level 771.50
 NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+SAMPLE_ROSTER = REPO / "duty" / "roster.csv"
 VIEWER = "viewer-token-0123456789"
 OPERATOR = "operator-token-0123456789"
 ADMIN = "admin-token-0123456789ab"
@@ -57,9 +59,9 @@ class Api:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.get(self.url + path, headers=headers, params=params, timeout=10)
 
-    def post(self, path: str, token: str | None = OPERATOR) -> httpx.Response:
+    def post(self, path: str, token: str | None = OPERATOR, json: Any = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.post(self.url + path, headers=headers, timeout=10)
+        return httpx.post(self.url + path, headers=headers, json=json, timeout=10)
 
 
 def _config(pg_url: str, broker_port: int, fake: FakeTwilio, public_url: str | None) -> Config:
@@ -78,6 +80,7 @@ def _config(pg_url: str, broker_port: int, fake: FakeTwilio, public_url: str | N
                 "twilio_base_url": env["HYDRO_SMS__TWILIO_BASE_URL"],
                 "duty_officers": [{"name": "值班员", "phone": "+8613900000000"}],
             },
+            "duty": {"roster": str(SAMPLE_ROSTER)},  # weekly: someone is always on duty
             "api": {
                 "port": 0,
                 "public_url": public_url,
@@ -117,13 +120,16 @@ def api(pg_url: str, local_mosquitto: LocalMosquitto) -> Iterator[Api]:
                 await writer.write([Reading(HEFENG, minutes_ago(10), water_level=908.7)])
                 await writer.write([Reading(HEFENG, minutes_ago(5), water_level=910.2)])
                 await evaluator.tick()
-                dispatcher = Dispatcher(config.sms, app.sms_provider(config), pool)
+                roster = app.load_duty_roster(config)
+                dispatcher = Dispatcher(config.sms, app.sms_provider(config), pool, roster)
                 while await dispatcher.run_once():
                     pass
                 holder["pool"] = pool
                 ready.set()
                 await serve(
-                    create_api(app.api_context(config, pool, registry, rules)), listener, stop
+                    create_api(app.api_context(config, pool, registry, rules, roster)),
+                    listener,
+                    stop,
                 )
 
         thread = threading.Thread(target=loop.run_until_complete, args=(main(),))
@@ -323,16 +329,32 @@ def test_twilio_receipts_must_be_signed_and_undelivered_sms_reach_the_duty_offic
         f" WHERE provider_id IN ('{first.sid}', '{second.sid}') ORDER BY id",
     )
     assert statuses == [("delivered", None, True), ("undelivered", "30003", False)]
-    duty = fetch(api.pg_url, "SELECT person, body FROM outbox WHERE role = 'duty'")
-    assert len(duty) == 1
-    assert duty[0][0] == "值班员"
-    assert "30003" in duty[0][1]
+    desk = fetch(
+        api.pg_url, "SELECT role, person, body FROM outbox WHERE role IN ('duty', 'leader')"
+    )
+    assert [role for role, _, _ in desk] == ["duty", "leader"]  # the roster's, not the fallback
+    assert all(person.startswith("示例") and "30003" in body for _, person, body in desk)
+
+
+def test_the_duty_desk_now_and_next(api: Api) -> None:
+    roster = load_roster(SAMPLE_ROSTER, "Asia/Shanghai", (), today=NOW.date())
+    answer = api.get("/api/v1/duty").json()
+    at = dt.datetime.fromisoformat(answer["at"])
+    assert [(p["role"], p["name"]) for p in answer["on_duty"]] == [
+        (p.role.value, p.name) for p in roster.on_duty(at)
+    ]
+    assert [p["role_name"] for p in answer["on_duty"]] == ["值班员", "带班领导"]
+    assert answer["on_duty"][0]["phone"].startswith("*")  # masked for a viewer
+    assert [(p["name"], dt.datetime.fromisoformat(p["start"])) for p in answer["next"]] == [
+        (s.name, s.start) for s in roster.next_shift(at)
+    ]
+    assert answer["fallback"] is False
 
 
 def test_a_receipt_that_beats_the_send_record_is_applied_when_the_send_is_recorded(
     api: Api,
 ) -> None:
-    notices = DutyNotices((), undelivered_notice)
+    notices = DutyNotices(DutyRoster(), undelivered_notice)
 
     async def early(pool: AsyncConnectionPool) -> tuple[int, str]:
         async with pool.connection() as conn:
@@ -352,6 +374,52 @@ def test_a_receipt_that_beats_the_send_record_is_applied_when_the_send_is_record
             return len(none_yet), str(row[0])
 
     assert api.run(early) == (0, "delivered")
+
+
+def test_an_operator_enters_a_reading_by_hand_and_a_viewer_cannot(api: Api) -> None:
+    path = f"/api/v1/stations/{HEFENG}/readings"
+    typed = {"time": minutes_ago(2).isoformat(), "water_level": 909.1, "note": "巡查员电话报数"}
+    assert api.post(path, token=VIEWER, json=typed).status_code == 403
+    answer = api.post(path, json=typed)
+    assert answer.status_code == 201
+    assert answer.json() | {"entered_at": None} == {
+        "station": HEFENG,
+        "time": minutes_ago(2).isoformat().replace("+00:00", "Z"),
+        "water_level": 909.1,
+        "flow": None,
+        "rainfall": None,
+        "source": "manual",
+        "entered_by": "li",
+        "note": "巡查员电话报数",
+        "entered_at": None,
+    }
+    [listed] = api.get(f"{path}/manual").json()
+    assert (listed["entered_by"], listed["water_level"], listed["source"]) == (
+        "li",
+        909.1,
+        "manual",
+    )
+    series = api.get(path, **{"from": minutes_ago(3).isoformat()}).json()
+    assert series["water_level"] == [909.1]
+
+
+@pytest.mark.parametrize(
+    ("code", "typed", "status", "says"),
+    [
+        ("99999999", {"water_level": 909.1}, 404, "'99999999' is not in the registry"),
+        (HEFENG, {"water_level": 99999.0}, 422, "above the plausible maximum 6000.0"),
+        (HEFENG, {}, 422, "none of water_level, flow, rainfall"),
+        (HEFENG, {"water_level": 909.1, "note": ""}, 422, "a note of 1 to 500 characters"),
+    ],
+)
+def test_a_refused_entry_stores_nothing_and_names_the_problem(
+    api: Api, code: str, typed: dict[str, Any], status: int, says: str
+) -> None:
+    body = {"time": minutes_ago(1).isoformat(), "note": "电话", **typed}
+    answer = api.post(f"/api/v1/stations/{code}/readings", json=body)
+    assert answer.status_code == status
+    assert says in answer.json()["detail"]
+    assert fetch(api.pg_url, "SELECT count(*) FROM manual_readings") == [(0,)]
 
 
 def test_openapi_is_served(api: Api) -> None:

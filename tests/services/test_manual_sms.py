@@ -62,7 +62,8 @@ def _run(pg_url: str, test: Callable[[Client, Any], Awaitable[None]]) -> None:
         async with open_pool(config.database) as pool:
             async with pool.connection() as conn:
                 await migrate(conn, config.database, "Asia/Shanghai")
-            context = app.api_context(config, pool, registry, rules)
+            roster = app.load_duty_roster(config)
+            context = app.api_context(config, pool, registry, rules, roster)
             transport = httpx.ASGITransport(app=create_api(context))
             headers = {"Authorization": f"Bearer {OPERATOR}"}
             async with Client(transport=transport, base_url="http://hydro", headers=headers) as c:

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from hydro.config import DatabaseConfig, SmsConfig
+from hydro.duty import DutyRoster, load_roster
 from hydro.models import Notification, Recipient, Role
 from hydro.notify.dispatcher import Dispatcher
 from hydro.notify.providers import ConsoleProvider, SmsError, TwilioProvider
@@ -25,6 +29,14 @@ from tests.twilio_server import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 
 T = TypeVar("T")
 PHONES = ["+8613800000001", "+8613900000002", "+8615800000003"]
+
+
+NOBODY = DutyRoster()  # no roster, no sms.duty_officers
+
+
+def desk(config: SmsConfig) -> DutyRoster:
+    """No roster: the duty desk is sms.duty_officers."""
+    return DutyRoster(fallback=config.duty_officers)
 
 
 def sms_config(**overrides: Any) -> SmsConfig:
@@ -75,7 +87,7 @@ def test_queued_sms_go_out_once_each_with_their_provider_ids(pg_url: str) -> Non
     with FakeTwilio() as fake:
 
         async def body(pool: AsyncConnectionPool) -> tuple[int, int]:
-            dispatcher = Dispatcher(sms_config(), twilio(fake), pool)
+            dispatcher = Dispatcher(sms_config(), twilio(fake), pool, NOBODY)
             return await dispatcher.run_once(), await dispatcher.run_once()
 
         assert with_outbox(pg_url, PHONES, body) == (3, 0)
@@ -94,7 +106,7 @@ def test_a_500_is_retried_and_one_sms_is_delivered(pg_url: str) -> None:
         fake.answers.extend([(500, 20500), (503, 20503)])
 
         async def body(pool: AsyncConnectionPool) -> None:
-            dispatcher = Dispatcher(sms_config(), twilio(fake), pool)
+            dispatcher = Dispatcher(sms_config(), twilio(fake), pool, NOBODY)
             for _ in range(50):
                 await dispatcher.run_once()
                 if outbox(pg_url)[0][2] == "sent":
@@ -114,7 +126,7 @@ def test_an_invalid_number_fails_at_once_and_the_duty_officer_is_told(pg_url: st
         config = sms_config(duty_officers=[{"name": "值班员", "phone": "+8613700000009"}])
 
         async def body(pool: AsyncConnectionPool) -> None:
-            dispatcher = Dispatcher(config, twilio(fake), pool)
+            dispatcher = Dispatcher(config, twilio(fake), pool, desk(config))
             await dispatcher.run_once()  # fails the alert SMS, queues the notice
             await dispatcher.run_once()  # sends the notice
 
@@ -128,13 +140,48 @@ def test_an_invalid_number_fails_at_once_and_the_duty_officer_is_told(pg_url: st
     assert notice[:3] == ("duty", "+8613700000009", "sent")
 
 
+@pytest.mark.parametrize(
+    ("failed_at", "told"),
+    [
+        ("2026-12-01 19:59", ["+8613800000011", "+8613800000013"]),  # shift A and the leader
+        ("2026-12-01 20:00", ["+8613800000012", "+8613800000013"]),  # B has taken over
+        ("2026-12-02 08:00", ["+8613700000009"]),  # past the roster: sms.duty_officers
+    ],
+)
+def test_a_failed_sms_is_told_to_whoever_is_on_duty_when_it_fails(
+    pg_url: str, tmp_path: Path, failed_at: str, told: list[str]
+) -> None:
+    roster = tmp_path / "duty_roster.csv"
+    roster.write_text(
+        "start,end,role,name,phone\n"
+        "2026-12-01 08:00,2026-12-01 20:00,值班员,甲,+8613800000011\n"
+        "2026-12-01 20:00,2026-12-02 08:00,值班员,乙,+8613800000012\n"
+        "2026-12-01 08:00,2026-12-02 08:00,带班领导,丙,+8613800000013\n",
+        encoding="utf-8",
+    )
+    config = sms_config(duty_officers=[{"name": "值班员", "phone": "+8613700000009"}])
+    on_duty = load_roster(roster, "Asia/Shanghai", config.duty_officers, today=dt.date(2026, 12, 1))
+    now = dt.datetime.fromisoformat(failed_at).replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    with FakeTwilio() as fake:
+        fake.answers.append((400, 21211))
+
+        async def body(pool: AsyncConnectionPool) -> None:
+            dispatcher = Dispatcher(config, twilio(fake), pool, on_duty, clock=lambda: now)
+            await dispatcher.run_once()  # fails the alert SMS, queues the notices
+
+        with_outbox(pg_url, PHONES[:1], body)
+    notices = outbox(pg_url)[1:]
+    assert [phone for _, phone, *_ in notices] == told
+    assert all(status == "queued" for _, _, status, *_ in notices)
+
+
 def test_rows_left_sending_by_a_hydro_from_before_leases_are_sent_again(pg_url: str) -> None:
     with FakeTwilio() as fake:
 
         async def body(pool: AsyncConnectionPool) -> int:
             async with pool.connection() as conn:
                 await conn.execute("UPDATE outbox SET status = 'sending', attempts = 1")
-            return await Dispatcher(sms_config(), twilio(fake), pool).run_once()
+            return await Dispatcher(sms_config(), twilio(fake), pool, NOBODY).run_once()
 
         assert with_outbox(pg_url, PHONES, body) == 3
         assert len(fake.received) == 3
@@ -149,11 +196,11 @@ def test_a_standby_starting_while_the_first_process_is_sending_does_not_send_aga
         fake.answer_after = 1.5
 
         async def body(first_pool: AsyncConnectionPool) -> tuple[int, int]:
-            first = Dispatcher(sms_config(), twilio(fake), first_pool)
+            first = Dispatcher(sms_config(), twilio(fake), first_pool, NOBODY)
             sending = asyncio.create_task(first.run_once())
             await wait_until(lambda: len(fake.received) == 3, what="three SMS in flight")
             async with open_pool(database(pg_url)) as second_pool:
-                standby = Dispatcher(sms_config(), twilio(fake), second_pool)
+                standby = Dispatcher(sms_config(), twilio(fake), second_pool, NOBODY)
                 await standby.recover()
                 doubled = await standby.run_once()
             return await sending, doubled
@@ -171,13 +218,13 @@ def test_a_row_whose_sender_died_is_sent_again_once_when_its_lease_expires(pg_ur
         fake.stop_answering()
 
         async def body(first_pool: AsyncConnectionPool) -> list[int]:
-            first = Dispatcher(config, twilio(fake, 3.0), first_pool)
+            first = Dispatcher(config, twilio(fake, 3.0), first_pool, desk(config))
             dying = asyncio.create_task(first.run_once())
             await wait_until(lambda: len(fake.received) == 1, what="the SMS in flight")
             dying.cancel()  # the process is gone: nothing of it records anything any more
             fake.answer_again()
             async with open_pool(database(pg_url)) as second_pool:
-                standby = Dispatcher(config, twilio(fake), second_pool)
+                standby = Dispatcher(config, twilio(fake), second_pool, desk(config))
                 await standby.recover()
                 sent = [await standby.run_once()]  # the lease holds
                 deadline = time.monotonic() + 30
@@ -219,10 +266,10 @@ def test_a_row_that_waits_long_for_its_turn_keeps_its_claim_while_a_standby_poll
         fake.answer_after = 0.8
 
         async def body(first_pool: AsyncConnectionPool) -> None:
-            first = Dispatcher(config, twilio(fake, 1.0), first_pool)
+            first = Dispatcher(config, twilio(fake, 1.0), first_pool, desk(config))
             sending = asyncio.create_task(first.run_once())
             async with open_pool(database(pg_url)) as second_pool:
-                standby = Dispatcher(config, twilio(fake, 1.0), second_pool)
+                standby = Dispatcher(config, twilio(fake, 1.0), second_pool, desk(config))
                 while not sending.done() or {r[2] for r in outbox(pg_url)} != {"sent"}:
                     await standby.run_once()
                     await asyncio.sleep(0.05)
@@ -240,7 +287,7 @@ def test_a_provider_that_never_answers_times_out_and_the_sms_is_retried(pg_url: 
         fake.stop_answering()
 
         async def body(pool: AsyncConnectionPool) -> list[Any]:
-            dispatcher = Dispatcher(config, twilio(fake, 5.0), pool)
+            dispatcher = Dispatcher(config, twilio(fake, 5.0), pool, desk(config))
             assert await dispatcher.run_once() == 1
             stuck = outbox(pg_url)[0]
             fake.answer_again()
@@ -270,7 +317,7 @@ def test_no_log_record_and_no_error_holds_the_account_sid_or_the_auth_token(
     with FakeTwilio() as fake:
 
         async def body(pool: AsyncConnectionPool) -> None:
-            await Dispatcher(sms_config(), twilio(fake), pool).run_once()
+            await Dispatcher(sms_config(), twilio(fake), pool, NOBODY).run_once()
             unreachable = TwilioProvider(
                 ACCOUNT_SID, AUTH_TOKEN, "+15005550006", base_url=nobody, timeout=1.0
             )
@@ -279,7 +326,7 @@ def test_no_log_record_and_no_error_holds_the_account_sid_or_the_auth_token(
                     "INSERT INTO outbox (role, person, phone, body)"
                     " VALUES ('duty', 'd', '+8613700000009', 'x')"
                 )
-            await Dispatcher(sms_config(), unreachable, pool).run_once()
+            await Dispatcher(sms_config(), unreachable, pool, NOBODY).run_once()
 
         with_outbox(pg_url, PHONES[:1], body)
         assert len(fake.received) == 1

@@ -16,6 +16,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from hydro.config import Config
+from hydro.duty import DutyRoster, load_roster
 from hydro.models import Reading, StationKind
 from hydro.reports.daily import day_bounds, last_ended_day, wettest_windows
 from hydro.reports.formats import DIGEST_LIMIT, FORMATS, digest
@@ -66,6 +67,7 @@ def with_reports(
     mode: str = "off",
     now: dt.datetime = START + dt.timedelta(days=1, minutes=5),
     duty: bool = False,
+    roster: DutyRoster | None = None,
 ) -> T:
     config = Config.model_validate(
         {
@@ -87,7 +89,7 @@ def with_reports(
                 RULES,
                 pool,
                 zone=config.registry.default_timezone,
-                duty_officers=config.sms.duty_officers,
+                roster=roster or DutyRoster(fallback=config.sms.duty_officers),
                 clock=lambda: now,
             )
             return await body(pool, ReadingWriter(pool), reports)
@@ -265,6 +267,30 @@ def test_the_stored_report_reads_the_same_after_late_data_which_shows_as_correct
     [(role, person, body)] = rows(pg_url, "SELECT role, person, body FROM outbox")
     assert (role, person) == ("duty", "值班员")
     assert body.startswith("【水情日报】5月7日8时至5月8日8时:最大降雨雷山县测站P15.0毫米")
+
+
+def test_the_digest_goes_to_whoever_is_on_duty_when_it_is_queued(
+    pg_url: str, tmp_path: Path
+) -> None:
+    roster = tmp_path / "duty_roster.csv"
+    roster.write_text(
+        "start,end,role,name,phone\n"
+        "2026-05-07 20:00,2026-05-08 08:00,值班员,夜班,+8613800000001\n"
+        "2026-05-08 08:00,2026-05-08 20:00,值班员,白班,+8613800000002\n"
+        "2026-05-07 08:00,2026-05-09 08:00,带班领导,带班,+8613800000003\n",
+        encoding="utf-8",
+    )
+
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter, reports: DailyReports) -> None:
+        await writer.write([Reading(GAUGE, at(60), rainfall=5.0)])
+        await reports.publish_due()  # at 08:05 on May 8: the day shift has taken over
+
+    on_duty = load_roster(roster, SHANGHAI, (), today=DAY)
+    with_reports(pg_url, body, duty=True, roster=on_duty)
+    assert rows(pg_url, "SELECT role, person FROM outbox ORDER BY id") == [
+        ("duty", "白班"),
+        ("leader", "带班"),
+    ]
 
 
 def test_a_report_missed_while_down_is_caught_up_at_start_unless_the_day_had_no_data(

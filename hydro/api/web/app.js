@@ -23,6 +23,8 @@ const TEXT = {
     sms_send: "发送", sms_recipients: "接收人", sms_segments: "条短信", sms_longest: "最长", sms_chars: "字",
     sms_confirm: "确认发送给 {n} 人", sms_need_confirm: "请先勾选确认", sms_queued: "已提交发送 {n} 条短信 (发送编号 {id})",
     sms_by: "人工短信, 发送人",
+    on_duty: "值班", next_shift: "接班", until: "至", duty_fallback: "值班表未排班, 由备用值班员接收",
+    enter_reading: "人工置数", note: "说明", save: "保存", stored: "已保存",
   },
   en: {
     title: "hydro flood map", nav_map: "Map", nav_alerts: "Alert history", logout: "Sign out",
@@ -47,6 +49,8 @@ const TEXT = {
     sms_send: "Send", sms_recipients: "recipients", sms_segments: "SMS", sms_longest: "longest", sms_chars: "characters",
     sms_confirm: "Confirm sending to {n} people", sms_need_confirm: "Tick the confirmation first", sms_queued: "Queued {n} SMS (send {id})",
     sms_by: "Manual SMS by",
+    on_duty: "On duty", next_shift: "Next", until: "until", duty_fallback: "Nobody on the roster: the fallback officers are told",
+    enter_reading: "Enter a reading", note: "Note", save: "Save", stored: "Stored",
   },
 };
 const STATUSES = ["red", "orange", "yellow", "blue", "silent", "normal", "no_data"];
@@ -215,9 +219,11 @@ function alertTable(alerts) {
 async function refreshMap() {
   // The registry part is fetched once; each refresh asks only for every station's colour.
   if (!state.stations.length) state.stations = await api("/api/v1/stations");
-  const [states, summary, active] = await Promise.all([
+  const [states, summary, active, duty] = await Promise.all([
     api("/api/v1/stations/status"), api("/api/v1/summary"), api("/api/v1/alerts?state=open&limit=200"),
+    api("/api/v1/duty"),
   ]);
+  showDuty(duty);
   const byCode = new Map(states.map((s) => [s.code, s]));
   for (const station of state.stations) Object.assign(station, byCode.get(station.code) || {});
   drawMap();
@@ -228,6 +234,17 @@ async function refreshMap() {
     [t("rate"), summary.ingest_rate_per_s.toFixed(1)], [t("backlog"), summary.outbox_backlog],
   ].map(([label, n]) => `<div class="count" data-count="${esc(label)}"><b>${n}</b>${esc(label)}</div>`).join("");
   $("#active").innerHTML = alertTable(active.items).replace(/^<table class="grid">|<\/table>$/g, "");
+}
+
+// The hand-over: who the duty desk is now (until when), and who takes over next.
+function showDuty(duty) {
+  const person = (p, time) => `<span class="duty-person" data-role="${esc(p.role)}">${esc(p.role_name)}`
+    + ` <b>${esc(p.name)}</b> ${esc(p.phone)}${time ? ` <span class="muted">${esc(time)}</span>` : ""}</span>`;
+  const now = duty.on_duty.map((p) => person(p, p.end ? `${t("until")} ${when(p.end)}` : "")).join(" ");
+  const next = duty.next.map((p) => person(p, when(p.start))).join(" ");
+  $("#duty").innerHTML = `<span id="duty-now"><b>${esc(t("on_duty"))}</b> ${now || esc(t("none"))}</span>`
+    + (duty.fallback ? ` <span class="error">${esc(t("duty_fallback"))}</span>` : "")
+    + ` <span id="duty-next"><b>${esc(t("next_shift"))}</b> ${next || esc(t("none"))}</span>`;
 }
 
 // --- alert detail -----------------------------------------------------------------------
@@ -349,6 +366,35 @@ async function showStation(code, range = "24h") {
   state.chart = new uPlot(options, data, $("#chart"));
   for (const button of document.querySelectorAll("[data-range]")) {
     button.onclick = () => showStation(code, button.dataset.range);
+  }
+  const form = $("#reading-form");
+  form.hidden = !(state.me && ["operator", "admin"].includes(state.me.role));
+  form.dataset.code = code;
+}
+
+// A reading a patrol person phoned in (the station's gateway is down), entered by an operator.
+async function enterReading(event) {
+  event.preventDefault();
+  const form = event.target;
+  const fields = new FormData(form);
+  const body = { time: new Date(fields.get("time")).toISOString(), note: fields.get("note") };
+  for (const name of ["water_level", "flow", "rainfall"]) {
+    if (fields.get(name) !== "") body[name] = Number(fields.get(name));
+  }
+  const response = await fetch(`/api/v1/stations/${encodeURIComponent(form.dataset.code)}/readings`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${state.token}`, "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (response.status === 401) throw new Unauthorized();
+  const answer = await response.json();
+  const result = $("#reading-result");
+  result.className = response.ok ? "" : "error";
+  result.textContent = response.ok ? `${t("stored")} ${when(answer.time)}`
+    : (typeof answer.detail === "string" ? answer.detail : JSON.stringify(answer.detail));
+  if (response.ok) {
+    form.reset();
+    await showStation(form.dataset.code);
   }
 }
 
@@ -530,6 +576,7 @@ document.addEventListener("click", (event) => {
   if (event.target.id === "ack") guarded(() => acknowledge(event.target.dataset.alertId));
 });
 $("#filters").addEventListener("submit", (event) => { event.preventDefault(); guarded(() => searchHistory(false)); });
+$("#reading-form").addEventListener("submit", (event) => guarded(() => enterReading(event)));
 $("#report-form").addEventListener("submit", (event) => { event.preventDefault(); guarded(showReport); });
 $("#more").addEventListener("click", () => guarded(() => searchHistory(true)));
 $("#sms-form").addEventListener("submit", (event) => { event.preventDefault(); guarded(previewSms); });
