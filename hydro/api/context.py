@@ -10,6 +10,7 @@ import psycopg_pool
 
 from hydro.config import ApiToken, DutyOfficer
 from hydro.stations.registry import Registry
+from hydro.twiml import MANDARIN, Speech
 
 
 @dataclass(frozen=True)
@@ -29,3 +30,4 @@ class ApiContext:
     max_body_bytes: int  # api.max_body_bytes: larger request bodies get 413 unread
     max_csv_rows: int  # api.max_csv_rows: alerts per CSV response
     max_series_points: int  # api.max_series_points: points per readings response
+    speech: Speech = MANDARIN  # how calls speak: voice.language, voice.tts_voice
