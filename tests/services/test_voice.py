@@ -6,6 +6,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -266,4 +267,33 @@ def test_console_calls_answer_as_configured_through_the_webhooks_own_path(voice:
     assert fetch(voice.pg_url, "SELECT status, call_status FROM outbox ORDER BY id") == [
         ("sent", "completed"),
         ("sent", "no-answer"),
+    ]
+
+
+def test_a_calls_api_that_hangs_times_out_and_the_call_is_placed_once_on_the_retry(
+    voice: Voice,
+) -> None:
+    voice.queue(WANG)
+    voice.twilio.stop_answering()
+    quick = {
+        "provider_timeout": dt.timedelta(milliseconds=300),
+        "claim_lease": dt.timedelta(seconds=1),
+    }
+    sms = voice.config.sms.model_copy(update=quick)
+
+    async def body(pool: AsyncConnectionPool) -> None:
+        dispatcher = Dispatcher(sms, app.sms_provider(voice.config), pool, voice.config.voice)
+        assert await dispatcher.run_once() == 1  # the request hangs: timed out
+        voice.twilio.answer_again()  # the hung request is dropped unanswered
+        for _ in range(200):
+            if not outbox_left(voice.pg_url):
+                return
+            await dispatcher.run_once()
+            await asyncio.sleep(0.02)
+
+    voice.run(body)
+    assert len(voice.twilio.calls) == 2
+    [call] = voice.placed()
+    assert fetch(voice.pg_url, "SELECT status, attempts, provider_id, last_error FROM outbox") == [
+        ("sent", 2, call.sid, None)
     ]
