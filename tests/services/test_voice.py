@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +28,7 @@ from hydro.notify.dispatcher import Dispatcher
 from hydro.notify.providers import ConsoleProvider
 from hydro.store.outbox import enqueue
 from tests.support import REPO, InApiLoop, api_in_thread, fetch
-from tests.twilio_server import FakeTwilio, PlacedCall
+from tests.twilio_server import ACCOUNT_SID, FakeTwilio, PlacedCall
 
 WANG = Recipient(Role.PATROL, "王五", "+8613800000003")
 LI = Recipient(Role.TECHNICAL, "李四", "+8613800000002")
@@ -186,7 +189,7 @@ def test_unsigned_or_forged_webhooks_get_403_and_change_nothing(voice: Voice) ->
 
 
 def test_the_final_call_status_lands_on_its_row_once(voice: Voice) -> None:
-    voice.queue(WANG, LI)
+    wang_id, li_id = voice.queue(WANG, LI)
     voice.dispatch()
     wang, li = sorted(voice.placed(), key=lambda c: c.to != WANG.phone)
     assert voice.twilio.report_call(wang, "no-answer") == 204
@@ -195,6 +198,22 @@ def test_the_final_call_status_lands_on_its_row_once(voice: Voice) -> None:
     rows = fetch(voice.pg_url, "SELECT phone, status, call_status FROM outbox ORDER BY id")
     assert rows == [(WANG.phone, "sent", "no-answer"), (LI.phone, "sent", "busy")]
     assert fetch(voice.pg_url, "SELECT count(*) FROM outbox WHERE role = 'duty'") == [(0,)]
+    listed = subprocess.run(
+        [sys.executable, "-m", "hydro", "outbox", "list"],
+        env={
+            **os.environ,
+            "HYDRO_DATABASE__URL": voice.pg_url,
+            "HYDRO_DATABASE__TIMESCALEDB": "off",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert [line.split(" ", 2)[:2] for line in listed] == [
+        ["CALL", f"#{li_id}"],
+        ["CALL", f"#{wang_id}"],
+    ]
+    assert f"id={wang.sid} call=no-answer: {TEXT}" in listed[1]
 
 
 def test_a_status_for_an_unknown_call_is_kept_and_changes_nothing(voice: Voice) -> None:
@@ -232,8 +251,12 @@ def test_a_refused_call_fails_at_once_and_the_duty_officer_is_told(voice: Voice)
     voice.queue(WANG)
     voice.twilio.answers.append((400, 21211))
     voice.dispatch()
-    failed, notice = fetch(voice.pg_url, "SELECT channel, status, body FROM outbox ORDER BY id")
+    failed, notice = fetch(
+        voice.pg_url, "SELECT channel, status, body, last_error FROM outbox ORDER BY id"
+    )
     assert failed[:2] == ("voice", "failed")
+    assert "21211" in failed[3]
+    assert ACCOUNT_SID not in failed[3]
     assert notice[:2] == ("sms", "sent")  # by SMS, through the Messages API
     assert "未能收到预警电话" in notice[2]
     assert [m.to for m in voice.twilio.received] == ["+8613900000000"]
@@ -297,3 +320,20 @@ def test_a_calls_api_that_hangs_times_out_and_the_call_is_placed_once_on_the_ret
     assert fetch(voice.pg_url, "SELECT status, attempts, provider_id, last_error FROM outbox") == [
         ("sent", 2, call.sid, None)
     ]
+
+
+def test_calls_start_no_faster_than_voice_calls_per_second(voice: Voice) -> None:
+    """Five calls at 10 per second take at least four tenths of a second from the first to the
+    last (a lower bound, less the jitter of two arrivals: load only spreads them further)."""
+    voice.queue(*(Recipient(Role.PATROL, f"p{i}", f"+86138000000{i:02d}") for i in range(5)))
+    paced = voice.config.voice.model_copy(update={"calls_per_second": 10.0})
+
+    async def body(pool: AsyncConnectionPool) -> None:
+        dispatcher = Dispatcher(voice.config.sms, app.sms_provider(voice.config), pool, paced)
+        while await dispatcher.run_once():
+            pass
+
+    voice.run(body)
+    starts = sorted(call.at for call in voice.twilio.calls)
+    assert len(starts) == 5
+    assert starts[-1] - starts[0] >= 0.3
