@@ -323,13 +323,14 @@ def test_a_calls_api_that_hangs_times_out_and_the_call_is_placed_once_on_the_ret
 
 
 def test_calls_start_no_faster_than_voice_calls_per_second(voice: Voice) -> None:
-    """Five calls at 10 per second take at least four tenths of a second from the first to the
-    last (a lower bound, less the jitter of two arrivals: load only spreads them further)."""
+    """Five calls at 10 per second (SMS at 1000) take at least four tenths of a second from the
+    first to the last (a lower bound, less the jitter of two arrivals: load only spreads them)."""
     voice.queue(*(Recipient(Role.PATROL, f"p{i}", f"+86138000000{i:02d}") for i in range(5)))
     paced = voice.config.voice.model_copy(update={"calls_per_second": 10.0})
+    fast_sms = voice.config.sms.model_copy(update={"rate_per_second": 1000.0})
 
     async def body(pool: AsyncConnectionPool) -> None:
-        dispatcher = Dispatcher(voice.config.sms, app.sms_provider(voice.config), pool, paced)
+        dispatcher = Dispatcher(fast_sms, app.sms_provider(voice.config), pool, paced)
         while await dispatcher.run_once():
             pass
 
