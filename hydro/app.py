@@ -24,7 +24,17 @@ import psycopg_pool
 from hydro import metrics
 from hydro.alerts.evaluator import AlertEvaluator
 from hydro.alerts.wakeup import JournalListener
-from hydro.api import TWILIO_STATUS_PATH, ApiContext, create_api, listen, serve
+from hydro.api import (
+    TWILIO_CALL_STATUS_PATH,
+    TWILIO_GATHER_PATH,
+    TWILIO_STATUS_PATH,
+    ApiContext,
+    create_api,
+    listen,
+    press_key,
+    report_call_status,
+    serve,
+)
 from hydro.broker import broker_problem
 from hydro.config import Config, find_config_path, load_config
 from hydro.desk.manual import ManualSms
@@ -37,9 +47,15 @@ from hydro.gateway.sl651.server import MqttPublisher, Sl651Gateway, address_map,
 from hydro.ingest.manual import ManualReadings
 from hydro.ingest.service import IngestService
 from hydro.logs import configure_logging
-from hydro.models import Reading, Recipient, Role, Station
+from hydro.models import Notification, Reading, Recipient, Role, Station
 from hydro.notify.dispatcher import Dispatcher
-from hydro.notify.providers import ConsoleProvider, SmsProvider, TwilioProvider
+from hydro.notify.providers import (
+    CallAnswer,
+    CallWebhooks,
+    ConsoleProvider,
+    SmsProvider,
+    TwilioProvider,
+)
 from hydro.reports.formats import FORMATS
 from hydro.reports.model import DailyReport
 from hydro.reports.service import DailyReports
@@ -70,6 +86,7 @@ from hydro.store.quarantine import QuarantineEntry, QuarantineFilter, list_quara
 from hydro.store.readings import ReadingWriter
 from hydro.store.schema import MigrationReport, migrate
 from hydro.store.status import StorageStatus, storage_status
+from hydro.twiml import Speech
 
 log = logging.getLogger("hydro")
 
@@ -274,6 +291,7 @@ def api_context(
         max_csv_rows=config.api.max_csv_rows,
         max_series_points=config.api.max_series_points,
         manual_sms=manual_sms(config, registry, rules, roster, pool),
+        speech=speech(config),
     )
 
 
@@ -364,7 +382,7 @@ async def _start_alerting(  # noqa: PLR0917 - the parts it runs, built by its ca
         else AlertEvaluator(config.alerting, registry, rules, pool)
     )
     await evaluator.load_state()
-    dispatcher = Dispatcher(config.sms, sms_provider(config), pool, roster)
+    dispatcher = Dispatcher(config.sms, sms_provider(config, pool), pool, roster, config.voice)
     await dispatcher.recover()
 
     async def evaluate() -> None:
@@ -396,10 +414,15 @@ async def _start_alerting(  # noqa: PLR0917 - the parts it runs, built by its ca
     return jobs
 
 
-def sms_provider(config: Config) -> SmsProvider:
+def sms_provider(
+    config: Config, pool: psycopg_pool.AsyncConnectionPool | None = None
+) -> SmsProvider:
+    """The provider of SMS and calls. The console's simulated people record their answers in
+    ``pool`` as the webhooks record real ones (none recorded without it)."""
     sms = config.sms
     if sms.provider == "console":
-        return ConsoleProvider()
+        answer = None if pool is None else console_answer(pool)
+        return ConsoleProvider(answers=config.voice.console_answers, answer=answer)
     secrets = (sms.twilio_account_sid, sms.twilio_auth_token, sms.twilio_from)
     sid, token, sender = (s.get_secret_value() if s else "" for s in secrets)  # SmsConfig checked
     public_url = config.api.public_url
@@ -409,8 +432,33 @@ def sms_provider(config: Config) -> SmsProvider:
         sender,
         base_url=sms.twilio_base_url,
         status_callback=f"{public_url}{TWILIO_STATUS_PATH}" if public_url else None,
+        calls=CallWebhooks(
+            f"{public_url}{TWILIO_GATHER_PATH}", f"{public_url}{TWILIO_CALL_STATUS_PATH}"
+        )
+        if public_url
+        else None,
+        speech=speech(config),
         timeout=sms.provider_timeout.total_seconds(),
     )
+
+
+def speech(config: Config) -> Speech:
+    return Speech(config.voice.language, config.voice.tts_voice)
+
+
+def console_answer(pool: psycopg_pool.AsyncConnectionPool) -> CallAnswer:
+    """A console call's simulated answer, recorded through the webhooks' own functions: the key
+    press, then the call's final status."""
+
+    async def answer(call: Notification, call_sid: str, digits: str | None) -> None:
+        assert call.outbox_id is not None  # claimed from its row
+        if digits is not None:
+            await press_key(pool, call.outbox_id, digits, dt.datetime.now(dt.UTC))
+        await report_call_status(
+            pool, call_sid, "no-answer" if digits is None else "completed", None
+        )
+
+    return answer
 
 
 def stop_on_signals() -> asyncio.Event:

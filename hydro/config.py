@@ -330,6 +330,21 @@ class DutyConfig(_Section):
     roster: Path | None = None
 
 
+class VoiceConfig(_Section):
+    """Voice calls (叫应), placed through sms.provider with its credentials and sender; retries,
+    timeouts and leases as the sms section sets them."""
+
+    # Calls started per second, at most, apart from the SMS rate: Twilio starts one call per
+    # second per account unless more was bought.
+    calls_per_second: float = Field(1.0, gt=0)
+    language: str = "cmn-CN"  # <Say language>: Mandarin
+    tts_voice: str | None = "Polly.Zhiyu"  # <Say voice>; None: the account's default for language
+    # What the console provider's simulated people do (hydro demo): "first" answers the first
+    # call of each alert with 1; "odd_alerts" only those of alerts with an odd id (the others
+    # ring out, and their ladders climb); "none" answers no call. Unanswered calls end no-answer.
+    console_answers: Literal["first", "odd_alerts", "none"] = "first"
+
+
 ApiRole = Literal["viewer", "operator", "admin"]
 
 
@@ -346,8 +361,9 @@ class ApiConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)  # 0: any free port (tests, demo)
     # The address Twilio reaches this API at, e.g. https://hydro.example.org: SMS are sent with
-    # a status callback to <public_url>/api/v1/twilio/status, and its signature is checked
-    # against that URL. None: no delivery receipts are asked for.
+    # a status callback to <public_url>/api/v1/twilio/status, calls with their key presses and
+    # outcomes posted to .../gather and .../call-status; signatures are checked against these
+    # URLs. None: no delivery receipts are asked for, and calls cannot be placed.
     public_url: str | None = None
     # NAME:ROLE:TOKEN entries, comma-separated, roles viewer|operator|admin. Environment only.
     tokens: SecretStr | None = Field(None, json_schema_extra={"secret": True})
@@ -456,6 +472,7 @@ class Config(_Section):
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     sms: SmsConfig = Field(default_factory=SmsConfig)
     duty: DutyConfig = Field(default_factory=DutyConfig)
+    voice: VoiceConfig = Field(default_factory=VoiceConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     sl651: Sl651Config = Field(default_factory=Sl651Config)

@@ -120,6 +120,11 @@ def _demo_config(  # noqa: PLR0917 - the servers it started and what it chose
             "sms": config.sms.model_copy(
                 update={"provider": "console", "rate_per_second": 1000.0, "concurrency": 16}
             ),
+            # Calls too; the simulated people answer the first call of every other alert, so
+            # the demo shows confirmations by key press and ladders that climb.
+            "voice": config.voice.model_copy(
+                update={"calls_per_second": 1000.0, "console_answers": "odd_alerts"}
+            ),
             "api": config.api.model_copy(
                 update={
                     "enabled": True,
@@ -303,6 +308,8 @@ def _print_tour(config: Config, plan: SimulationPlan, token: str) -> None:
         "Watch: rain builds over a few prefectures, rivers and reservoirs rise, and as each\n"
         "crosses a level its three responsible persons get an SMS (printed below as sent);\n"
         "the gauge that rises furthest goes silent at its peak, levels fall, alerts clear.\n"
+        "Calls print as CALL lines; the first call of each alert with an odd id is answered\n"
+        "with 1 (a confirmation by key press), every other call rings out (no-answer).\n"
         "Ctrl-C stops everything; hydro demo --resume continues, --reset starts clean.\n",
         flush=True,
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hydro.models import Notification, Role, mask_phone
+from hydro.models import Channel, Notification, Role, mask_phone
 
 # Put before a rule's message when an alert is still active after alerting.repeat_interval.
 REMINDER_PREFIX = "【预警持续】"
@@ -26,9 +26,14 @@ ROLE_NAMES = {
 def delivery_failure_notice(notification: Notification, reason: str) -> str:
     """To the duty officers: a responsible person did not get an alert and must be called."""
     to = notification.recipient
+    failed, missed = (
+        ("电话呼叫失败", "预警电话")
+        if notification.channel is Channel.VOICE
+        else ("短信发送失败", "预警短信")
+    )
     return (
-        f"hydro短信发送失败: 测站{notification.station or '-'}的{to.role}责任人{to.name}"
-        f"({mask_phone(to.phone)})未能收到预警短信,原因: {reason}。请电话通知。"
+        f"hydro{failed}: 测站{notification.station or '-'}的{to.role}责任人{to.name}"
+        f"({mask_phone(to.phone)})未能收到{missed},原因: {reason}。请电话通知。"
     )
 
 

@@ -7,10 +7,12 @@ import contextlib
 import datetime as dt
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,12 @@ import psycopg
 import yaml
 from psycopg_pool import AsyncConnectionPool
 
+from hydro import app
+from hydro.api import create_api, serve
 from hydro.config import Config
 from hydro.models import STATION_ROLES, Recipient, Station, StationKind
+from hydro.store.db import open_pool
+from hydro.store.schema import migrate
 
 REPO = Path(__file__).resolve().parent.parent
 # The sample registry's 禾丰水文站 (贵阳市 开阳县), a river: warning 908.50, guaranteed 910.00.
@@ -92,6 +98,51 @@ def ingest_config(
     for name, values in sections.items():
         data[name] = {**data.get(name, {}), **values}
     return Config.model_validate(data)
+
+
+# Runs a coroutine function with the served API's pool, in the API's loop; its result.
+InApiLoop = Callable[[Callable[[AsyncConnectionPool], Awaitable[Any]]], Any]
+
+
+@contextlib.contextmanager
+def api_in_thread(
+    config: Config,
+    listener: socket.socket,
+    prepare: Callable[[AsyncConnectionPool], Awaitable[None]] | None = None,
+) -> Iterator[InApiLoop]:
+    """The API of ``config`` served on ``listener`` in a thread and loop of its own, on the
+    migrated database, once ``prepare`` has run with its pool."""
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    ready = threading.Event()
+    holder: dict[str, AsyncConnectionPool] = {}
+
+    async def main() -> None:
+        registry, rules = app.load_stations(config), app.load_alert_rules(config)
+        async with open_pool(config.database) as pool:
+            async with pool.connection() as conn:
+                await migrate(conn, config.database, "Asia/Shanghai")
+            if prepare is not None:
+                await prepare(pool)
+            holder["pool"] = pool
+            ready.set()
+            roster = app.load_duty_roster(config)
+            context = app.api_context(config, pool, registry, rules, roster)
+            await serve(create_api(context), listener, stop)
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),))
+    thread.start()
+    try:
+        assert ready.wait(60), "the API did not start"
+
+        def run(body: Callable[[AsyncConnectionPool], Awaitable[Any]]) -> Any:
+            return asyncio.run_coroutine_threadsafe(body(holder["pool"]), loop).result(60)
+
+        yield run
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+        loop.close()
 
 
 def reading(code: str, time_: str, **values: float) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from hydro.duty import DutyRoster
 from hydro.models import Reading
 from hydro.stations.registry import Registry
 from hydro.store.manual import ManualEntry
+from hydro.twiml import MANDARIN, Speech
 
 
 @dataclass(frozen=True)
@@ -36,3 +37,4 @@ class ApiContext:
     max_csv_rows: int  # api.max_csv_rows: alerts per CSV response
     max_series_points: int  # api.max_series_points: points per readings response
     manual_sms: ManualSms  # the duty desk's manual SMS: previews and sends
+    speech: Speech = MANDARIN  # how calls speak: voice.language, voice.tts_voice

@@ -194,20 +194,8 @@ async def twilio_status(
     request: Request,
     x_twilio_signature: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """Twilio's message status callback: delivered, undelivered or failed with an error code.
-
-    Signed by Twilio with the account's auth token over the URL and the form fields; anything
-    unsigned or signed wrongly is refused before it is read further.
-    """
-    body = (await request.body()).decode("utf-8", "replace")
-    params = dict(parse_qsl(body, keep_blank_values=True))
-    url = _signed_url(ctx, request)
-    if (
-        ctx.twilio_auth_token is None
-        or x_twilio_signature is None
-        or not RequestValidator(ctx.twilio_auth_token).validate(url, params, x_twilio_signature)
-    ):
-        raise HTTPException(403, "not signed by Twilio")
+    """Twilio's message status callback: delivered, undelivered or failed with an error code."""
+    params = await signed_form(ctx, request, x_twilio_signature)
     sid, status = params.get("MessageSid"), params.get("MessageStatus")
     if not sid or not status:
         raise HTTPException(422, "MessageSid and MessageStatus are required")
@@ -219,7 +207,24 @@ async def twilio_status(
     return Response(status_code=204)
 
 
-def _signed_url(ctx: ApiContext, request: Request) -> str:
+async def signed_form(ctx: ApiContext, request: Request, signature: str | None) -> dict[str, str]:
+    """The form fields of a Twilio webhook, once its signature is checked: Twilio signs with the
+    account's auth token over the URL and the fields; anything unsigned or signed wrongly is
+    refused (403) before it is read further."""
+    body = (await request.body()).decode("utf-8", "replace")
+    params = dict(parse_qsl(body, keep_blank_values=True))
+    if (
+        ctx.twilio_auth_token is None
+        or signature is None
+        or not RequestValidator(ctx.twilio_auth_token).validate(
+            signed_url(ctx, request), params, signature
+        )
+    ):
+        raise HTTPException(403, "not signed by Twilio")
+    return params
+
+
+def signed_url(ctx: ApiContext, request: Request) -> str:
     """What Twilio signed: the public address when configured (a proxy in front changes what
     this server sees), else the URL as received."""
     if ctx.public_url is None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from hydro import app
 from hydro.cli._common import Subparsers, add_command, ago, aware, run_async
-from hydro.models import mask_phone
+from hydro.models import Channel, mask_phone
 from hydro.rules import Severity
 from hydro.store.alerts import AlertFilter, AlertRecord
 from hydro.store.outbox import OutboxRecord
@@ -158,9 +158,11 @@ def _outbox_line(o: OutboxRecord) -> str:
     n, to = o.notification, o.notification.recipient
     error = f" error: {o.last_error}" if o.last_error else ""
     manual = f" by {o.written_by} ({o.reason})" if o.manual_send_id is not None else ""
+    kind = "CALL" if n.channel is Channel.VOICE else "SMS"
+    call = f" call={o.call_status}" if o.call_status else ""
     return (
-        f"SMS #{n.outbox_id} {o.status:<9} x{o.attempts} {to.role.value:<14} {to.name}"
-        f" {mask_phone(to.phone)} id={o.provider_id or '-'}{manual}{error}: {n.text}"
+        f"{kind} #{n.outbox_id} {o.status:<9} x{o.attempts} {to.role.value:<14} {to.name}"
+        f" {mask_phone(to.phone)} id={o.provider_id or '-'}{manual}{call}{error}: {n.text}"
     )
 
 

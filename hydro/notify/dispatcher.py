@@ -1,5 +1,9 @@
 """Sending the outbox: claim due rows, send with bounded concurrency and rate, record the outcome.
 
+SMS and voice calls take the same path, each channel claimed in batches of its own and paced at
+its own rate (``sms.rate_per_second``, ``voice.calls_per_second``); a call's outbox row is
+placed once, like an SMS is sent once, and its call SID becomes the row's provider id.
+
 At most one SMS per outbox row, whatever number of ``hydro run`` share the database: a row is
 claimed (``sending``, with this dispatcher's name and a lease of ``sms.claim_lease``) and
 committed before the provider is called, whose call ``sms.provider_timeout`` bounds; the outcome
@@ -32,13 +36,14 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import psycopg_pool
 
-from hydro.config import SmsConfig
+from hydro.config import SmsConfig, VoiceConfig
 from hydro.duty import DutyRoster, utc_now
 from hydro.errors import HydroError
-from hydro.models import DUTY_DESK_ROLES, Notification, mask_phone
+from hydro.models import DUTY_DESK_ROLES, Channel, Notification, mask_phone
 from hydro.notify.providers import SmsError, SmsProvider
 from hydro.store.db import connection
 from hydro.store.outbox import (
@@ -57,6 +62,20 @@ from hydro.texts import delivery_failure_notice, undelivered_notice
 log = logging.getLogger(__name__)
 
 
+@dataclass(slots=True)
+class _Lane:
+    """One channel's claims and pace: how many rows a claim takes, and when the next may start."""
+
+    channel: Channel
+    batch: int
+    spacing: float  # seconds between the starts of two sends
+    next_start: float = 0.0
+
+    @classmethod
+    def of(cls, channel: Channel, per_second: float, concurrency: int) -> _Lane:
+        return cls(channel, max(concurrency, math.ceil(per_second)), 1.0 / per_second)
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -64,6 +83,7 @@ class Dispatcher:
         provider: SmsProvider,
         pool: psycopg_pool.AsyncConnectionPool,
         roster: DutyRoster,
+        voice: VoiceConfig | None = None,
         *,
         clock: Callable[[], dt.datetime] = utc_now,
     ) -> None:
@@ -73,10 +93,15 @@ class Dispatcher:
         self._pool = pool
         self._notices = DutyNotices(roster, undelivered_notice, clock)
         self._slots = asyncio.Semaphore(config.concurrency)
-        self._spacing = 1.0 / config.rate_per_second
-        self._next_start = 0.0
-        self._batch = max(config.concurrency, math.ceil(config.rate_per_second))
+        calls = (voice or VoiceConfig()).calls_per_second
+        self._lanes = (
+            _Lane.of(Channel.SMS, config.rate_per_second, config.concurrency),
+            # A call rate is about one per second: claim no more than that, or calls would wait
+            # their turn holding claims.
+            _Lane.of(Channel.VOICE, calls, 1),
+        )
         self._timeout = config.provider_timeout.total_seconds()
+        self._full = False  # the last claim took a whole batch of a channel
         self._woken = asyncio.Event()
         # Whose claim a row is: unique per dispatcher, readable in the outbox and the log.
         self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -91,7 +116,7 @@ class Dispatcher:
         while not stop.is_set():
             self._woken.clear()
             try:
-                busy = await self.run_once() >= self._batch
+                busy = await self._claim_and_send()
             except HydroError as exc:
                 if not exc.retryable:
                     log.exception("sending the outbox failed; trying again in %s", poll)
@@ -118,21 +143,33 @@ class Dispatcher:
             )
 
     async def run_once(self) -> int:
-        """Sends what is due now, about a second's worth at the configured rate (so a stop never
-        waits long and little is left half-done); returns how many rows were claimed."""
+        """Sends what is due now, about a second's worth at the configured rates (so a stop
+        never waits long and little is left half-done); returns how many rows were claimed."""
         await self.recover()
         # Taken before the claim: the lease, counted by the database from its commit, lasts at
         # least claim_lease from here.
         claimed_at = time.monotonic()
-        async with connection(self._pool, "claiming SMS") as conn:
-            batch = await claim_due(conn, self.name, self._config.claim_lease, self._batch)
-        await asyncio.gather(*(self._send(claim, claimed_at) for claim in batch))
-        return len(batch)
+        async with connection(self._pool, "claiming SMS and calls") as conn:
+            lease = self._config.claim_lease
+            batches = [
+                (lane, await claim_due(conn, self.name, lease, lane.batch, lane.channel))
+                for lane in self._lanes
+            ]
+        self._full = any(len(batch) >= lane.batch for lane, batch in batches)
+        await asyncio.gather(
+            *(self._send(claim, lane, claimed_at) for lane, batch in batches for claim in batch)
+        )
+        return sum(len(batch) for _, batch in batches)
 
-    async def _send(self, claim: Claim, claimed_at: float) -> None:
+    async def _claim_and_send(self) -> bool:
+        """True when a channel had more due than one batch: go on at once."""
+        await self.run_once()
+        return self._full
+
+    async def _send(self, claim: Claim, lane: _Lane, claimed_at: float) -> None:
         sms = claim.notification
         async with self._slots:
-            await self._pace()
+            await _pace(lane)
             if not await self._still_ours(claim, claimed_at):
                 log.warning(
                     "outbox=%d station=%s: claim ran out before it could be sent; left to the"
@@ -180,13 +217,6 @@ class Dispatcher:
                 f"{self._provider.name} did not answer within {self._timeout:g}s", retryable=True
             ) from exc
 
-    async def _pace(self) -> None:
-        now = time.monotonic()
-        start = max(now, self._next_start)
-        self._next_start = start + self._spacing
-        if start > now:
-            await asyncio.sleep(start - now)
-
     async def _failed(self, sms: Notification, claim: Claim, exc: SmsError) -> None:
         retry = exc.retryable and claim.attempts < self._config.max_attempts
         delay = (
@@ -216,9 +246,20 @@ class Dispatcher:
         )
 
 
+async def _pace(lane: _Lane) -> None:
+    now = time.monotonic()
+    start = max(now, lane.next_start)
+    lane.next_start = start + lane.spacing
+    if start > now:
+        await asyncio.sleep(start - now)
+
+
 def _named(sms: Notification) -> str:
     to = sms.recipient
-    return f"outbox={sms.outbox_id} station={sms.station} to {to.role} {mask_phone(to.phone)}"
+    return (
+        f"outbox={sms.outbox_id} station={sms.station} {sms.channel} to {to.role}"
+        f" {mask_phone(to.phone)}"
+    )
 
 
 async def _first_of(*events: asyncio.Event, seconds: float) -> None:

@@ -12,6 +12,11 @@ A receipt (Twilio's status callback) is kept as it came, then applied to its out
 a step forward: ``sent`` -> ``delivered`` | ``undelivered`` | ``failed``. Receipts arrive out of
 order, twice, or before hydro has recorded the message as sent (a fast carrier can beat our own
 commit); such an early receipt is applied when the dispatcher records the send.
+
+A voice call (``channel`` voice) is queued, claimed and placed the same way; its row stays
+``sent`` and the call's final status (Twilio's call status callback, kept as a receipt too)
+lands in ``call_status`` once: ``completed``, ``busy``, ``no-answer``, ``failed``, ``canceled``.
+Who pressed 1 is kept in ``confirmations``, not here.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ log = logging.getLogger(__name__)
 
 # Provider statuses that end a message's journey, as the outbox names them.
 FINAL_STATUSES = ("delivered", "undelivered", "failed")
+# How a call ends, as Twilio names it; the outbox keeps it in call_status.
+CALL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +165,21 @@ FROM (
     WHERE provider_id = %s AND status = ANY(%s)
     ORDER BY provider_id, received_at DESC, id DESC
 ) r
-WHERE o.provider_id = r.provider_id AND o.status = 'sent'
+WHERE o.provider_id = r.provider_id AND o.status = 'sent' AND o.channel = 'sms'
 RETURNING o.id, o.alert_id, o.station, o.role, o.person, o.phone, o.body, o.channel,
     o.status, o.error_code
+"""
+
+
+_APPLY_CALL = """
+UPDATE outbox o SET call_status = r.status, error_code = r.error_code, updated_at = now()
+FROM (
+    SELECT provider_id, status, error_code FROM delivery_receipts
+    WHERE provider_id = %s AND status = ANY(%s) ORDER BY received_at, id LIMIT 1
+) r
+WHERE o.provider_id = r.provider_id AND o.channel = 'voice' AND o.status = 'sent'
+    AND o.call_status IS NULL
+RETURNING o.id
 """
 
 
@@ -185,7 +204,7 @@ UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_by = %s,
     lease_until = now() + %s, updated_at = now()
 WHERE id IN (
     SELECT id FROM outbox
-    WHERE status = 'queued' AND next_attempt_at <= now()
+    WHERE status = 'queued' AND next_attempt_at <= now() AND channel = %s
     ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
 )
 RETURNING {_NOTIFICATION_COLUMNS}, attempts
@@ -206,11 +225,17 @@ async def requeue_abandoned(conn: Connection) -> list[Abandoned]:
     return await fetch_all(conn, doing, class_row(Abandoned), _REQUEUE)
 
 
-async def claim_due(conn: Connection, sender: str, lease: dt.timedelta, limit: int) -> list[Claim]:
-    """Up to ``limit`` due rows, oldest first, now ``sending`` by ``sender``."""
-    with translate_errors("claiming SMS"):
+async def claim_due(
+    conn: Connection,
+    sender: str,
+    lease: dt.timedelta,
+    limit: int,
+    channel: Channel = Channel.SMS,
+) -> list[Claim]:
+    """Up to ``limit`` due rows of ``channel``, oldest first, now ``sending`` by ``sender``."""
+    with translate_errors(f"claiming {channel} notifications"):
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(_CLAIM, (sender, lease, limit))
+        await cur.execute(_CLAIM, (sender, lease, channel.value, limit))
         rows = await cur.fetchall()
     return [Claim(_notification(row), row["attempts"]) for row in rows]
 
@@ -288,19 +313,46 @@ async def record_receipt(
     notices: DutyNotices,
 ) -> list[Undelivered]:
     """Keeps the receipt and applies it; returns the rows it made undelivered or failed."""
+    await _keep_receipt(conn, provider_id, status, error_code)
+    return await apply_receipts(conn, provider_id, notices)
+
+
+async def record_call_status(
+    conn: Connection, call_sid: str, status: str, error_code: str | None
+) -> int | None:
+    """Keeps a call's status callback and records a final status on its row, once; the row's
+    outbox id, None when no placed call has that SID (yet: an early status is applied when the
+    dispatcher records the call) or its outcome was recorded already."""
+    await _keep_receipt(conn, call_sid, status, error_code)
+    return await _apply_call_status(conn, call_sid)
+
+
+async def _keep_receipt(
+    conn: Connection, provider_id: str, status: str, error_code: str | None
+) -> None:
     with translate_errors(f"recording a delivery receipt for {provider_id}"):
         await conn.execute(
             "INSERT INTO delivery_receipts (provider_id, status, error_code) VALUES (%s, %s, %s)",
             (provider_id, status, error_code),
         )
-    return await apply_receipts(conn, provider_id, notices)
+
+
+async def _apply_call_status(conn: Connection, call_sid: str) -> int | None:
+    with translate_errors(f"applying the call status of {call_sid}"):
+        cur = conn.cursor(row_factory=scalar_row)
+        await cur.execute(_APPLY_CALL, (call_sid, list(CALL_STATUSES)))
+        outbox_id: int | None = await cur.fetchone()
+    return outbox_id
 
 
 async def apply_receipts(
     conn: Connection, provider_id: str, notices: DutyNotices
 ) -> list[Undelivered]:
-    """Brings a sent row up to its latest final receipt, if one has come. An undelivered alert
-    SMS is logged and the duty officers are told, in the same transaction."""
+    """Brings a sent row up to its latest final receipt, if one has come: an SMS to its
+    delivery status, a call to its final status. An undelivered alert SMS is logged and the
+    duty officers are told, in the same transaction; an unanswered call is the 叫应 ladder's
+    to follow up."""
+    await _apply_call_status(conn, provider_id)
     with translate_errors(f"applying delivery receipts for {provider_id}"):
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(_APPLY, (provider_id, list(FINAL_STATUSES)))
@@ -333,6 +385,18 @@ async def queue_duty_notices(
 ) -> list[int]:
     """One message per person on duty (``DutyRoster.on_duty``); the outbox ids."""
     return [await enqueue(conn, Notification(person, body, station=station)) for person in on_duty]
+
+
+async def voice_call(conn: Connection, outbox_id: int) -> Notification | None:
+    """The call queued as ``outbox_id``; None when there is no such row or it is no call."""
+    with translate_errors(f"reading the call outbox={outbox_id}"):
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            f"SELECT {_NOTIFICATION_COLUMNS} FROM outbox WHERE id = %s AND channel = 'voice'",
+            (outbox_id,),
+        )
+        row = await cur.fetchone()
+    return None if row is None else _notification(row)
 
 
 async def counts_by_status(
@@ -369,11 +433,12 @@ class OutboxRecord:
     manual_send_id: int | None
     written_by: str | None
     reason: str | None
+    call_status: str | None = None  # a call's outcome, once Twilio has reported it
 
 
 _RECORD_COLUMNS = sql.SQL(
     _NOTIFICATION_COLUMNS + ", event_id, status, attempts, provider_id, last_error, error_code,"
-    " created_at, sent_at, delivered_at, manual_send_id, written_by, reason"
+    " created_at, sent_at, delivered_at, manual_send_id, written_by, reason, call_status"
 )
 
 
@@ -392,6 +457,7 @@ def _record(row: dict[str, Any]) -> OutboxRecord:
         row["manual_send_id"],
         row["written_by"],
         row["reason"],
+        row["call_status"],
     )
 
 

@@ -3,13 +3,11 @@ sent by the real dispatcher through the real twilio client, receipts signed as T
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import datetime as dt
 import io
 import socket
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,19 +19,17 @@ from psycopg_pool import AsyncConnectionPool
 
 from hydro import app
 from hydro.alerts.evaluator import AlertEvaluator
-from hydro.api import create_api, listen, serve
+from hydro.api import listen
 from hydro.config import Config
 from hydro.duty import DutyRoster, load_roster
 from hydro.local import LocalMosquitto
 from hydro.models import Reading
 from hydro.notify.dispatcher import Dispatcher
-from hydro.store.db import open_pool
 from hydro.store.outbox import DutyNotices, apply_receipts, record_receipt
 from hydro.store.readings import ReadingWriter
-from hydro.store.schema import migrate
 from hydro.store.status import StorageStatus, storage_status
 from hydro.texts import undelivered_notice
-from tests.support import HEFENG, REPO, fetch
+from tests.support import HEFENG, REPO, InApiLoop, api_in_thread, fetch
 from tests.twilio_server import FakeTwilio
 
 MAICHONG = "67901001"  # 麦冲水库 (黔东南州 台江县), normal level 771.50
@@ -53,7 +49,7 @@ class Api:
     url: str
     pg_url: str
     twilio: FakeTwilio
-    run: Callable[[Callable[[AsyncConnectionPool], Any]], Any]  # a coroutine in the API's loop
+    run: InApiLoop
 
     def get(self, path: str, token: str | None = VIEWER, **params: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -65,21 +61,13 @@ class Api:
 
 
 def _config(pg_url: str, broker_port: int, fake: FakeTwilio, public_url: str | None) -> Config:
-    env = fake.environment()
     return Config.model_validate(
         {
             "mqtt": {"port": broker_port},
             "database": {"url": pg_url, "timescaledb": "off"},
             "registry": {"stations": str(REPO / "stations")},
             "alerting": {"rules": str(REPO / "alert_rules")},
-            "sms": {
-                "provider": "twilio",
-                "twilio_account_sid": env["HYDRO_SMS__TWILIO_ACCOUNT_SID"],
-                "twilio_auth_token": env["HYDRO_SMS__TWILIO_AUTH_TOKEN"],
-                "twilio_from": env["HYDRO_SMS__TWILIO_FROM"],
-                "twilio_base_url": env["HYDRO_SMS__TWILIO_BASE_URL"],
-                "duty_officers": [{"name": "值班员", "phone": "+8613900000000"}],
-            },
+            "sms": fake.sms_section(duty_officers=[{"name": "值班员", "phone": "+8613900000000"}]),
             "duty": {"roster": str(SAMPLE_ROSTER)},  # weekly: someone is always on duty
             "api": {
                 "port": 0,
@@ -96,53 +84,29 @@ def _config(pg_url: str, broker_port: int, fake: FakeTwilio, public_url: str | N
 def api(pg_url: str, local_mosquitto: LocalMosquitto) -> Iterator[Api]:
     """The API served in a thread of its own, with alerts at 麦冲水库 and 禾丰水文站 made by the
     evaluator and their SMS sent through the fake Twilio."""
-    loop = asyncio.new_event_loop()
     listener = listen("127.0.0.1", 0)
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    stop = asyncio.Event()
-    ready = threading.Event()
-    holder: dict[str, Any] = {}
     with FakeTwilio() as fake:
         config = _config(pg_url, local_mosquitto.port, fake, url)
 
-        async def main() -> None:
+        async def alerts_and_their_sms(pool: AsyncConnectionPool) -> None:
             registry, rules = app.load_stations(config), app.load_alert_rules(config)
-            async with open_pool(config.database) as pool:
-                async with pool.connection() as conn:
-                    await migrate(conn, config.database, "Asia/Shanghai")
-                writer = ReadingWriter(pool)
-                evaluator = AlertEvaluator(
-                    config.alerting, registry, rules, pool, clock=lambda: NOW
-                )
-                await evaluator.load_state()
-                for minutes, level in ((20, 771.40), (15, 771.54)):
-                    await writer.write([Reading(MAICHONG, minutes_ago(minutes), water_level=level)])
-                await writer.write([Reading(HEFENG, minutes_ago(10), water_level=908.7)])
-                await writer.write([Reading(HEFENG, minutes_ago(5), water_level=910.2)])
-                await evaluator.tick()
-                roster = app.load_duty_roster(config)
-                dispatcher = Dispatcher(config.sms, app.sms_provider(config), pool, roster)
-                while await dispatcher.run_once():
-                    pass
-                holder["pool"] = pool
-                ready.set()
-                await serve(
-                    create_api(app.api_context(config, pool, registry, rules, roster)),
-                    listener,
-                    stop,
-                )
+            writer = ReadingWriter(pool)
+            evaluator = AlertEvaluator(config.alerting, registry, rules, pool, clock=lambda: NOW)
+            await evaluator.load_state()
+            for minutes, level in ((20, 771.40), (15, 771.54)):
+                await writer.write([Reading(MAICHONG, minutes_ago(minutes), water_level=level)])
+            await writer.write([Reading(HEFENG, minutes_ago(10), water_level=908.7)])
+            await writer.write([Reading(HEFENG, minutes_ago(5), water_level=910.2)])
+            await evaluator.tick()
+            dispatcher = Dispatcher(
+                config.sms, app.sms_provider(config), pool, app.load_duty_roster(config)
+            )
+            while await dispatcher.run_once():
+                pass
 
-        thread = threading.Thread(target=loop.run_until_complete, args=(main(),))
-        thread.start()
-        assert ready.wait(60), "the API did not start"
-
-        def run(body: Callable[[AsyncConnectionPool], Any]) -> Any:
-            return asyncio.run_coroutine_threadsafe(body(holder["pool"]), loop).result(30)
-
-        yield Api(url, pg_url, fake, run)
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(30)
-    loop.close()
+        with api_in_thread(config, listener, alerts_and_their_sms) as run:
+            yield Api(url, pg_url, fake, run)
 
 
 def test_health_needs_no_token_but_everything_else_does(api: Api) -> None:

@@ -10,7 +10,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -19,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from hydro.config import DatabaseConfig, SmsConfig
 from hydro.duty import DutyRoster, load_roster
-from hydro.models import Notification, Recipient, Role
+from hydro.models import Channel, Notification, Recipient, Role
 from hydro.notify.dispatcher import Dispatcher
 from hydro.notify.providers import ConsoleProvider, SmsError, TwilioProvider
 from hydro.store.db import open_pool
@@ -353,3 +353,28 @@ def test_console_provider_masks_numbers() -> None:
         out.getvalue()
         == "SMS #7 to 巡查责任人 张三 **********5678 (station 67901001): 水位达到771.54米\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("answers", "pressed"),
+    [
+        ("first", ["1", None, "1", "1"]),
+        ("odd_alerts", ["1", None, None, "1"]),
+        ("none", [None, None, None, None]),
+    ],
+)
+def test_console_calls_are_answered_by_a_fixed_pattern(
+    answers: Literal["first", "odd_alerts", "none"], pressed: list[str | None]
+) -> None:
+    """Calls of alerts 1, 1, 2, 3: what the simulated person pressed in each."""
+    heard: list[tuple[int | None, str, str | None]] = []
+
+    async def answer(call: Notification, sid: str, digits: str | None) -> None:
+        heard.append((call.outbox_id, sid, digits))
+
+    console = ConsoleProvider(io.StringIO(), answers=answers, answer=answer)
+    person = Recipient(Role.PATROL, "王五", "+8613800000003")
+    for outbox_id, alert in enumerate([1, 1, 2, 3], start=1):
+        call = Notification(person, "水位", Channel.VOICE, "67901001", alert, outbox_id)
+        assert asyncio.run(console.send(call)) == f"console-call-{outbox_id}"
+    assert heard == [(i, f"console-call-{i}", p) for i, p in enumerate(pressed, start=1)]
