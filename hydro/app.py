@@ -49,7 +49,7 @@ from hydro.simulate import (
     plan_storm,
     publish_storm,
 )
-from hydro.stations import Registry, check_registry, load_registry
+from hydro.stations import Registry, check_registry, load_registry, registry_warnings
 from hydro.store.alerts import (
     AlertEventRecord,
     AlertFilter,
@@ -93,6 +93,7 @@ def check(config_path: Path | None) -> list[Problem]:
     except ConfigError as exc:
         return list(exc.problems)
     registry, problems = check_registry(config.registry.stations, config.registry.default_timezone)
+    problems += registry_warnings(config.registry.stations, registry)
     try:
         address_map(registry.stations)  # what would stop hydro gateway sl651 at start
     except RegistryError as exc:

@@ -28,6 +28,8 @@ class Role(StrEnum):
     TECHNICAL = "technical"  # 技术责任人
     PATROL = "patrol"  # 巡查责任人
     DUTY = "duty"  # 值班员: the duty officers of config's sms.duty_officers
+    COUNTY = "county"  # 县防汛负责人: a 叫应 ladder climbs to them when nobody answers
+    PREFECTURE = "prefecture"  # 市州防汛负责人
 
 
 # The roles a station names a person for, and a rule may address.
@@ -91,6 +93,16 @@ class Confirmation:
     confirmed_at: dt.datetime
     recorded_by: str
     outbox_id: int | None = None  # the call or SMS answered, when there is one
+
+
+@dataclass(frozen=True, slots=True)
+class FloodContact:
+    """A county's or a prefecture's 防汛负责人 (stations/flood_contacts.csv); ``county`` is
+    empty for a prefecture's."""
+
+    prefecture: str
+    county: str
+    person: Recipient  # role COUNTY or PREFECTURE
 
 
 def mask_phone(phone: str) -> str:

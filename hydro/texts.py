@@ -18,6 +18,8 @@ ROLE_NAMES = {
     Role.TECHNICAL: "技术责任人",
     Role.PATROL: "巡查责任人",
     Role.DUTY: "值班员",
+    Role.COUNTY: "县防汛负责人",
+    Role.PREFECTURE: "市州防汛负责人",
 }
 
 

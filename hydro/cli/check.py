@@ -24,11 +24,13 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    problems = app.check(args.config)
-    for problem in problems:
+    found = app.check(args.config)
+    for problem in found:
         print(problem, file=sys.stderr)
+    problems = [p for p in found if not p.warning]
     if problems:
         print(f"{len(problems)} problem(s) found", file=sys.stderr)
         return 1
-    print("configuration, station registry and alert rules are valid")
+    warnings = f" ({len(found)} warning(s))" if found else ""
+    print(f"configuration, station registry and alert rules are valid{warnings}")
     return 0

@@ -1,12 +1,13 @@
 """The station registry: who measures what where, and whom to tell."""
 
 from hydro.stations.generate import generate_stations, write_stations_csv
+from hydro.stations.phones import normalise_phone
 from hydro.stations.registry import (
     COLUMNS,
     Registry,
     check_registry,
     load_registry,
-    normalise_phone,
+    registry_warnings,
 )
 
 __all__ = [
@@ -16,5 +17,6 @@ __all__ = [
     "generate_stations",
     "load_registry",
     "normalise_phone",
+    "registry_warnings",
     "write_stations_csv",
 ]

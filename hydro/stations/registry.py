@@ -16,18 +16,24 @@ from pathlib import Path
 from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
-
 from hydro.errors import Problem, RegistryError
 from hydro.models import (
     DEFAULT_REPORT_INTERVAL,
     MAX_REPORT_INTERVAL,
+    FloodContact,
     FloodSeason,
     Recipient,
     Role,
     Station,
     StationKind,
 )
+from hydro.stations.contacts import (
+    CONTACTS_FILE,
+    check_contacts,
+    contacts_path,
+    missing_contacts,
+)
+from hydro.stations.phones import normalise_phone
 
 # The header names we write, each with the Chinese names operators' spreadsheets use.
 COLUMNS: Mapping[str, tuple[str, ...]] = {
@@ -80,21 +86,36 @@ _PERSON_COLUMNS = {
 
 @dataclass(frozen=True)
 class Registry:
-    """The valid stations, in file order, and an index by code."""
+    """The valid stations, in file order, an index by code, and the flood-control contacts."""
 
     stations: tuple[Station, ...] = ()
     by_code: Mapping[str, Station] = field(default_factory=lambda: MappingProxyType({}))
+    contacts: tuple[FloodContact, ...] = ()
 
     @classmethod
-    def of(cls, stations: Iterable[Station]) -> Registry:
+    def of(cls, stations: Iterable[Station], contacts: Iterable[FloodContact] = ()) -> Registry:
         ordered = tuple(stations)
-        return cls(ordered, MappingProxyType({s.code: s for s in ordered}))
+        return cls(ordered, MappingProxyType({s.code: s for s in ordered}), tuple(contacts))
+
+    def flood_contacts(self, station: Station, level: Role) -> tuple[Recipient, ...]:
+        """The 防汛负责人 of the station's county (``Role.COUNTY``) or prefecture."""
+        county = station.county if level is Role.COUNTY else ""
+        return tuple(
+            c.person
+            for c in self.contacts
+            if c.person.role is level and c.prefecture == station.prefecture and c.county == county
+        )
 
     def __len__(self) -> int:
         return len(self.stations)
 
     def get(self, code: str) -> Station | None:
         return self.by_code.get(code)
+
+
+def registry_warnings(path: Path, registry: Registry) -> list[Problem]:
+    """What ``hydro check`` warns of and hydro runs with: places without flood contacts."""
+    return missing_contacts(contacts_path(path), registry.stations, registry.contacts)
 
 
 def load_registry(path: Path, default_timezone: str) -> Registry:
@@ -111,7 +132,11 @@ def check_registry(path: Path, default_timezone: str) -> tuple[Registry, list[Pr
     first_seen: dict[str, str] = {}
     if not path.exists():
         return Registry(), [Problem(str(path), "station registry not found")]
-    files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    files = (
+        sorted(f for f in path.glob("*.csv") if f.name != CONTACTS_FILE)
+        if path.is_dir()
+        else [path]
+    )
     if not files:
         return Registry(), [Problem(str(path), "no *.csv files in the station registry folder")]
     for file in files:
@@ -124,7 +149,8 @@ def check_registry(path: Path, default_timezone: str) -> tuple[Registry, list[Pr
                 continue
             first_seen[station.code] = where
             stations.append(station)
-    return Registry.of(stations), problems
+    contacts, contact_problems = check_contacts(contacts_path(path))
+    return Registry.of(stations, contacts), problems + contact_problems
 
 
 def _read_file(
@@ -329,14 +355,3 @@ def _persons(row: Mapping[str, str], label: str, problems: list[str]) -> Iterato
             problems.append(f"{label}: {phone_column} {phone!r} is not a valid phone number")
             continue
         yield Recipient(role, name, normalised)
-
-
-def normalise_phone(raw: str) -> str | None:
-    """E.164 for a valid number; numbers without ``+`` are read as Chinese numbers."""
-    try:
-        number = phonenumbers.parse(raw, "CN")
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
