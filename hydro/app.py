@@ -22,6 +22,7 @@ import psycopg_pool
 
 from hydro import metrics
 from hydro.alerts.evaluator import AlertEvaluator
+from hydro.alerts.ladder_runner import LadderRunner, Links
 from hydro.alerts.wakeup import JournalListener
 from hydro.api import TWILIO_STATUS_PATH, ApiContext, create_api, listen, serve
 from hydro.broker import broker_problem
@@ -32,7 +33,7 @@ from hydro.gateway.sl651.rtu import Rtu, timed_report
 from hydro.gateway.sl651.server import MqttPublisher, Sl651Gateway, address_map, address_of
 from hydro.ingest.service import IngestService
 from hydro.logs import configure_logging
-from hydro.models import Station
+from hydro.models import AlertChangeKind, Recipient, Role, Station
 from hydro.notify.dispatcher import Dispatcher
 from hydro.notify.providers import ConsoleProvider, SmsProvider, TwilioProvider
 from hydro.reports.formats import FORMATS
@@ -273,15 +274,23 @@ async def _start_alerting(
     await evaluator.load_state()
     dispatcher = Dispatcher(config.sms, sms_provider(config), pool)
     await dispatcher.recover()
+    ladders = ladder_runner(config, registry, rules, pool, clock)
+
+    async def run_ladders() -> None:
+        if await ladders.run():
+            dispatcher.wake()  # the calls go now
 
     async def evaluate() -> None:
         report = await evaluator.tick()
         metrics.EVALUATION_SECONDS.observe(report.seconds)
         if any(change.messages for change in report.changes):
             dispatcher.wake()  # the alert's SMS go now, not at the next poll
+        if any(c.change in _LADDER_STARTS and not c.late for c in report.changes):
+            wake_ladders()  # the first calls go as soon as the crossing is stored
 
     # A send under way at stop may take the provider's whole timeout to finish.
     jobs = ScheduledJobs(grace=max(dt.timedelta(seconds=10), 2 * config.sms.provider_timeout))
+    wake_ladders = jobs.every(config.alerting.interval, run_ladders)
     wake = jobs.every(config.alerting.interval, evaluate)
     jobs.beside(JournalListener(config.database, wake, fallback=config.alerting.interval).run)
     jobs.beside(dispatcher.run)  # its own task: evaluation never waits for a provider
@@ -301,6 +310,26 @@ async def _start_alerting(
         dispatcher.name,
     )
     return jobs
+
+
+# The changes that may start a 叫应 ladder (an alert reaching a red or orange rule).
+_LADDER_STARTS = (AlertChangeKind.OPEN, AlertChangeKind.ESCALATE)
+
+
+def ladder_runner(
+    config: Config,
+    registry: Registry,
+    rules: RuleSet,
+    pool: psycopg_pool.AsyncConnectionPool,
+    clock: Callable[[], dt.datetime] | None,
+) -> LadderRunner:
+    """On the evaluator's clock; the duty officers from the one place that names them."""
+    officers = tuple(Recipient(Role.DUTY, o.name, o.phone) for o in config.sms.duty_officers)
+    public_url = config.api.public_url
+    links = Links(public_url, config.alerting.link_ttl) if public_url else None
+    if clock is None:
+        return LadderRunner(registry, rules, pool, lambda _: officers, links)
+    return LadderRunner(registry, rules, pool, lambda _: officers, links, clock=clock)
 
 
 def sms_provider(config: Config) -> SmsProvider:

@@ -239,6 +239,9 @@ class AlertingConfig(_Section):
     clear_margin: float = Field(0.05, ge=0)
     clear_after: int = Field(2, ge=1)
     repeat_interval: Duration = dt.timedelta(hours=6)
+    # How long a personal confirmation link (叫应, <api.public_url>/c/<code>) works after the
+    # last SMS that carried it.
+    link_ttl: Duration = dt.timedelta(hours=24)
 
     @field_validator("interval")
     @classmethod

@@ -69,3 +69,24 @@ def sms_length(text: str) -> SmsLength:
         single, part, encoding = 70, 67, "UCS-2"
     segments = 0 if units == 0 else 1 if units <= single else -(-units // part)
     return SmsLength(encoding, units, segments)
+
+
+# 叫应: how a personal confirmation link ends an SMS, and what the ladder says beyond the rule's
+# own message.
+_LINK_MARK = " 确认收到请点"
+ESCALATION_PREFIX = "【无人叫应】"
+
+
+def with_link(text: str, url: str) -> str:
+    """The SMS with the person's confirmation link at its end."""
+    return f"{text}{_LINK_MARK}{url}"
+
+
+def without_link(text: str) -> str:
+    """What a call speaks of an SMS: its text without the link."""
+    return text.split(_LINK_MARK, 1)[0]
+
+
+def escalation_sms(message: str) -> str:
+    """To a county's 防汛负责人 or the duty desk: the alert nobody at the station answered."""
+    return ESCALATION_PREFIX + without_link(message)
