@@ -22,7 +22,7 @@ import psycopg_pool
 
 from hydro import metrics
 from hydro.alerts.evaluator import AlertEvaluator
-from hydro.alerts.ladder_runner import LadderRunner, Links
+from hydro.alerts.ladder_runner import LadderRunner
 from hydro.alerts.wakeup import JournalListener
 from hydro.api import TWILIO_STATUS_PATH, ApiContext, create_api, listen, serve
 from hydro.broker import broker_problem
@@ -60,6 +60,7 @@ from hydro.store.alerts import (
     list_alerts,
 )
 from hydro.store.db import open_pool
+from hydro.store.links import Links
 from hydro.store.outbox import OutboxRecord, list_outbox
 from hydro.store.quarantine import QuarantineEntry, QuarantineFilter, list_quarantine
 from hydro.store.readings import ReadingWriter
@@ -236,6 +237,7 @@ def api_context(
         max_body_bytes=config.api.max_body_bytes,
         max_csv_rows=config.api.max_csv_rows,
         max_series_points=config.api.max_series_points,
+        link_tries_per_minute=config.api.link_tries_per_minute,
     )
 
 
@@ -266,10 +268,11 @@ async def _start_alerting(
     pool: psycopg_pool.AsyncConnectionPool,
     clock: Callable[[], dt.datetime] | None,
 ) -> ScheduledJobs:
+    links = confirmation_links(config)
     evaluator = (
-        AlertEvaluator(config.alerting, registry, rules, pool, clock=clock)
+        AlertEvaluator(config.alerting, registry, rules, pool, clock=clock, links=links)
         if clock
-        else AlertEvaluator(config.alerting, registry, rules, pool)
+        else AlertEvaluator(config.alerting, registry, rules, pool, links=links)
     )
     await evaluator.load_state()
     dispatcher = Dispatcher(config.sms, sms_provider(config), pool)
@@ -325,11 +328,16 @@ def ladder_runner(
 ) -> LadderRunner:
     """On the evaluator's clock; the duty officers from the one place that names them."""
     officers = tuple(Recipient(Role.DUTY, o.name, o.phone) for o in config.sms.duty_officers)
-    public_url = config.api.public_url
-    links = Links(public_url, config.alerting.link_ttl) if public_url else None
+    links = confirmation_links(config)
     if clock is None:
         return LadderRunner(registry, rules, pool, lambda _: officers, links)
     return LadderRunner(registry, rules, pool, lambda _: officers, links, clock=clock)
+
+
+def confirmation_links(config: Config) -> Links | None:
+    """None without ``api.public_url``: a link nobody can open is not sent."""
+    public_url = config.api.public_url
+    return Links(public_url, config.alerting.link_ttl) if public_url else None
 
 
 def sms_provider(config: Config) -> SmsProvider:

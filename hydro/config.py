@@ -333,6 +333,9 @@ class ApiConfig(_Section):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_csv_rows: int = Field(20_000, ge=1)
     max_series_points: int = Field(100_000, ge=1)
+    # Tries of the confirmation page /c/<code> (叫应) per code and per client address in any
+    # minute; more get 429.
+    link_tries_per_minute: int = Field(10, ge=1)
 
     @field_validator("public_url")
     @classmethod

@@ -12,6 +12,9 @@ from hydro.models import Notification, Role, mask_phone
 # Put before a rule's message when an alert is still active after alerting.repeat_interval.
 REMINDER_PREFIX = "【预警持续】"
 
+# The four-colour warning scale as people read it.
+SEVERITY_NAMES = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
+
 # How people name the recipients: 三个责任人, and the duty officers.
 ROLE_NAMES = {
     Role.ADMINISTRATIVE: "行政责任人",
@@ -73,7 +76,8 @@ def sms_length(text: str) -> SmsLength:
 
 # 叫应: how a personal confirmation link ends an SMS, and what the ladder says beyond the rule's
 # own message.
-_LINK_MARK = " 确认收到请点"
+MAX_SEGMENTS = 2  # what an alert SMS with its link is kept within
+_LINK_MARK = " 确认"  # short: the longest default red message and a link fit two SMS
 ESCALATION_PREFIX = "【无人叫应】"
 
 
@@ -87,6 +91,13 @@ def without_link(text: str) -> str:
     return text.split(_LINK_MARK, 1)[0]
 
 
-def escalation_sms(message: str) -> str:
-    """To a county's 防汛负责人 or the duty desk: the alert nobody at the station answered."""
-    return ESCALATION_PREFIX + without_link(message)
+def escalation_sms(message: str, url: str | None = None) -> str:
+    """To a county's 防汛负责人 or the duty desk: the alert nobody at the station answered, and
+    their own link. Kept within two SMS by cutting the message clause by clause from its end
+    (the instructions to the station's persons; who, where and how bad come first)."""
+    text = without_link(message)
+    while True:
+        sms = ESCALATION_PREFIX + text + ("" if url is None else _LINK_MARK + url)
+        if sms_length(sms).segments <= MAX_SEGMENTS or "," not in text:
+            return sms
+        text = text.rsplit(",", 1)[0]

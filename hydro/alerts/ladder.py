@@ -18,9 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hydro.models import Channel, Confirmation, Recipient, Role, Station
-from hydro.rules.messages import SEVERITY_NAMES
-from hydro.rules.model import LadderPolicy, Severity
-from hydro.texts import ROLE_NAMES
+from hydro.rules.model import LadderPolicy
+from hydro.texts import ROLE_NAMES, SEVERITY_NAMES
 
 STOP = "stop"
 
@@ -105,7 +104,7 @@ def _person_calls(
     """Each called person's next call: the first at the start, each other ``call_again`` after
     the one before, up to ``attempts``."""
     persons = {p.role: p for p in alert.station.persons}
-    severity = SEVERITY_NAMES.get(Severity(alert.severity), alert.severity)
+    severity = SEVERITY_NAMES.get(alert.severity, alert.severity)
     steps = []
     for role in policy.call:
         person, name = persons.get(role), ROLE_NAMES[role]

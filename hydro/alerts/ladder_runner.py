@@ -19,28 +19,18 @@ import psycopg_pool
 from hydro.alerts.ladder import LEVEL_ROLES, LadderAlert, LadderStep, TakenStep, due_steps
 from hydro.models import Channel, Confirmation, Notification, Recipient, Station, mask_phone
 from hydro.rules import RuleSet
-from hydro.rules.messages import SEVERITY_NAMES
-from hydro.rules.model import Severity
 from hydro.stations import Registry
 from hydro.store.confirmations import confirmations_of
 from hydro.store.db import Connection, connection
 from hydro.store.ladder import LadderRow, attach_outbox, ladder_alerts, take_step
-from hydro.store.links import issue_link
+from hydro.store.links import Links, link_url
 from hydro.store.outbox import enqueue
-from hydro.texts import escalation_sms, with_link, without_link
+from hydro.texts import SEVERITY_NAMES, escalation_sms, without_link
 
 log = logging.getLogger(__name__)
 
 # Who is on duty at a time: today config's sms.duty_officers whatever the time.
 DutyRoster = Callable[[dt.datetime], Sequence[Recipient]]
-
-
-@dataclass(frozen=True, slots=True)
-class Links:
-    """Where personal confirmation links point, and how long they work."""
-
-    public_url: str
-    ttl: dt.timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,11 +137,9 @@ async def _text(  # noqa: PLR0917 - one message to one person
     with the person's link."""
     if channel is Channel.VOICE:
         return without_link(message)
-    text = escalation_sms(message)
     if links is None:
-        return text
-    code = await issue_link(conn, alert_id, recipient, now + links.ttl)
-    return with_link(text, f"{links.public_url}/c/{code}")
+        return escalation_sms(message)
+    return escalation_sms(message, await link_url(conn, links, alert_id, recipient, now))
 
 
 def _ladder_alert(row: LadderRow, station: Station, answers: list[Confirmation]) -> LadderAlert:
@@ -163,5 +151,5 @@ def _ladder_alert(row: LadderRow, station: Station, answers: list[Confirmation])
 
 def _fallback_message(station: Station, severity: str) -> str:
     """For an alert whose persons got no SMS (a rule that names none): who, where, how bad."""
-    name = SEVERITY_NAMES.get(Severity(severity), severity)
+    name = SEVERITY_NAMES.get(severity, severity)
     return f"{station.prefecture}{station.county}{station.name}发布{name}预警,请立即核实"

@@ -29,3 +29,4 @@ class ApiContext:
     max_body_bytes: int  # api.max_body_bytes: larger request bodies get 413 unread
     max_csv_rows: int  # api.max_csv_rows: alerts per CSV response
     max_series_points: int  # api.max_series_points: points per readings response
+    link_tries_per_minute: int = 10  # api.link_tries_per_minute: per code and per client

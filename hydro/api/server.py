@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hydro.api import alerts, operations, stations
+from hydro.api import alerts, confirm, operations, stations
 from hydro.api.context import ApiContext
 from hydro.api.middleware import BoundBodies, SecurityHeaders
 from hydro.api.operations import TWILIO_STATUS_PATH
@@ -39,6 +39,7 @@ def create_api(context: ApiContext) -> FastAPI:
         " webhook do not.",
     )
     api.state.context = context
+    api.state.link_limit = confirm.RateLimit(context.link_tries_per_minute)
     api.add_middleware(_RefuseNul)
     api.add_middleware(
         BoundBodies,
@@ -54,6 +55,7 @@ def create_api(context: ApiContext) -> FastAPI:
     api.include_router(stations.router)
     api.include_router(alerts.router)
     api.include_router(operations.router)
+    api.include_router(confirm.router)
     web = str(_WEB)
     api.mount("/static", StaticFiles(directory=web), name="static")
 

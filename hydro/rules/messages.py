@@ -6,13 +6,7 @@ import datetime as dt
 
 from hydro.models import Station
 from hydro.rules.model import LEVEL_NAMES, Severity
-
-SEVERITY_NAMES = {
-    Severity.BLUE: "蓝色",
-    Severity.YELLOW: "黄色",
-    Severity.ORANGE: "橙色",
-    Severity.RED: "红色",
-}
+from hydro.texts import SEVERITY_NAMES
 
 
 def render(

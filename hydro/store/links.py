@@ -21,6 +21,23 @@ CODE_BYTES = 8
 
 
 @dataclass(frozen=True, slots=True)
+class Links:
+    """Where personal confirmation links point (``api.public_url``), and how long they work
+    after the last SMS that carried them (``alerting.link_ttl``)."""
+
+    public_url: str
+    ttl: dt.timedelta
+
+
+async def link_url(
+    conn: Connection, links: Links, alert_id: int, recipient: Recipient, now: dt.datetime
+) -> str:
+    """The person's link for the alert, its code issued (or its life extended) now."""
+    code = await issue_link(conn, alert_id, recipient, now + links.ttl)
+    return f"{links.public_url}/c/{code}"
+
+
+@dataclass(frozen=True, slots=True)
 class Link:
     code: str
     alert_id: int

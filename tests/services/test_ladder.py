@@ -10,13 +10,14 @@ from typing import TypeVar
 
 import psycopg
 
-from hydro.alerts.ladder_runner import LadderRunner, Links, TakenRecord
+from hydro.alerts.ladder_runner import LadderRunner, TakenRecord
 from hydro.config import DatabaseConfig
 from hydro.models import Answer, Confirmation, Recipient, Role
 from hydro.rules import load_rules
 from hydro.stations import load_registry
 from hydro.store.confirmations import record_confirmation
 from hydro.store.db import open_pool
+from hydro.store.links import Links
 from hydro.store.schema import migrate
 from tests.support import REPO
 
@@ -143,7 +144,7 @@ def test_a_restart_resumes_the_ladder_where_it_was(pg_url: str) -> None:
     assert voice[:2] == ("voice", "county")
     assert sms[:2] == ("sms", "county")
     assert sms[2].startswith(
-        "【无人叫应】麦冲水库水位超设计洪水位 确认收到请点https://hydro.example.org/c/"
+        "【无人叫应】麦冲水库水位超设计洪水位 确认https://hydro.example.org/c/"
     )
 
 

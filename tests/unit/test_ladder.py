@@ -9,7 +9,9 @@ import pytest
 
 from hydro.alerts.ladder import LadderAlert, LadderStep, TakenStep, due_steps
 from hydro.models import Answer, Channel, Confirmation, Recipient, Role
-from hydro.rules import load_rules
+from hydro.rules import Rule, load_rules, render
+from hydro.stations import load_registry
+from hydro.texts import escalation_sms, sms_length, with_link
 from tests.support import REPO, station
 
 RULES = load_rules(REPO / "alert_rules")
@@ -148,3 +150,58 @@ def test_an_alert_climbing_from_orange_to_red_starts_the_red_ladder() -> None:
     was_orange = alert(("orange:call:technical:1", 0), ("orange:call:technical:2", 3))
     steps = due_steps(was_orange, RED, REACH, minutes(5))
     assert [s.key for s in steps] == [k for k, _ in FIRST_CALLS]
+
+
+# The longest a default rule's message gets: the sample registry's longest names, the last
+# minute of the year, a level 9.99 m over, 999.9 mm of rain with all but one report missing.
+REGISTRY = load_registry(REPO / "stations", "Asia/Shanghai")
+LATE = dt.datetime(2026, 12, 31, 15, 59, tzinfo=dt.UTC)
+URL = "https://hydro.example.org/c/" + "x" * 11  # a code is 11 characters
+
+
+def longest_message(rule: Rule) -> str:
+    texts = []
+    for st in REGISTRY.stations:
+        if st.kind not in rule.kinds:
+            continue
+        level = getattr(rule, "level", None)
+        window = getattr(rule, "window", None)
+        texts.append(
+            render(
+                rule.message,
+                st,
+                observed_at=LATE,
+                severity=rule.severity,
+                value=(getattr(st, level) + 9.99) if level else 999.9,
+                level_field=level,
+                window=window,
+                threshold=100.0,
+                missing=window - dt.timedelta(minutes=5) if window else None,
+            )
+        )
+    return max(texts, key=lambda text: sms_length(text).units)
+
+
+LINKED = [rule for rule in RULES.rules if (ladder := RULES.ladder_of(rule.id)) and ladder.link]
+
+
+@pytest.mark.parametrize("rule", LINKED, ids=[rule.id for rule in LINKED])
+def test_the_longest_linked_sms_of_a_default_rule_fits_two_segments(rule: Rule) -> None:
+    text = longest_message(rule)
+    assert sms_length(with_link(text, URL)).segments <= 2, text
+    escalation = escalation_sms(text, URL)
+    assert sms_length(escalation).segments <= 2, escalation
+    assert escalation.startswith("【无人叫应】" + text.split(",")[0])
+    assert escalation.endswith(" 确认" + URL)
+
+
+def test_an_escalation_sms_keeps_who_where_and_how_bad_when_cut() -> None:
+    long = "贵阳市开阳县禾丰水文站水位达到910.20米," + "请立即组织巡查防守," * 10 + "做好转移准备"
+    cut = escalation_sms(long, URL)
+    assert sms_length(cut).segments == 2
+    assert cut.startswith("【无人叫应】贵阳市开阳县禾丰水文站水位达到910.20米,请立即组织巡查防守")
+    # the message as the persons got it, their link and all: the county gets its own link
+    assert (
+        escalation_sms(with_link("麦冲水库水位超设计洪水位", URL))
+        == "【无人叫应】麦冲水库水位超设计洪水位"
+    )
