@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import gc
@@ -33,7 +34,7 @@ from hydro.gateway.sl651.rtu import Rtu, timed_report
 from hydro.gateway.sl651.server import MqttPublisher, Sl651Gateway, address_map, address_of
 from hydro.ingest.service import IngestService
 from hydro.logs import configure_logging
-from hydro.models import AlertChangeKind, Recipient, Role, Station
+from hydro.models import AlertChangeKind, Confirmation, Recipient, Role, Station
 from hydro.notify.dispatcher import Dispatcher
 from hydro.notify.providers import ConsoleProvider, SmsProvider, TwilioProvider
 from hydro.reports.formats import FORMATS
@@ -50,7 +51,14 @@ from hydro.simulate import (
     plan_storm,
     publish_storm,
 )
-from hydro.stations import Registry, check_registry, load_registry, registry_warnings
+from hydro.stations import (
+    Registry,
+    check_registry,
+    load_registry,
+    pick_person,
+    reachable,
+    registry_warnings,
+)
 from hydro.store.alerts import (
     AlertEventRecord,
     AlertFilter,
@@ -59,7 +67,9 @@ from hydro.store.alerts import (
     alert_detail,
     list_alerts,
 )
+from hydro.store.confirmations import confirm_on_behalf
 from hydro.store.db import open_pool
+from hydro.store.ladder import LadderStepRecord, ladder_detail
 from hydro.store.links import Links
 from hydro.store.outbox import OutboxRecord, list_outbox
 from hydro.store.quarantine import QuarantineEntry, QuarantineFilter, list_quarantine
@@ -515,11 +525,49 @@ async def alerts(config: Config, query: AlertFilter) -> list[AlertRecord]:
         return await list_alerts(pool, query)
 
 
-async def alert(
-    config: Config, alert_id: int
-) -> tuple[AlertRecord, list[AlertEventRecord], list[OutboxRecord]] | None:
+@dataclasses.dataclass(frozen=True, slots=True)
+class AlertView:
+    """One alert with everything it caused: transitions, messages, its ladder, its answers."""
+
+    alert: AlertRecord
+    events: list[AlertEventRecord]
+    messages: list[OutboxRecord]
+    ladder: list[LadderStepRecord]
+    confirmations: list[Confirmation]
+
+
+async def alert(config: Config, alert_id: int) -> AlertView | None:
     async with database(config) as pool:
-        return await alert_detail(pool, alert_id)
+        found = await alert_detail(pool, alert_id)
+        if found is None:
+            return None
+        return AlertView(*found, *await ladder_detail(pool, alert_id))
+
+
+async def confirm_alert(
+    config: Config,
+    alert_id: int,
+    *,
+    role: Role | None,
+    phone: str | None,
+    by: str,
+    note: str | None,
+) -> tuple[Confirmation, bool] | str | None:
+    """叫应 on a person's behalf (电话已联系), as ``POST /api/v1/alerts/{id}/confirmations``."""
+    registry = load_stations(config)
+    duty = [Recipient(Role.DUTY, o.name, o.phone) for o in config.sms.duty_officers]
+    recorded_by = by + (f"({note})" if note else "")
+    async with database(config) as pool:
+        found = await confirm_on_behalf(
+            pool,
+            alert_id,
+            lambda station: pick_person(reachable(registry, station, duty), role, phone),
+            recorded_by,
+            dt.datetime.now(dt.UTC),
+        )
+    if isinstance(found, tuple) and found[1]:
+        log.info("alert=%d confirmed for %s by %s", alert_id, found[0].recipient.role, recorded_by)
+    return found
 
 
 async def acknowledge_alert(config: Config, alert_id: int, by: str) -> AlertRecord | None:

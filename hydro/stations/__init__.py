@@ -7,6 +7,8 @@ from hydro.stations.registry import (
     Registry,
     check_registry,
     load_registry,
+    pick_person,
+    reachable,
     registry_warnings,
 )
 
@@ -17,6 +19,8 @@ __all__ = [
     "generate_stations",
     "load_registry",
     "normalise_phone",
+    "pick_person",
+    "reachable",
     "registry_warnings",
     "write_stations_csv",
 ]

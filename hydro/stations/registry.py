@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -26,6 +26,7 @@ from hydro.models import (
     Role,
     Station,
     StationKind,
+    mask_phone,
 )
 from hydro.stations.contacts import (
     CONTACTS_FILE,
@@ -111,6 +112,34 @@ class Registry:
 
     def get(self, code: str) -> Station | None:
         return self.by_code.get(code)
+
+
+def reachable(registry: Registry, code: str, duty: Sequence[Recipient]) -> tuple[Recipient, ...]:
+    """Everyone an alert at the station may reach, and so may confirm it: its persons, its
+    county's and prefecture's 防汛负责人, the duty officers."""
+    station = registry.get(code)
+    if station is None:
+        return tuple(duty)
+    contacts = (registry.flood_contacts(station, level) for level in (Role.COUNTY, Role.PREFECTURE))
+    return (*station.persons, *(p for found in contacts for p in found), *duty)
+
+
+def pick_person(
+    people: Sequence[Recipient], role: Role | None, phone: str | None
+) -> Recipient | str:
+    """The one person of ``people`` with the role and phone given (either may be None), or
+    why there is not exactly one."""
+    matches = [
+        p
+        for p in people
+        if (role is None or p.role is role) and (phone is None or p.phone == phone)
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    what = " ".join(filter(None, [role.value if role else None, phone and mask_phone(phone)]))
+    if not matches:
+        return f"nobody ({what}) is reached by this alert"
+    return f"{len(matches)} persons match ({what}): give the phone"
 
 
 def registry_warnings(path: Path, registry: Registry) -> list[Problem]:

@@ -12,9 +12,12 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import psycopg_pool
 from psycopg.rows import class_row, scalar_row
 
-from hydro.store.db import Connection, fetch_all, translate_errors
+from hydro.models import Confirmation
+from hydro.store.confirmations import confirmations_of
+from hydro.store.db import Connection, connection, fetch_all, translate_errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +105,18 @@ async def ladder_steps_of(conn: Connection, alert_id: int) -> list[LadderStepRec
         " ORDER BY id",
         (alert_id,),
     )
+
+
+async def ladder_detail(
+    pool: psycopg_pool.AsyncConnectionPool, alert_id: int
+) -> tuple[list[LadderStepRecord], list[Confirmation]]:
+    """The alert's ladder and who confirmed it, first first."""
+    async with connection(pool, f"reading the ladder of alert {alert_id}") as conn:
+        steps = await ladder_steps_of(conn, alert_id)
+        answers = await confirmations_of(conn, [alert_id])
+    return steps, answers.get(alert_id, [])
+
+
+def wake_up(opened_at: dt.datetime, confirmations: Sequence[Confirmation]) -> dt.timedelta | None:
+    """From the alert's opening to its first confirmation (叫应's measure); None: nobody yet."""
+    return min(c.confirmed_at for c in confirmations) - opened_at if confirmations else None

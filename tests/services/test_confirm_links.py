@@ -1,5 +1,6 @@
-"""Personal confirmation links (叫应) against a real PostgreSQL: the evaluator's SMS carry them,
-the page confirms on POST only, and forged, expired and replayed codes change nothing."""
+"""Confirmations (叫应) against a real PostgreSQL: the personal links the evaluator's SMS carry
+(the page confirms on POST only; forged, expired and replayed codes change nothing), an
+operator's confirmation on a person's behalf, and the alert's detail that shows them."""
 
 from __future__ import annotations
 
@@ -7,16 +8,21 @@ import asyncio
 import datetime as dt
 import re
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
+import yaml
 from psycopg_pool import AsyncConnectionPool
 
 from hydro import app
 from hydro.alerts.evaluator import AlertEvaluator
+from hydro.alerts.ladder_runner import LadderRunner
 from hydro.api import create_api
+from hydro.cli import main
 from hydro.config import Config
-from hydro.models import Answer, Reading
+from hydro.models import Answer, Reading, Recipient, Role
 from hydro.store.confirmations import confirmations_of
 from hydro.store.db import open_pool
 from hydro.store.readings import ReadingWriter
@@ -26,18 +32,27 @@ from tests.support import HEFENG, REPO
 MAICHONG = "67901001"  # 麦冲水库: 771.54 is above its normal level, a yellow alert
 PUBLIC_URL = "https://hydro.example.org"
 NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+VIEWER = "viewer-token-0123456789"
+OPERATOR = "operator-token-0123456789"
 LINK = re.compile(r" 确认https://hydro\.example\.org/c/([A-Za-z0-9_-]{11})$")
 
 
 def _config(pg_url: str) -> Config:
-    return Config.model_validate(
-        {
-            "database": {"url": pg_url, "timescaledb": "off"},
-            "registry": {"stations": str(REPO / "stations")},
-            "alerting": {"rules": str(REPO / "alert_rules")},
-            "api": {"public_url": PUBLIC_URL, "link_tries_per_minute": 10},
-        }
-    )
+    return Config.model_validate(_settings(pg_url))
+
+
+def _settings(pg_url: str) -> dict[str, object]:
+    return {
+        "database": {"url": pg_url, "timescaledb": "off"},
+        "registry": {"stations": str(REPO / "stations")},
+        "alerting": {"rules": str(REPO / "alert_rules")},
+        "sms": {"duty_officers": [{"name": "值班甲", "phone": "+8613900000009"}]},
+        "api": {
+            "public_url": PUBLIC_URL,
+            "link_tries_per_minute": 10,
+            "tokens": f"wang:viewer:{VIEWER},li:operator:{OPERATOR}",
+        },
+    }
 
 
 Body = Callable[[httpx.AsyncClient, AsyncConnectionPool], Awaitable[None]]
@@ -148,3 +163,76 @@ def test_tries_are_limited_per_client_and_per_code(pg_url: str) -> None:
         assert await answers(pool) == []
 
     with_alerts(pg_url, body)
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_an_operator_confirms_for_a_person_a_viewer_may_not(pg_url: str) -> None:
+    async def body(client: httpx.AsyncClient, pool: AsyncConnectionPool) -> None:
+        url = "/api/v1/alerts/1/confirmations"
+        note = {"role": "technical", "note": "电话已联系"}
+        assert (await client.post(url, json=note, headers=auth(VIEWER))).status_code == 403
+        assert await answers(pool) == []
+        first = await client.post(url, json=note, headers=auth(OPERATOR))
+        assert first.status_code == 201
+        assert first.json()["answer"] == "operator"
+        assert first.json()["recorded_by"] == "li(电话已联系)"
+        assert first.json()["phone"].startswith("*")
+        again = await client.post(url, json={"role": "technical"}, headers=auth(OPERATOR))
+        assert again.status_code == 200
+        assert again.json() == first.json()
+        county = await client.post(url, json={"role": "county"}, headers=auth(OPERATOR))
+        assert county.status_code == 201  # the county's 防汛负责人 of 开阳县
+        for wrong, status in (
+            ({"phone": "+8613000000000"}, 422),
+            ({}, 422),
+            ({"role": "mayor"}, 422),
+        ):
+            answer = await client.post(url, json=wrong, headers=auth(OPERATOR))
+            assert answer.status_code == status, (wrong, answer.text)
+        missing = "/api/v1/alerts/999/confirmations"
+        assert (await client.post(missing, json=note, headers=auth(OPERATOR))).status_code == 404
+        detail = (await client.get("/api/v1/alerts/1", headers=auth(VIEWER))).json()
+        assert [c["role"] for c in detail["confirmations"]] == ["technical", "county"]
+        assert detail["wake_up_seconds"] > 0
+
+    with_alerts(pg_url, body)
+
+
+def test_the_alert_detail_shows_its_ladder_and_hydro_alerts_confirm_stops_it(
+    pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump({k: v for k, v in _settings(pg_url).items() if k != "api"}),
+        encoding="utf-8",
+    )
+
+    async def body(client: httpx.AsyncClient, pool: AsyncConnectionPool) -> None:
+        duty = (Recipient(Role.DUTY, "值班甲", "+8613900000009"),)
+        registry, rules = app.load_stations(_config(pg_url)), app.load_alert_rules(_config(pg_url))
+        runner = LadderRunner(registry, rules, pool, lambda _: duty, clock=lambda: NOW)
+        [call] = await runner.run()
+        assert call.step.key == "orange:call:technical:1"
+        detail = (await client.get("/api/v1/alerts/1", headers=auth(VIEWER))).json()
+        [step] = detail["ladder"]
+        assert step["reason"] == "橙色预警叫应, 呼叫技术责任人"
+        [call_row] = [n for n in detail["notifications"] if n["id"] in step["notifications"]]
+        assert (call_row["channel"], call_row["status"]) == ("voice", "queued")
+        assert detail["confirmations"] == []
+        assert detail["wake_up_seconds"] is None
+
+    with_alerts(pg_url, body)
+    args = ["--config", str(config), "alerts", "confirm", "1", "--role", "patrol"]
+    assert main([*args, "--note", "电话已联系", "--by", "王值班"]) == 0
+    assert "patrol" in capsys.readouterr().out
+    assert main(["--config", str(config), "alerts", "show", "1"]) == 0
+    shown = capsys.readouterr().out
+    assert "orange:call:technical:1: 橙色预警叫应, 呼叫技术责任人" in shown
+    assert "voice #" in shown
+    assert "via operator (recorded by 王值班(电话已联系))" in shown
+    assert "wake-up: " in shown
+    assert "nobody has confirmed" not in shown
+    assert main([*args[:5], "--role", "county", "--phone", "+8613000000000"]) == 1
