@@ -77,6 +77,10 @@ async def list_alert_history(
         dt.datetime | None, Query(alias="from", description="opened at or after")
     ] = None,
     to: Annotated[dt.datetime | None, Query(description="opened before")] = None,
+    unconfirmed: Annotated[
+        bool,
+        Query(description="only 未叫应: open, ladder started, nobody confirmed, nobody acked"),
+    ] = False,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     format: Literal["json", "csv"] = "json",
@@ -103,6 +107,7 @@ async def list_alert_history(
         severity=severity.value if severity else None,
         state=state,
         before=before,
+        unconfirmed=unconfirmed,
         limit=limit,
     )
     if format == "csv":

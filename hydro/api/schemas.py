@@ -185,6 +185,7 @@ class Summary(BaseModel):
     ingest_rate_per_s: float  # readings observed in the last 5 minutes, per second
     last_received_at: dt.datetime | None
     open_alerts: int  # every open alert, silence included: what `hydro status` counts
+    unconfirmed_alerts: int  # 未叫应: open, its ladder started, nobody confirmed, nobody acked
     # prefecture -> severity -> open alerts other than silence (silent stations: ``silent``)
     by_prefecture: dict[str, dict[str, int]]
     by_severity: dict[str, int]

@@ -19,6 +19,7 @@ from psycopg.rows import class_row, scalar_row
 
 from hydro.models import AlertChange, AlertChangeKind, Channel
 from hydro.store.db import Connection, connection, fetch_all, translate_errors
+from hydro.store.ladder import UNCONFIRMED
 from hydro.store.links import Links, link_url
 from hydro.store.outbox import OutboxRecord, alert_messages, enqueue
 from hydro.texts import with_link
@@ -217,6 +218,7 @@ class AlertFilter:
     severity: str | None = None
     state: str | None = None  # open or cleared
     before: tuple[dt.datetime, int] | None = None  # (opened_at, id) of the last row of a page
+    unconfirmed: bool = False  # only 未叫应 alerts (hydro.store.ladder.UNCONFIRMED)
     limit: int = 100
 
 
@@ -244,6 +246,8 @@ async def list_alerts(
         if value is not None:
             conditions.append(sql.SQL(clause))
             params.extend(value if isinstance(value, tuple) else [value])
+    if query.unconfirmed:
+        conditions.append(sql.SQL(UNCONFIRMED))
     where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
     statement = sql.SQL("SELECT {} FROM alerts{} ORDER BY opened_at DESC, id DESC LIMIT %s").format(
         _ALERT_COLUMNS, where

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import LiteralString
 
 import psycopg_pool
 from psycopg.rows import class_row, scalar_row
@@ -18,6 +19,22 @@ from psycopg.rows import class_row, scalar_row
 from hydro.models import Confirmation
 from hydro.store.confirmations import confirmations_of
 from hydro.store.db import Connection, connection, fetch_all, translate_errors
+
+# 未叫应: an open alert whose ladder has started, that nobody has confirmed and no operator has
+# acknowledged (an ack stops the ladder: somebody has it in hand). A condition on ``alerts``.
+UNCONFIRMED: LiteralString = (
+    "alerts.state = 'open' AND alerts.acknowledged_at IS NULL"
+    " AND EXISTS (SELECT 1 FROM ladder_steps s WHERE s.alert_id = alerts.id)"
+    " AND NOT EXISTS (SELECT 1 FROM confirmations c WHERE c.alert_id = alerts.id)"
+)
+
+
+async def count_unconfirmed(conn: Connection) -> int:
+    with translate_errors("counting unconfirmed alerts"):
+        cur = conn.cursor(row_factory=scalar_row)
+        await cur.execute(f"SELECT count(*) FROM alerts WHERE {UNCONFIRMED}")
+        count: int | None = await cur.fetchone()
+    return count or 0
 
 
 @dataclass(frozen=True, slots=True)

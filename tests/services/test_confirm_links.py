@@ -236,3 +236,29 @@ def test_the_alert_detail_shows_its_ladder_and_hydro_alerts_confirm_stops_it(
     assert "wake-up: " in shown
     assert "nobody has confirmed" not in shown
     assert main([*args[:5], "--role", "county", "--phone", "+8613000000000"]) == 1
+
+
+def test_unconfirmed_alerts_are_listed_and_counted_until_someone_answers(pg_url: str) -> None:
+    async def unconfirmed(client: httpx.AsyncClient) -> tuple[list[int], int, str]:
+        listed = await client.get(
+            "/api/v1/alerts", params={"unconfirmed": "true"}, headers=auth(VIEWER)
+        )
+        summary = await client.get("/api/v1/summary", headers=auth(VIEWER))
+        metrics = (await client.get("/metrics")).text
+        [gauge] = [line for line in metrics.splitlines() if line.startswith("hydro_alerts_unc")]
+        return (
+            [a["id"] for a in listed.json()["items"]],
+            summary.json()["unconfirmed_alerts"],
+            gauge,
+        )
+
+    async def body(client: httpx.AsyncClient, pool: AsyncConnectionPool) -> None:
+        assert await unconfirmed(client) == ([], 0, "hydro_alerts_unconfirmed 0.0")
+        registry, rules = app.load_stations(_config(pg_url)), app.load_alert_rules(_config(pg_url))
+        await LadderRunner(registry, rules, pool, lambda _: (), clock=lambda: NOW).run()
+        assert await unconfirmed(client) == ([1], 1, "hydro_alerts_unconfirmed 1.0")
+        [code, *_] = [m.group(1) for t in sms_of(pg_url, HEFENG) if (m := LINK.search(t))]
+        assert (await client.post(f"/c/{code}")).status_code == 200
+        assert await unconfirmed(client) == ([], 0, "hydro_alerts_unconfirmed 0.0")
+
+    with_alerts(pg_url, body)
