@@ -191,8 +191,8 @@ class LadderPolicy(BaseModel):
     The station persons of ``call`` are called at once (the rule's SMS goes as always); one who
     has not confirmed after ``call_again`` is called again, up to ``attempts`` calls. While
     nobody has confirmed, every ``escalate_after`` the alert climbs one level of
-    ``escalate_to`` (call and SMS); the last level, if it is ``duty``, is repeated every
-    ``repeat_interval`` until someone confirms, an operator acks or the alert clears.
+    ``escalate_to`` (call and SMS); the last level (by default the duty officers) is repeated
+    every ``repeat_interval`` until someone confirms, an operator acks or the alert clears.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
