@@ -242,3 +242,20 @@ def test_stations_generate_command_writes_a_loadable_file(tmp_path: Path) -> Non
         main(["stations", "generate", "--count", "120", "--seed", "9", "--output", str(out)]) == 0
     )
     assert len(load_registry(out, "Asia/Shanghai")) == 120
+
+
+def test_hydro_check_shows_a_missing_contact_as_a_warning_and_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "stations").mkdir()
+    (tmp_path / "stations" / "a.csv").write_text(HEADER + "\n" + GOOD_RIVER + "\n", "utf-8")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"registry: {{stations: {tmp_path / 'stations'}}}\n"
+        f"alerting: {{rules: {REPO / 'alert_rules'}}}\n",
+        encoding="utf-8",
+    )
+    assert main(["--config", str(config), "check"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: no 防汛负责人 for 2 place(s) with stations: 贵阳市开阳县" in captured.err
+    assert "valid (1 warning(s))" in captured.out
