@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import gc
@@ -23,6 +24,7 @@ import psycopg_pool
 
 from hydro import metrics
 from hydro.alerts.evaluator import AlertEvaluator
+from hydro.alerts.ladder_runner import LadderRunner
 from hydro.alerts.wakeup import JournalListener
 from hydro.api import (
     TWILIO_CALL_STATUS_PATH,
@@ -47,7 +49,15 @@ from hydro.gateway.sl651.server import MqttPublisher, Sl651Gateway, address_map,
 from hydro.ingest.manual import ManualReadings
 from hydro.ingest.service import IngestService
 from hydro.logs import configure_logging
-from hydro.models import Notification, Reading, Recipient, Role, Station
+from hydro.models import (
+    AlertChangeKind,
+    Confirmation,
+    Notification,
+    Reading,
+    Recipient,
+    Role,
+    Station,
+)
 from hydro.notify.dispatcher import Dispatcher
 from hydro.notify.providers import (
     CallAnswer,
@@ -70,7 +80,14 @@ from hydro.simulate import (
     plan_storm,
     publish_storm,
 )
-from hydro.stations import Registry, check_registry, load_registry
+from hydro.stations import (
+    Registry,
+    check_registry,
+    load_registry,
+    pick_person,
+    reachable,
+    registry_warnings,
+)
 from hydro.store.alerts import (
     AlertEventRecord,
     AlertFilter,
@@ -79,7 +96,10 @@ from hydro.store.alerts import (
     alert_detail,
     list_alerts,
 )
+from hydro.store.confirmations import confirm_on_behalf
 from hydro.store.db import open_pool
+from hydro.store.ladder import LadderStepRecord, ladder_detail
+from hydro.store.links import Links
 from hydro.store.manual import ManualEntry
 from hydro.store.outbox import OutboxRecord, list_outbox
 from hydro.store.quarantine import QuarantineEntry, QuarantineFilter, list_quarantine
@@ -117,18 +137,19 @@ def check(config_path: Path | None) -> tuple[list[Problem], list[Problem]]:
     except ConfigError as exc:
         return list(exc.problems), []
     registry, problems = check_registry(config.registry.stations, config.registry.default_timezone)
+    warnings = registry_warnings(config.registry.stations, registry)
     try:
         address_map(registry.stations)  # what would stop hydro gateway sl651 at start
     except RegistryError as exc:
         problems += list(exc.problems)
     _, rule_problems = check_rules(config.alerting.rules)
-    _, roster_problems, warnings = check_roster(
+    _, roster_problems, roster_warnings = check_roster(
         config.duty.roster,
         config.registry.default_timezone,
         config.sms.duty_officers,
         today=_today(config),
     )
-    return problems + rule_problems + roster_problems, warnings
+    return problems + rule_problems + roster_problems, warnings + roster_warnings
 
 
 def load_duty_roster(config: Config) -> DutyRoster:
@@ -292,6 +313,7 @@ def api_context(
         max_series_points=config.api.max_series_points,
         manual_sms=manual_sms(config, registry, rules, roster, pool),
         speech=speech(config),
+        link_tries_per_minute=config.api.link_tries_per_minute,
     )
 
 
@@ -376,23 +398,32 @@ async def _start_alerting(  # noqa: PLR0917 - the parts it runs, built by its ca
     pool: psycopg_pool.AsyncConnectionPool,
     clock: Callable[[], dt.datetime] | None,
 ) -> ScheduledJobs:
+    links = confirmation_links(config)
     evaluator = (
-        AlertEvaluator(config.alerting, registry, rules, pool, clock=clock)
+        AlertEvaluator(config.alerting, registry, rules, pool, clock=clock, links=links)
         if clock
-        else AlertEvaluator(config.alerting, registry, rules, pool)
+        else AlertEvaluator(config.alerting, registry, rules, pool, links=links)
     )
     await evaluator.load_state()
     dispatcher = Dispatcher(config.sms, sms_provider(config, pool), pool, roster, config.voice)
     await dispatcher.recover()
+    ladders = ladder_runner(config, registry, rules, roster, pool, clock)
+
+    async def run_ladders() -> None:
+        if await ladders.run():
+            dispatcher.wake()  # the calls go now
 
     async def evaluate() -> None:
         report = await evaluator.tick()
         metrics.EVALUATION_SECONDS.observe(report.seconds)
         if any(change.messages for change in report.changes):
             dispatcher.wake()  # the alert's SMS go now, not at the next poll
+        if any(c.change in _LADDER_STARTS and not c.late for c in report.changes):
+            wake_ladders()  # the first calls go as soon as the crossing is stored
 
     # A send under way at stop may take the provider's whole timeout to finish.
     jobs = ScheduledJobs(grace=max(dt.timedelta(seconds=10), 2 * config.sms.provider_timeout))
+    wake_ladders = jobs.every(config.alerting.interval, run_ladders)
     wake = jobs.every(config.alerting.interval, evaluate)
     jobs.beside(JournalListener(config.database, wake, fallback=config.alerting.interval).run)
     jobs.beside(dispatcher.run)  # its own task: evaluation never waits for a provider
@@ -412,6 +443,31 @@ async def _start_alerting(  # noqa: PLR0917 - the parts it runs, built by its ca
         dispatcher.name,
     )
     return jobs
+
+
+# The changes that may start a 叫应 ladder (an alert reaching a red or orange rule).
+_LADDER_STARTS = (AlertChangeKind.OPEN, AlertChangeKind.ESCALATE)
+
+
+def ladder_runner(  # noqa: PLR0917 - the parts it runs, built by its caller
+    config: Config,
+    registry: Registry,
+    rules: RuleSet,
+    roster: DutyRoster,
+    pool: psycopg_pool.AsyncConnectionPool,
+    clock: Callable[[], dt.datetime] | None,
+) -> LadderRunner:
+    """On the evaluator's clock; the duty officers are who is on duty at each step."""
+    links = confirmation_links(config)
+    if clock is None:
+        return LadderRunner(registry, rules, pool, roster.on_duty, links)
+    return LadderRunner(registry, rules, pool, roster.on_duty, links, clock=clock)
+
+
+def confirmation_links(config: Config) -> Links | None:
+    """None without ``api.public_url``: a link nobody can open is not sent."""
+    public_url = config.api.public_url
+    return Links(public_url, config.alerting.link_ttl) if public_url else None
 
 
 def sms_provider(
@@ -619,11 +675,49 @@ async def alerts(config: Config, query: AlertFilter) -> list[AlertRecord]:
         return await list_alerts(pool, query)
 
 
-async def alert(
-    config: Config, alert_id: int
-) -> tuple[AlertRecord, list[AlertEventRecord], list[OutboxRecord]] | None:
+@dataclasses.dataclass(frozen=True, slots=True)
+class AlertView:
+    """One alert with everything it caused: transitions, messages, its ladder, its answers."""
+
+    alert: AlertRecord
+    events: list[AlertEventRecord]
+    messages: list[OutboxRecord]
+    ladder: list[LadderStepRecord]
+    confirmations: list[Confirmation]
+
+
+async def alert(config: Config, alert_id: int) -> AlertView | None:
     async with database(config) as pool:
-        return await alert_detail(pool, alert_id)
+        found = await alert_detail(pool, alert_id)
+        if found is None:
+            return None
+        return AlertView(*found, *await ladder_detail(pool, alert_id))
+
+
+async def confirm_alert(
+    config: Config,
+    alert_id: int,
+    *,
+    role: Role | None,
+    phone: str | None,
+    by: str,
+    note: str | None,
+) -> tuple[Confirmation, bool] | str | None:
+    """叫应 on a person's behalf (电话已联系), as ``POST /api/v1/alerts/{id}/confirmations``."""
+    registry, now = load_stations(config), dt.datetime.now(dt.UTC)
+    duty = load_duty_roster(config).on_duty(now)
+    recorded_by = by + (f"({note})" if note else "")
+    async with database(config) as pool:
+        found = await confirm_on_behalf(
+            pool,
+            alert_id,
+            lambda station: pick_person(reachable(registry, station, duty), role, phone),
+            recorded_by,
+            now,
+        )
+    if isinstance(found, tuple) and found[1]:
+        log.info("alert=%d confirmed for %s by %s", alert_id, found[0].recipient.role, recorded_by)
+    return found
 
 
 async def acknowledge_alert(config: Config, alert_id: int, by: str) -> AlertRecord | None:

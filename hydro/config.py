@@ -239,6 +239,9 @@ class AlertingConfig(_Section):
     clear_margin: float = Field(0.05, ge=0)
     clear_after: int = Field(2, ge=1)
     repeat_interval: Duration = dt.timedelta(hours=6)
+    # How long a personal confirmation link (叫应, <api.public_url>/c/<code>) works after the
+    # last SMS that carried it.
+    link_ttl: Duration = dt.timedelta(hours=24)
 
     @field_validator("interval")
     @classmethod
@@ -374,6 +377,9 @@ class ApiConfig(_Section):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_csv_rows: int = Field(20_000, ge=1)
     max_series_points: int = Field(100_000, ge=1)
+    # Tries of the confirmation page /c/<code> (叫应) per code and per client address in any
+    # minute; more get 429.
+    link_tries_per_minute: int = Field(10, ge=1)
 
     @field_validator("public_url")
     @classmethod

@@ -368,7 +368,7 @@ def _uncovered_days(
     return [
         Problem(
             roster.source,
-            f"warning: no 值班员 on the roster for {', '.join(missing)}: sms.duty_officers are"
-            " told instead",
+            f"no 值班员 on the roster for {', '.join(missing)}: sms.duty_officers are told instead",
+            warning=True,
         )
     ]

@@ -36,10 +36,13 @@ class Problem:
     source: str
     message: str
     line: int | None = None
+    # A gap hydro runs with (a county without a flood-control contact): shown by hydro check,
+    # never a reason to refuse to start.
+    warning: bool = False
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line is not None else self.source
-        return f"{where}: {self.message}"
+        return f"{where}: {'warning: ' if self.warning else ''}{self.message}"
 
 
 class ProblemsError(HydroError):

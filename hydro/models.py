@@ -30,6 +30,8 @@ class Role(StrEnum):
     DUTY = "duty"  # 值班员: the duty officers on the roster (hydro.duty), else sms.duty_officers
     LEADER = "leader"  # 带班领导: the leader on call, on the roster beside the officers
     CONTACT = "contact"  # a member of a saved group (sms.groups), written to by the duty desk
+    COUNTY = "county"  # 县防汛负责人: a 叫应 ladder climbs to them when nobody answers
+    PREFECTURE = "prefecture"  # 市州防汛负责人
 
 
 # The roles a station names a person for, and a rule may address.
@@ -95,6 +97,16 @@ class Confirmation:
     confirmed_at: dt.datetime
     recorded_by: str
     outbox_id: int | None = None  # the call or SMS answered, when there is one
+
+
+@dataclass(frozen=True, slots=True)
+class FloodContact:
+    """A county's or a prefecture's 防汛负责人 (stations/flood_contacts.csv); ``county`` is
+    empty for a prefecture's."""
+
+    prefecture: str
+    county: str
+    person: Recipient  # role COUNTY or PREFECTURE
 
 
 def mask_phone(phone: str) -> str:

@@ -12,6 +12,9 @@ from hydro.models import Channel, Notification, Role, mask_phone
 # Put before a rule's message when an alert is still active after alerting.repeat_interval.
 REMINDER_PREFIX = "【预警持续】"
 
+# The four-colour warning scale as people read it.
+SEVERITY_NAMES = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
+
 # How people name the recipients: 三个责任人, and the duty officers.
 ROLE_NAMES = {
     Role.ADMINISTRATIVE: "行政责任人",
@@ -20,6 +23,8 @@ ROLE_NAMES = {
     Role.DUTY: "值班员",
     Role.CONTACT: "联系人",
     Role.LEADER: "带班领导",
+    Role.COUNTY: "县防汛负责人",
+    Role.PREFECTURE: "市州防汛负责人",
 }
 
 
@@ -74,3 +79,32 @@ def sms_length(text: str) -> SmsLength:
         single, part, encoding = 70, 67, "UCS-2"
     segments = 0 if units == 0 else 1 if units <= single else -(-units // part)
     return SmsLength(encoding, units, segments)
+
+
+# 叫应: how a personal confirmation link ends an SMS, and what the ladder says beyond the rule's
+# own message.
+MAX_SEGMENTS = 2  # what an alert SMS with its link is kept within
+_LINK_MARK = " 确认"  # short: the longest default red message and a link fit two SMS
+ESCALATION_PREFIX = "【无人叫应】"
+
+
+def with_link(text: str, url: str) -> str:
+    """The SMS with the person's confirmation link at its end."""
+    return f"{text}{_LINK_MARK}{url}"
+
+
+def without_link(text: str) -> str:
+    """What a call speaks of an SMS: its text without the link."""
+    return text.split(_LINK_MARK, 1)[0]
+
+
+def escalation_sms(message: str, url: str | None = None) -> str:
+    """To a county's 防汛负责人 or the duty desk: the alert nobody at the station answered, and
+    their own link. Kept within two SMS by cutting the message clause by clause from its end
+    (the instructions to the station's persons; who, where and how bad come first)."""
+    text = without_link(message)
+    while True:
+        sms = ESCALATION_PREFIX + text + ("" if url is None else _LINK_MARK + url)
+        if sms_length(sms).segments <= MAX_SEGMENTS or "," not in text:
+            return sms
+        text = text.rsplit(",", 1)[0]

@@ -39,6 +39,7 @@ from hydro.store.alerts import (
 from hydro.store.db import Connection, connection
 from hydro.store.history import latest_observations
 from hydro.store.journal import JournalTake, lock_evaluation, take_journal
+from hydro.store.links import Links
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,14 @@ class AlertEvaluator:
         pool: psycopg_pool.AsyncConnectionPool,
         *,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        links: Links | None = None,
     ) -> None:
         self._config = config
+        # 叫应: the SMS of rules whose ladder asks for it end with a confirmation link.
+        self._links = links
+        self._linked_rules = frozenset(
+            rule.id for rule in rules.rules if (ladder := rules.ladder_of(rule.id)) and ladder.link
+        )
         self._roster = Roster(tuple(registry.stations))
         self._zones = sorted({s.timezone for s in self._roster.stations})
         self._zone_of = np.array([self._zones.index(s.timezone) for s in self._roster.stations])
@@ -117,7 +124,9 @@ class AlertEvaluator:
             outcomes = self._evaluate(tick, data)
             changes = [change for outcome in outcomes for change in outcome.changes]
             changes += self._reminders(due, changes, tick)
-            recorded = await record_changes(conn, changes, now=now)
+            recorded = await record_changes(
+                conn, changes, now=now, links=self._links, linked_rules=self._linked_rules
+            )
             await set_below_counts(conn, [c for outcome in outcomes for c in outcome.below_counts])
         for kind, outcome in zip(self._kinds, outcomes, strict=True):
             kind.commit(outcome.state)  # only now: the database holds the same

@@ -12,9 +12,25 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 
 from hydro.api.auth import Context, Operator, Viewer
 from hydro.api.context import ApiContext
-from hydro.api.schemas import AlertDetail, AlertOut, AlertPage, EventOut
-from hydro.api.views import alert_out, aware, decode_cursor, encode_cursor, notification_out
+from hydro.api.schemas import (
+    AlertDetail,
+    AlertOut,
+    AlertPage,
+    ConfirmationOut,
+    ConfirmIn,
+    EventOut,
+    LadderStepOut,
+)
+from hydro.api.views import (
+    alert_out,
+    aware,
+    confirmation_out,
+    decode_cursor,
+    encode_cursor,
+    notification_out,
+)
 from hydro.rules.model import Severity
+from hydro.stations import pick_person, reachable
 from hydro.store.alerts import (
     AlertFilter,
     AlertRecord,
@@ -22,6 +38,8 @@ from hydro.store.alerts import (
     alert_detail,
     list_alerts,
 )
+from hydro.store.confirmations import confirm_on_behalf
+from hydro.store.ladder import ladder_detail, wake_up
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -58,6 +76,10 @@ async def list_alert_history(
         dt.datetime | None, Query(alias="from", description="opened at or after")
     ] = None,
     to: Annotated[dt.datetime | None, Query(description="opened before")] = None,
+    unconfirmed: Annotated[
+        bool,
+        Query(description="only 未叫应: open, ladder started, nobody confirmed, nobody acked"),
+    ] = False,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     format: Literal["json", "csv"] = "json",
@@ -84,6 +106,7 @@ async def list_alert_history(
         severity=severity.value if severity else None,
         state=state,
         before=before,
+        unconfirmed=unconfirmed,
         limit=limit,
     )
     if format == "csv":
@@ -134,11 +157,54 @@ async def get_alert(ctx: Context, principal: Viewer, alert_id: AlertId) -> Alert
     if found is None:
         raise HTTPException(404, f"no alert {alert_id}")
     alert, events, outbox = found
+    steps, answers = await ladder_detail(ctx.pool, alert_id)
+    woke = wake_up(alert.opened_at, answers)
     return AlertDetail(
         alert=alert_out(alert, ctx.registry.get(alert.station), ctx.rule_names),
         events=[EventOut.model_validate(e, from_attributes=True) for e in events],
         notifications=[notification_out(o, full_phone=principal.sees_phones) for o in outbox],
+        ladder=[
+            LadderStepOut(
+                key=s.key, reason=s.reason, taken_at=s.taken_at, notifications=s.outbox_ids
+            )
+            for s in steps
+        ],
+        confirmations=[confirmation_out(c, full_phone=principal.sees_phones) for c in answers],
+        wake_up_seconds=None if woke is None else woke.total_seconds(),
     )
+
+
+@router.post(
+    "/{alert_id}/confirmations",
+    response_model=ConfirmationOut,
+    status_code=201,
+    responses={200: {"description": "the person had confirmed already: the standing answer"}},
+)
+async def confirm_for_person(
+    ctx: Context, principal: Operator, alert_id: AlertId, body: ConfirmIn, response: Response
+) -> ConfirmationOut:
+    """叫应 on a person's behalf (电话已联系): recorded as answered by ``operator`` under the
+    token holder's name and the note. A person's first answer stands."""
+    if body.role is None and body.phone is None:
+        raise HTTPException(422, "give the person's role or phone")
+    now = dt.datetime.now(dt.UTC)
+    duty = ctx.roster.on_duty(now)
+    by = principal.name + (f"({body.note})" if body.note else "")
+    found = await confirm_on_behalf(
+        ctx.pool,
+        alert_id,
+        lambda station: pick_person(reachable(ctx.registry, station, duty), body.role, body.phone),
+        by,
+        now,
+    )
+    if found is None:
+        raise HTTPException(404, f"no alert {alert_id}")
+    if isinstance(found, str):
+        raise HTTPException(422, found)
+    standing, new = found
+    if not new:
+        response.status_code = 200
+    return confirmation_out(standing, full_phone=principal.sees_phones)
 
 
 @router.post("/{alert_id}/ack", response_model=AlertOut)

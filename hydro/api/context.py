@@ -38,3 +38,4 @@ class ApiContext:
     max_series_points: int  # api.max_series_points: points per readings response
     manual_sms: ManualSms  # the duty desk's manual SMS: previews and sends
     speech: Speech = MANDARIN  # how calls speak: voice.language, voice.tts_voice
+    link_tries_per_minute: int = 10  # api.link_tries_per_minute: per code and per client

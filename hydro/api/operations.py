@@ -76,6 +76,11 @@ async def metrics(ctx: Context) -> Response:
     sms = Gauge("hydro_sms", "SMS in the outbox by status", ["status"], registry=scrape)
     backlog = Gauge("hydro_evaluation_backlog", "Stored batches not yet evaluated", registry=scrape)
     silent = Gauge("hydro_stations_silent", "Stations with an open silence alert", registry=scrape)
+    unconfirmed = Gauge(
+        "hydro_alerts_unconfirmed",
+        "Open alerts whose 叫应 ladder started and nobody has confirmed or acknowledged",
+        registry=scrape,
+    )
     alerts = await open_alerts(ctx.pool)
     counts = await delivery_counts(ctx.pool)
     for severity, n in collections.Counter(
@@ -87,6 +92,7 @@ async def metrics(ctx: Context) -> Response:
     for status, n in counts.sms_by_status.items():
         sms.labels(status).set(n)
     backlog.set(counts.journal_backlog)
+    unconfirmed.set(counts.unconfirmed_alerts)
     silent.set(len({a.station for a in alerts if a.family in ctx.silence_families}))
     return Response(
         generate_latest(REGISTRY) + generate_latest(scrape), media_type=CONTENT_TYPE_LATEST
@@ -132,6 +138,7 @@ async def summary(ctx: Context, _: Viewer) -> Summary:
         ingest_rate_per_s=counts.readings_5m / 300,
         last_received_at=counts.last_received_at,
         open_alerts=counts.open_alerts,
+        unconfirmed_alerts=counts.unconfirmed_alerts,
         by_prefecture={p: dict(c) for p, c in sorted(by_prefecture.items())},
         by_severity=dict(by_severity),
         silent=silent,

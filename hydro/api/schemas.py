@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hydro.models import Role
+
 StationStatus = Literal["normal", "blue", "yellow", "orange", "red", "silent", "no_data"]
 
 
@@ -102,6 +104,7 @@ class EventOut(BaseModel):
 class NotificationOut(BaseModel):
     id: int
     event_id: int | None
+    channel: str  # sms or voice
     role: str
     person: str
     phone: str
@@ -117,10 +120,44 @@ class NotificationOut(BaseModel):
     reason: str | None
 
 
+class ConfirmIn(BaseModel):
+    """An operator reached a person of the alert (叫应) and records it for them: the person by
+    role (administrative, technical, patrol, county, prefecture, duty), by phone, or both when
+    a role has several."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    phone: str | None = Field(None, max_length=20)
+    note: str | None = Field(None, max_length=200)  # e.g. 电话已联系
+
+
+class ConfirmationOut(BaseModel):
+    role: str
+    person: str
+    phone: str
+    answer: str  # keypress, link, operator
+    confirmed_at: dt.datetime
+    recorded_by: str
+    outbox_id: int | None
+
+
+class LadderStepOut(BaseModel):
+    """One step of the alert's 叫应 ladder and the calls and SMS it queued."""
+
+    key: str
+    reason: str
+    taken_at: dt.datetime
+    notifications: list[int]  # outbox ids, as in ``notifications``
+
+
 class AlertDetail(BaseModel):
     alert: AlertOut
     events: list[EventOut]
     notifications: list[NotificationOut]
+    ladder: list[LadderStepOut] = []
+    confirmations: list[ConfirmationOut] = []
+    wake_up_seconds: float | None = None  # from the alert's opening to its first confirmation
 
 
 class Series(BaseModel):
@@ -197,6 +234,7 @@ class Summary(BaseModel):
     ingest_rate_per_s: float  # readings observed in the last 5 minutes, per second
     last_received_at: dt.datetime | None
     open_alerts: int  # every open alert, silence included: what `hydro status` counts
+    unconfirmed_alerts: int  # 未叫应: open, its ladder started, nobody confirmed, nobody acked
     # prefecture -> severity -> open alerts other than silence (silent stations: ``silent``)
     by_prefecture: dict[str, dict[str, int]]
     by_severity: dict[str, int]

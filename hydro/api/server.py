@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hydro.api import alerts, calls, duty, operations, sms, stations
+from hydro.api import alerts, calls, confirm, duty, operations, sms, stations
 from hydro.api.calls import TWILIO_CALL_STATUS_PATH, TWILIO_GATHER_PATH
 from hydro.api.context import ApiContext
 from hydro.api.middleware import BoundBodies, SecurityHeaders
@@ -49,6 +49,7 @@ def create_api(context: ApiContext) -> FastAPI:
         " webhook do not.",
     )
     api.state.context = context
+    api.state.link_limit = confirm.RateLimit(context.link_tries_per_minute)
     api.add_middleware(_RefuseNul)
     api.add_middleware(
         BoundBodies,
@@ -70,6 +71,7 @@ def create_api(context: ApiContext) -> FastAPI:
     api.include_router(sms.router)
     api.include_router(duty.router)
     api.include_router(calls.router)
+    api.include_router(confirm.router)
     web = str(_WEB)
     api.mount("/static", StaticFiles(directory=web), name="static")
 

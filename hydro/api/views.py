@@ -14,8 +14,15 @@ from typing import TypeVar
 from fastapi import HTTPException, Response
 from pydantic import TypeAdapter
 
-from hydro.api.schemas import AlertOut, Latest, Levels, NotificationOut, StationStatus
-from hydro.models import Station, mask_phone
+from hydro.api.schemas import (
+    AlertOut,
+    ConfirmationOut,
+    Latest,
+    Levels,
+    NotificationOut,
+    StationStatus,
+)
+from hydro.models import Confirmation, Station, mask_phone
 from hydro.rules.model import Severity
 from hydro.store.alerts import AlertRecord
 from hydro.store.outbox import OutboxRecord
@@ -165,7 +172,21 @@ def notification_out(record: OutboxRecord, *, full_phone: bool) -> NotificationO
             "person": to.name,
             "phone": phone_for(to.phone, full=full_phone),
             "body": n.text,
+            "channel": n.channel.value,
         }
+    )
+
+
+def confirmation_out(c: Confirmation, *, full_phone: bool) -> ConfirmationOut:
+    to = c.recipient
+    return ConfirmationOut(
+        role=to.role.value,
+        person=to.name,
+        phone=phone_for(to.phone, full=full_phone),
+        answer=c.answer.value,
+        confirmed_at=c.confirmed_at,
+        recorded_by=c.recorded_by,
+        outbox_id=c.outbox_id,
     )
 
 

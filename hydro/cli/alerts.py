@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import getpass
 import json
 import sys
 from collections.abc import Sequence
 
 from hydro import app
 from hydro.cli._common import Subparsers, add_command, ago, aware, run_async
-from hydro.models import Channel, mask_phone
+from hydro.models import Channel, Role, mask_phone
 from hydro.rules import Severity
 from hydro.store.alerts import AlertFilter, AlertRecord
+from hydro.store.ladder import wake_up
 from hydro.store.outbox import OutboxRecord
 
 
@@ -21,11 +23,12 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     alerts = add_command(
         subparsers,
         "alerts",
-        "alert history: list, show one with its SMS, acknowledge",
+        "alert history: list, show one with its SMS and 叫应 ladder, acknowledge, confirm",
         """
   hydro alerts list --active
   hydro alerts show 42
   hydro alerts ack 42 --by 王值班
+  hydro alerts confirm 42 --role patrol --note 电话已联系
 """,
     )
     commands = alerts.add_subparsers(dest="alerts_command", metavar="COMMAND", required=True)
@@ -68,6 +71,23 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     ack.add_argument("id", type=int)
     ack.add_argument("--by", required=True, help="who acknowledges")
     ack.set_defaults(handler=_ack)
+    confirm = add_command(
+        commands,
+        "confirm",
+        "record that you reached a person of the alert by phone (叫应 on their behalf)",
+        """
+  hydro alerts confirm 42 --role patrol --note 电话已联系
+  hydro alerts confirm 42 --phone +8613900000001 --by 王值班
+""",
+    )
+    confirm.add_argument("id", type=int)
+    confirm.add_argument("--role", choices=[r.value for r in Role], help="the person's role")
+    confirm.add_argument("--phone", help="the person's phone (E.164), when a role has several")
+    confirm.add_argument("--note", help="e.g. 电话已联系")
+    confirm.add_argument(
+        "--by", default=f"cli:{getpass.getuser()}", help="who records it (default: cli:USER)"
+    )
+    confirm.set_defaults(handler=_confirm)
     outbox = add_command(
         subparsers,
         "outbox",
@@ -141,17 +161,42 @@ def _show(args: argparse.Namespace) -> int:
     if detail is None:
         print(f"error: no alert {args.id}", file=sys.stderr)
         return 1
-    alert, events, messages = detail
-    print(_alert_line(alert))
-    for event in events:
+    print(_alert_line(detail.alert))
+    for event in detail.events:
         late = " late: nobody paged" if event.late else ""
         print(
             f"  {event.observed_at:%Y-%m-%d %H:%M}Z {event.change:<9} {event.rule_id}"
             f" value {event.value}{late}"
         )
-    for sms in messages:
+    for sms in detail.messages:
         print(f"  {_outbox_line(sms)}")
+    _print_ladder(detail)
     return 0
+
+
+def _print_ladder(detail: app.AlertView) -> None:
+    """叫应: each step with whom it reached and how that went, who confirmed, the wake-up."""
+    if not detail.ladder and not detail.confirmations:
+        return
+    messages = {m.notification.outbox_id: m for m in detail.messages}
+    print("  叫应 ladder:")
+    for step in detail.ladder:
+        print(f"    {step.taken_at:%Y-%m-%d %H:%M:%S}Z {step.key}: {step.reason}")
+        for outbox_id in step.outbox_ids:
+            if (sent := messages.get(outbox_id)) is not None:
+                n, to = sent.notification, sent.notification.recipient
+                print(
+                    f"      {n.channel.value} #{outbox_id} {to.role.value} {to.name}"
+                    f" {mask_phone(to.phone)} {sent.status}"
+                )
+    for c in detail.confirmations:
+        to = c.recipient
+        print(
+            f"    confirmed {c.confirmed_at:%Y-%m-%d %H:%M:%S}Z by {to.role.value} {to.name}"
+            f" via {c.answer.value} (recorded by {c.recorded_by})"
+        )
+    woke = wake_up(detail.alert.opened_at, detail.confirmations)
+    print(f"    wake-up: {'nobody has confirmed' if woke is None else woke}")
 
 
 def _outbox_line(o: OutboxRecord) -> str:
@@ -164,6 +209,28 @@ def _outbox_line(o: OutboxRecord) -> str:
         f"{kind} #{n.outbox_id} {o.status:<9} x{o.attempts} {to.role.value:<14} {to.name}"
         f" {mask_phone(to.phone)} id={o.provider_id or '-'}{manual}{call}{error}: {n.text}"
     )
+
+
+def _confirm(args: argparse.Namespace) -> int:
+    config = app.configure(args.config)
+    role = Role(args.role) if args.role else None
+    if role is None and args.phone is None:
+        print("error: give --role or --phone", file=sys.stderr)
+        return 2
+    found = run_async(
+        app.confirm_alert(config, args.id, role=role, phone=args.phone, by=args.by, note=args.note)
+    )
+    if found is None or isinstance(found, str):
+        print(f"error: {found or f'no alert {args.id}'}", file=sys.stderr)
+        return 1
+    standing, new = found
+    to = standing.recipient
+    print(
+        f"alert {args.id}: {to.role.value} {to.name} {'confirmed' if new else 'had confirmed'}"
+        f" at {standing.confirmed_at} via {standing.answer.value} (recorded by"
+        f" {standing.recorded_by})"
+    )
+    return 0
 
 
 def _ack(args: argparse.Namespace) -> int:

@@ -30,5 +30,6 @@ def _check(args: argparse.Namespace) -> int:
     if problems:
         print(f"{len(problems)} problem(s) found", file=sys.stderr)
         return 1
-    print("configuration, station registry, alert rules and duty roster are valid")
+    noted = f" ({len(warnings)} warning(s))" if warnings else ""
+    print(f"configuration, station registry, alert rules and duty roster are valid{noted}")
     return 0

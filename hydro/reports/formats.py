@@ -9,10 +9,10 @@ from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from hydro.reports.model import AreaRain, DailyReport, StationFigures
+from hydro.texts import SEVERITY_NAMES
 
 # A Chinese SMS is UCS-2: 70 characters alone, 67 per segment when split. Two segments at most.
 DIGEST_LIMIT = 2 * 67
-SEVERITY_NAMES = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
 LISTED = 20  # silent or incomplete stations named in text and HTML; the rest are counted
 
 

@@ -4,6 +4,7 @@ from hydro.rules.loader import RuleSet, check_rules, load_rules
 from hydro.rules.messages import render
 from hydro.rules.model import (
     LEVEL_NAMES,
+    LadderPolicy,
     LevelRule,
     RainfallRule,
     RateOfRiseRule,
@@ -14,6 +15,7 @@ from hydro.rules.model import (
 
 __all__ = [
     "LEVEL_NAMES",
+    "LadderPolicy",
     "LevelRule",
     "RainfallRule",
     "RateOfRiseRule",

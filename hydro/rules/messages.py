@@ -15,13 +15,7 @@ from hydro.rules.model import (
     Severity,
     SilenceRule,
 )
-
-SEVERITY_NAMES = {
-    Severity.BLUE: "蓝色",
-    Severity.YELLOW: "黄色",
-    Severity.ORANGE: "橙色",
-    Severity.RED: "红色",
-}
+from hydro.texts import SEVERITY_NAMES
 
 
 def render(

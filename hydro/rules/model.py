@@ -99,6 +99,9 @@ class _Rule(BaseModel):
     roles: tuple[Role, ...] = STATION_ROLES
     message: str
     clear_message: str | None = None
+    # The 叫应 ladder of this rule's alerts: a ladder's id, "none", or unset for the ladder
+    # whose ``severities`` name this rule's severity (if any).
+    ladder: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]*$")
 
     @field_validator("message", "clear_message")
     @classmethod
@@ -177,6 +180,57 @@ class SilenceRule(_Rule):
     during_alert_message: OptionalTemplate = None
 
 
+# Levels a ladder escalates to, in the order it names them: the county's or the prefecture's
+# 防汛负责人 (stations/flood_contacts.csv), then the duty officers.
+EscalationLevel = Literal["county", "prefecture", "duty"]
+
+
+class LadderPolicy(BaseModel):
+    """叫应: whom to call for an alert, how often again, and whom next while nobody answers.
+
+    The station persons of ``call`` are called at once (the rule's SMS goes as always); one who
+    has not confirmed after ``call_again`` is called again, up to ``attempts`` calls. While
+    nobody has confirmed, every ``escalate_after`` the alert climbs one level of
+    ``escalate_to`` (call and SMS); the last level (by default the duty officers) is repeated
+    every ``repeat_interval`` until someone confirms, an operator acks or the alert clears.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    severities: tuple[Severity, ...] = ()  # rules of these severities use it unless they name one
+    call: tuple[Role, ...] = STATION_ROLES
+    call_again: Duration = dt.timedelta(minutes=3)
+    attempts: int = Field(3, ge=1, le=10)
+    escalate_after: Duration = dt.timedelta(minutes=10)
+    escalate_to: tuple[EscalationLevel, ...] = ("county", "duty")
+    repeat_interval: Duration = dt.timedelta(minutes=10)
+    link: bool = True  # each person's SMS ends with a personal confirmation link
+
+    @field_validator("call")
+    @classmethod
+    def _station_roles(cls, roles: tuple[Role, ...]) -> tuple[Role, ...]:
+        if not roles or any(role not in STATION_ROLES for role in roles):
+            raise ValueError("must name station persons: administrative, technical, patrol")
+        return roles
+
+    @field_validator("call_again", "escalate_after", "repeat_interval")
+    @classmethod
+    def _at_least_a_minute(cls, value: dt.timedelta) -> dt.timedelta:
+        if value < dt.timedelta(minutes=1):
+            raise ValueError("must be at least 1m: a person needs time to answer")
+        return value
+
+    @field_validator("escalate_to")
+    @classmethod
+    def _once_each(cls, levels: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(levels)) != len(levels):
+            raise ValueError("names a level twice")
+        return levels
+
+
+NO_LADDER = "none"
+
 Rule = Annotated[
     LevelRule | RateOfRiseRule | SilenceRule | RainfallRule, Field(discriminator="type")
 ]
@@ -188,6 +242,7 @@ class RuleFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rules: tuple[Rule, ...]
+    ladders: tuple[LadderPolicy, ...] = ()
 
     @field_validator("rules")
     @classmethod

@@ -2,7 +2,15 @@
 
 from hydro.loading import normalise_phone
 from hydro.stations.generate import generate_stations, write_stations_csv
-from hydro.stations.registry import COLUMNS, Registry, check_registry, load_registry
+from hydro.stations.registry import (
+    COLUMNS,
+    Registry,
+    check_registry,
+    load_registry,
+    pick_person,
+    reachable,
+    registry_warnings,
+)
 
 __all__ = [
     "COLUMNS",
@@ -11,5 +19,8 @@ __all__ = [
     "generate_stations",
     "load_registry",
     "normalise_phone",
+    "pick_person",
+    "reachable",
+    "registry_warnings",
     "write_stations_csv",
 ]

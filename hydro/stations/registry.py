@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -21,11 +21,19 @@ from hydro.loading import normalise_phone
 from hydro.models import (
     DEFAULT_REPORT_INTERVAL,
     MAX_REPORT_INTERVAL,
+    FloodContact,
     FloodSeason,
     Recipient,
     Role,
     Station,
     StationKind,
+    mask_phone,
+)
+from hydro.stations.contacts import (
+    CONTACTS_FILE,
+    check_contacts,
+    contacts_path,
+    missing_contacts,
 )
 
 # The header names we write, each with the Chinese names operators' spreadsheets use.
@@ -79,21 +87,64 @@ _PERSON_COLUMNS = {
 
 @dataclass(frozen=True)
 class Registry:
-    """The valid stations, in file order, and an index by code."""
+    """The valid stations, in file order, an index by code, and the flood-control contacts."""
 
     stations: tuple[Station, ...] = ()
     by_code: Mapping[str, Station] = field(default_factory=lambda: MappingProxyType({}))
+    contacts: tuple[FloodContact, ...] = ()
 
     @classmethod
-    def of(cls, stations: Iterable[Station]) -> Registry:
+    def of(cls, stations: Iterable[Station], contacts: Iterable[FloodContact] = ()) -> Registry:
         ordered = tuple(stations)
-        return cls(ordered, MappingProxyType({s.code: s for s in ordered}))
+        return cls(ordered, MappingProxyType({s.code: s for s in ordered}), tuple(contacts))
+
+    def flood_contacts(self, station: Station, level: Role) -> tuple[Recipient, ...]:
+        """The 防汛负责人 of the station's county (``Role.COUNTY``) or prefecture."""
+        county = station.county if level is Role.COUNTY else ""
+        return tuple(
+            c.person
+            for c in self.contacts
+            if c.person.role is level and c.prefecture == station.prefecture and c.county == county
+        )
 
     def __len__(self) -> int:
         return len(self.stations)
 
     def get(self, code: str) -> Station | None:
         return self.by_code.get(code)
+
+
+def reachable(registry: Registry, code: str, duty: Sequence[Recipient]) -> tuple[Recipient, ...]:
+    """Everyone an alert at the station may reach, and so may confirm it: its persons, its
+    county's and prefecture's 防汛负责人, the duty officers."""
+    station = registry.get(code)
+    if station is None:
+        return tuple(duty)
+    contacts = (registry.flood_contacts(station, level) for level in (Role.COUNTY, Role.PREFECTURE))
+    return (*station.persons, *(p for found in contacts for p in found), *duty)
+
+
+def pick_person(
+    people: Sequence[Recipient], role: Role | None, phone: str | None
+) -> Recipient | str:
+    """The one person of ``people`` with the role and phone given (either may be None), or
+    why there is not exactly one."""
+    matches = [
+        p
+        for p in people
+        if (role is None or p.role is role) and (phone is None or p.phone == phone)
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    what = " ".join(filter(None, [role.value if role else None, phone and mask_phone(phone)]))
+    if not matches:
+        return f"nobody ({what}) is reached by this alert"
+    return f"{len(matches)} persons match ({what}): give the phone"
+
+
+def registry_warnings(path: Path, registry: Registry) -> list[Problem]:
+    """What ``hydro check`` warns of and hydro runs with: places without flood contacts."""
+    return missing_contacts(contacts_path(path), registry.stations, registry.contacts)
 
 
 def load_registry(path: Path, default_timezone: str) -> Registry:
@@ -110,7 +161,11 @@ def check_registry(path: Path, default_timezone: str) -> tuple[Registry, list[Pr
     first_seen: dict[str, str] = {}
     if not path.exists():
         return Registry(), [Problem(str(path), "station registry not found")]
-    files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    files = (
+        sorted(f for f in path.glob("*.csv") if f.name != CONTACTS_FILE)
+        if path.is_dir()
+        else [path]
+    )
     if not files:
         return Registry(), [Problem(str(path), "no *.csv files in the station registry folder")]
     for file in files:
@@ -123,7 +178,8 @@ def check_registry(path: Path, default_timezone: str) -> tuple[Registry, list[Pr
                 continue
             first_seen[station.code] = where
             stations.append(station)
-    return Registry.of(stations), problems
+    contacts, contact_problems = check_contacts(contacts_path(path))
+    return Registry.of(stations, contacts), problems + contact_problems
 
 
 def _read_file(

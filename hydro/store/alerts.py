@@ -17,9 +17,12 @@ import psycopg_pool
 from psycopg import sql
 from psycopg.rows import class_row, scalar_row
 
-from hydro.models import AlertChange, AlertChangeKind
+from hydro.models import AlertChange, AlertChangeKind, Channel
 from hydro.store.db import Connection, connection, fetch_all, translate_errors
+from hydro.store.ladder import UNCONFIRMED
+from hydro.store.links import Links, link_url
 from hydro.store.outbox import OutboxRecord, alert_messages, enqueue
+from hydro.texts import with_link
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +97,21 @@ class RecordedChange:
     outbox_ids: tuple[int, ...]
 
 
+# The changes whose SMS ask for a confirmation (叫应): not a clear, not a step down.
+_LINKED_CHANGES = (AlertChangeKind.OPEN, AlertChangeKind.ESCALATE, AlertChangeKind.REMIND)
+
+
 async def record_changes(
-    conn: Connection, changes: Sequence[AlertChange], *, now: dt.datetime
+    conn: Connection,
+    changes: Sequence[AlertChange],
+    *,
+    now: dt.datetime,
+    links: Links | None = None,
+    linked_rules: frozenset[str] = frozenset(),
 ) -> list[RecordedChange]:
     """Applies the changes in order, at the evaluation time ``now`` (what reminders count
-    from); each one's messages are queued in the outbox."""
+    from); each one's messages are queued in the outbox, an SMS of a rule of ``linked_rules``
+    ending with its person's confirmation link when ``links`` is given."""
     statements = {
         AlertChangeKind.OPEN: _OPEN,
         AlertChangeKind.ESCALATE: _ESCALATE,
@@ -125,14 +138,17 @@ async def record_changes(
             event_id = await _returned_id(
                 await conn.execute(_EVENT, {**params, "alert_id": alert_id})
             )
-            outbox_ids = [
-                await enqueue(
-                    conn,
-                    dataclasses.replace(message, station=change.station, alert_id=alert_id),
-                    event_id=event_id,
+            linked = change.rule_id in linked_rules and change.change in _LINKED_CHANGES
+            outbox_ids = []
+            for message in change.messages:
+                text = message.text
+                if links is not None and linked and message.channel is Channel.SMS:
+                    url = await link_url(conn, links, alert_id, message.recipient, now)
+                    text = with_link(text, url)
+                queued = dataclasses.replace(
+                    message, text=text, station=change.station, alert_id=alert_id
                 )
-                for message in change.messages
-            ]
+                outbox_ids.append(await enqueue(conn, queued, event_id=event_id))
             recorded.append(RecordedChange(alert_id, event_id, tuple(outbox_ids)))
     return recorded
 
@@ -202,6 +218,7 @@ class AlertFilter:
     severity: str | None = None
     state: str | None = None  # open or cleared
     before: tuple[dt.datetime, int] | None = None  # (opened_at, id) of the last row of a page
+    unconfirmed: bool = False  # only 未叫应 alerts (hydro.store.ladder.UNCONFIRMED)
     limit: int = 100
 
 
@@ -229,6 +246,8 @@ async def list_alerts(
         if value is not None:
             conditions.append(sql.SQL(clause))
             params.extend(value if isinstance(value, tuple) else [value])
+    if query.unconfirmed:
+        conditions.append(sql.SQL(UNCONFIRMED))
     where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
     statement = sql.SQL("SELECT {} FROM alerts{} ORDER BY opened_at DESC, id DESC LIMIT %s").format(
         _ALERT_COLUMNS, where
@@ -249,16 +268,21 @@ async def open_alerts(pool: psycopg_pool.AsyncConnectionPool) -> list[AlertRecor
         return await cur.fetchall()
 
 
+async def find_alert(conn: Connection, alert_id: int) -> AlertRecord | None:
+    with translate_errors(f"reading alert {alert_id}"):
+        cur = conn.cursor(row_factory=class_row(AlertRecord))
+        await cur.execute(
+            sql.SQL("SELECT {} FROM alerts WHERE id = %s").format(_ALERT_COLUMNS), [alert_id]
+        )
+        return await cur.fetchone()
+
+
 async def alert_detail(
     pool: psycopg_pool.AsyncConnectionPool, alert_id: int
 ) -> tuple[AlertRecord, list[AlertEventRecord], list[OutboxRecord]] | None:
     """The alert, its transitions and every SMS it caused, or None."""
     async with connection(pool, f"reading alert {alert_id}") as conn:
-        cur = conn.cursor(row_factory=class_row(AlertRecord))
-        await cur.execute(
-            sql.SQL("SELECT {} FROM alerts WHERE id = %s").format(_ALERT_COLUMNS), [alert_id]
-        )
-        alert = await cur.fetchone()
+        alert = await find_alert(conn, alert_id)
         if alert is None:
             return None
         events_cur = conn.cursor(row_factory=class_row(AlertEventRecord))

@@ -7,13 +7,15 @@ or link changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from psycopg.rows import dict_row
+import psycopg_pool
+from psycopg.rows import dict_row, scalar_row
 
 from hydro.models import Answer, Confirmation, Recipient, Role
-from hydro.store.db import Connection, translate_errors
+from hydro.store.db import Connection, connection, translate_errors
 
 _COLUMNS = "alert_id, role, person, phone, answer, confirmed_at, recorded_by, outbox_id"
 
@@ -60,6 +62,29 @@ async def record_confirmation(
         row = await cur.fetchone()
     assert row is not None  # inserted, or there was one already
     return _confirmation(row), bool(row["new"])
+
+
+async def confirm_on_behalf(
+    pool: psycopg_pool.AsyncConnectionPool,
+    alert_id: int,
+    choose: Callable[[str], Recipient | str],
+    recorded_by: str,
+    now: dt.datetime,
+) -> tuple[Confirmation, bool] | str | None:
+    """An operator's record that they reached a person of the alert (电话已联系): ``choose``
+    picks the person among those of the alert's station, or says why it cannot. The standing
+    confirmation and whether it is this one; why not; or None for no such alert."""
+    async with connection(pool, f"confirming alert {alert_id} on behalf of a person") as conn:
+        cur = conn.cursor(row_factory=scalar_row)
+        await cur.execute("SELECT station FROM alerts WHERE id = %s", (alert_id,))
+        station: str | None = await cur.fetchone()
+        if station is None:
+            return None
+        person = choose(station)
+        if isinstance(person, str):
+            return person
+        answer = Confirmation(alert_id, person, Answer.OPERATOR, now, recorded_by)
+        return await record_confirmation(conn, answer)
 
 
 async def confirmations_of(

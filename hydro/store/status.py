@@ -11,6 +11,7 @@ from psycopg.rows import dict_row, scalar_row
 
 from hydro.store.alerts import count_open_alerts
 from hydro.store.db import Connection, connection
+from hydro.store.ladder import count_unconfirmed
 from hydro.store.outbox import counts_by_status
 from hydro.store.schema import StorageMode, storage_mode
 
@@ -86,6 +87,7 @@ class DeliveryCounts:
     stations_reporting_5m: int
     readings_5m: int  # observed in the last 5 minutes
     last_received_at: dt.datetime | None
+    unconfirmed_alerts: int = 0  # 未叫应: see hydro.store.ladder.UNCONFIRMED
 
 
 async def delivery_counts(pool: psycopg_pool.AsyncConnectionPool) -> DeliveryCounts:
@@ -106,8 +108,16 @@ async def delivery_counts(pool: psycopg_pool.AsyncConnectionPool) -> DeliveryCou
         recent = await _scalar(
             conn, "SELECT count(*) FROM readings WHERE time > now() - interval '5 minutes'"
         )
+        unconfirmed = await count_unconfirmed(conn)
     return DeliveryCounts(
-        by_state, open_alerts, by_status, backlog, latest["stations"], recent, latest["received"]
+        by_state,
+        open_alerts,
+        by_status,
+        backlog,
+        latest["stations"],
+        recent,
+        latest["received"],
+        unconfirmed,
     )
 
 

@@ -39,6 +39,7 @@ def test_the_operator_commands_exist() -> None:
         ("alerts", "list"),
         ("alerts", "show"),
         ("alerts", "ack"),
+        ("alerts", "confirm"),
         ("outbox", "list"),
         ("report", "daily"),
         ("gateway", "sl651"),

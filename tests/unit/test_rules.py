@@ -252,6 +252,71 @@ def test_rule_file_problems_name_file_line_and_key(
     assert any(p.startswith(expected) for p in rendered), rendered
 
 
+LADDER = """
+ladders:
+  - id: loud
+    severities: [yellow]
+    call: [patrol]
+    call_again: 3m
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (RULE + LADDER.replace("call_again", "call_agian"), ":16: ladders.0.call_agian: unknown"),
+        (RULE + LADDER.replace("3m", "10s"), ":16: ladders.0.call_again: Value error, must be at"),
+        (RULE + LADDER.replace("[patrol]", "[duty]"), ":15: ladders.0.call: Value error, must"),
+        (
+            RULE.replace("    rank: 1\n", "    rank: 1\n    ladder: lound\n"),
+            ":9: rule r1: ladder 'lound' is not defined in any ladders: section",
+        ),
+        (
+            RULE + LADDER + LADDER[10:].replace("id: loud", "id: quiet"),
+            ":17: ladder quiet: severities yellow already default to ladder loud",
+        ),
+    ],
+)
+def test_ladder_problems_name_file_policy_and_key(tmp_path: Path, text: str, expected: str) -> None:
+    path = write_rules(tmp_path / "rules", "a.yaml", text)
+    _, problems = check_rules(path.parent)
+    rendered = [str(p).removeprefix(str(path)) for p in problems]
+    assert any(p.startswith(expected) for p in rendered), rendered
+
+
+def test_default_ladders_call_red_and_orange_alerts_only() -> None:
+    ladders = {rule.id: DEFAULTS.ladder_of(rule.id) for rule in DEFAULTS.rules}
+    assert {i for i, ladder in ladders.items() if ladder and ladder.id == "red"} == {
+        "reservoir_design_flood",
+        "rainstorm_red",
+    }
+    assert {i for i, ladder in ladders.items() if ladder and ladder.id == "orange"} == {
+        "river_guaranteed",
+        "rainstorm_orange",
+    }
+    red = DEFAULTS.ladder_of("rainstorm_red")
+    assert red is not None
+    assert (red.call_again, red.attempts, red.escalate_after) == (
+        dt.timedelta(minutes=3),
+        3,
+        dt.timedelta(minutes=10),
+    )
+    assert red.escalate_to == ("county", "duty")
+
+
+def test_a_rule_may_name_a_ladder_or_none(tmp_path: Path) -> None:
+    folder = tmp_path / "rules"
+    write_rules(folder, "a.yaml", RULE.replace("    rank: 1\n", "    rank: 1\n    ladder: none\n"))
+    write_rules(folder, "b.yaml", LADDER.lstrip() + "rules: []\n")
+    rules, problems = check_rules(folder)
+    assert problems == []
+    assert rules.ladder_of("r1") is None
+    write_rules(folder, "a.yaml", RULE)
+    ladder = load_rules(folder).ladder_of("r1")
+    assert ladder is not None
+    assert ladder.id == "loud"
+
+
 def test_rule_ids_are_unique_across_files(tmp_path: Path) -> None:
     folder = tmp_path / "rules"
     write_rules(folder, "a.yaml", RULE)

@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 
 from hydro.cli import main
-from hydro.models import STATION_ROLES, StationKind
-from hydro.stations import check_registry, generate_stations, load_registry, write_stations_csv
+from hydro.models import STATION_ROLES, Role, StationKind
+from hydro.stations import (
+    check_registry,
+    generate_stations,
+    load_registry,
+    registry_warnings,
+    write_stations_csv,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 HEADER = (
@@ -177,6 +183,51 @@ def test_the_sample_guizhou_registry_is_valid_and_has_the_reference_stations() -
         assert {p.role for p in station.persons} == set(STATION_ROLES)
 
 
+def test_every_sample_county_and_prefecture_has_a_flood_contact() -> None:
+    registry = load_registry(REPO / "stations", "Asia/Shanghai")
+    assert registry_warnings(REPO / "stations", registry) == []
+    maichong = next(s for s in registry.stations if s.name == "麦冲水库")
+    [county] = registry.flood_contacts(maichong, Role.COUNTY)
+    [prefecture] = registry.flood_contacts(maichong, Role.PREFECTURE)
+    assert (county.role, prefecture.role) == (Role.COUNTY, Role.PREFECTURE)
+    assert county.phone.startswith("+86")
+
+
+CONTACTS_HEADER = "# invented\nprefecture,county,role,name,phone\n"
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ("贵阳市,开阳县,mayor,甲,13800000001", "4: contact: unknown role 'mayor'"),
+        ("贵阳市,,county,甲,13800000001", "4: contact: a county contact needs its county"),
+        ("贵阳市,开阳县,county,甲,12345", "4: contact: phone '12345' is not a valid phone"),
+        ("贵阳市,开阳县,prefecture,甲,13800000001", "4: contact: a prefecture contact has no"),
+    ],
+)
+def test_flood_contact_problems_name_file_and_line(
+    tmp_path: Path, rows: str, expected: str
+) -> None:
+    (tmp_path / "a.csv").write_text(HEADER + "\n" + GOOD_RIVER + "\n", encoding="utf-8")
+    contacts = tmp_path / "flood_contacts.csv"
+    contacts.write_text(CONTACTS_HEADER + "\n" + rows + "\n", encoding="utf-8")
+    _, problems = check_registry(tmp_path, "Asia/Shanghai")
+    assert any(str(p).removeprefix(f"{contacts}:").startswith(expected) for p in problems), problems
+
+
+def test_a_county_without_a_contact_is_a_warning_not_a_problem(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text(HEADER + "\n" + GOOD_RIVER + "\n", encoding="utf-8")
+    (tmp_path / "flood_contacts.csv").write_text(
+        CONTACTS_HEADER + "贵阳市,,prefecture,甲,13800000001\n", encoding="utf-8"
+    )
+    registry = load_registry(tmp_path, "Asia/Shanghai")  # the contacts file is no station file
+    assert len(registry) == 1
+    [warning] = registry_warnings(tmp_path, registry)
+    assert warning.warning
+    assert "no 防汛负责人 for 1 place(s) with stations: 贵阳市开阳县" in str(warning)
+    assert registry.flood_contacts(registry.stations[0], Role.COUNTY) == ()
+
+
 def test_a_generated_reference_size_registry_round_trips(tmp_path: Path) -> None:
     stations = generate_stations(6951, seed=4)
     assert stations == generate_stations(6951, seed=4)
@@ -191,3 +242,20 @@ def test_stations_generate_command_writes_a_loadable_file(tmp_path: Path) -> Non
         main(["stations", "generate", "--count", "120", "--seed", "9", "--output", str(out)]) == 0
     )
     assert len(load_registry(out, "Asia/Shanghai")) == 120
+
+
+def test_hydro_check_shows_a_missing_contact_as_a_warning_and_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "stations").mkdir()
+    (tmp_path / "stations" / "a.csv").write_text(HEADER + "\n" + GOOD_RIVER + "\n", "utf-8")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"registry: {{stations: {tmp_path / 'stations'}}}\n"
+        f"alerting: {{rules: {REPO / 'alert_rules'}}}\n",
+        encoding="utf-8",
+    )
+    assert main(["--config", str(config), "check"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: no 防汛负责人 for 2 place(s) with stations: 贵阳市开阳县" in captured.err
+    assert "valid (1 warning(s))" in captured.out

@@ -1,0 +1,172 @@
+"""叫应: which calls and messages an alert's ladder owes now. Pure: no I/O, no clock.
+
+A ladder is a set of steps, each with a key unique within its alert; a step is taken once (the
+store keeps them, one row per alert and key) and every decision is made from the steps already
+taken, the confirmations and ``now``. So a restart, or a second process, computes the same steps
+and takes none twice; a step that fell due while hydro was down is due at the next run, and the
+one after it counts from when it was really taken, so nothing comes in a burst.
+
+Keys: ``<ladder>:call:<role>:<n>`` (the n-th call to a station person), ``<ladder>:<level>:<n>``
+(an escalation level; only the last one repeats), and ``stop`` (the ladder ended, once per
+alert: a confirmation, an ack and a clear are all for good).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from hydro.models import Channel, Confirmation, Recipient, Role, Station
+from hydro.rules.model import LadderPolicy
+from hydro.texts import ROLE_NAMES, SEVERITY_NAMES
+
+STOP = "stop"
+
+# Whom each escalation level reaches, and how people name it.
+LEVEL_ROLES = {"county": Role.COUNTY, "prefecture": Role.PREFECTURE, "duty": Role.DUTY}
+
+
+@dataclass(frozen=True, slots=True)
+class TakenStep:
+    key: str
+    at: dt.datetime  # the ladder's clock when it was taken
+
+
+@dataclass(frozen=True, slots=True)
+class LadderStep:
+    """A step due now: whom to reach by which channels, and why. No recipients: nobody can be
+    reached (no phone, no contact); the step is recorded with its reason and the ladder moves
+    on."""
+
+    key: str
+    reason: str
+    recipients: tuple[Recipient, ...] = ()
+    channels: tuple[Channel, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LadderAlert:
+    """An alert as its ladder sees it."""
+
+    alert_id: int
+    station: Station
+    severity: str
+    open: bool
+    acknowledged_by: str | None
+    taken: tuple[TakenStep, ...]
+    confirmations: tuple[Confirmation, ...]
+
+
+def due_steps(
+    alert: LadderAlert,
+    policy: LadderPolicy | None,
+    reach: Mapping[str, tuple[Recipient, ...]],
+    now: dt.datetime,
+) -> list[LadderStep]:
+    """The steps due at ``now``. ``reach``: whom each level of ``escalate_to`` reaches for this
+    alert's station (its county's contacts, the duty officers)."""
+    taken = {step.key: step.at for step in alert.taken}
+    if STOP in taken:
+        return []
+    stop = _stop_reason(alert)
+    if stop is not None:
+        return [LadderStep(STOP, stop)] if taken else []
+    if policy is None:
+        return []
+    mine = {key: at for key, at in taken.items() if key.startswith(f"{policy.id}:")}
+    start = min(mine.values(), default=now)
+    steps = _person_calls(alert, policy, mine, start, now)
+    steps += _escalations(alert, policy, reach, mine, start, now)
+    return steps
+
+
+def _stop_reason(alert: LadderAlert) -> str | None:
+    if alert.confirmations:
+        first = alert.confirmations[0]
+        to = first.recipient
+        how = {"keypress": "电话按键", "link": "短信链接", "operator": "值班员代为"}[first.answer]
+        return f"{ROLE_NAMES[to.role]}{to.name}已确认({how}), 停止叫应"
+    if alert.acknowledged_by is not None:
+        return f"预警已由{alert.acknowledged_by}签收, 停止叫应"
+    if not alert.open:
+        return "预警已解除, 停止叫应"
+    return None
+
+
+def _person_calls(
+    alert: LadderAlert,
+    policy: LadderPolicy,
+    taken: Mapping[str, dt.datetime],
+    start: dt.datetime,
+    now: dt.datetime,
+) -> list[LadderStep]:
+    """Each called person's next call: the first at the start, each other ``call_again`` after
+    the one before, up to ``attempts``."""
+    persons = {p.role: p for p in alert.station.persons}
+    severity = SEVERITY_NAMES.get(alert.severity, alert.severity)
+    steps = []
+    for role in policy.call:
+        person, name = persons.get(role), ROLE_NAMES[role]
+        for n in range(1, policy.attempts + 1):
+            key = _call_key(policy, role, n)
+            if key in taken:
+                if person is None:
+                    break  # nobody to call again: the first step said so
+                continue
+            due = start if n == 1 else taken[_call_key(policy, role, n - 1)] + policy.call_again
+            if due <= now:
+                if person is None:
+                    steps.append(LadderStep(key, f"测站无{name}电话, 无法呼叫"))
+                elif n == 1:
+                    reason = f"{severity}预警叫应, 呼叫{name}"
+                    steps.append(LadderStep(key, reason, (person,), (Channel.VOICE,)))
+                else:
+                    reason = f"{name}未确认, 第{n}次呼叫"
+                    steps.append(LadderStep(key, reason, (person,), (Channel.VOICE,)))
+            break
+    return steps
+
+
+def _call_key(policy: LadderPolicy, role: Role, n: int) -> str:
+    return f"{policy.id}:call:{role.value}:{n}"
+
+
+def _escalations(  # noqa: PLR0917 - the alert, its policy, whom it reaches, and the clock
+    alert: LadderAlert,
+    policy: LadderPolicy,
+    reach: Mapping[str, tuple[Recipient, ...]],
+    taken: Mapping[str, dt.datetime],
+    start: dt.datetime,
+    now: dt.datetime,
+) -> list[LadderStep]:
+    """The next level ``escalate_after`` after the start or the level before (at once after a
+    level that reached nobody); the last level again every ``repeat_interval`` while nobody
+    confirms."""
+    since, waited = start, policy.escalate_after
+    for index, level in enumerate(policy.escalate_to):
+        recipients = reach.get(level, ())
+        n = 1
+        while (key := f"{policy.id}:{level}:{n}") in taken:
+            since, n, waited = taken[key], n + 1, policy.repeat_interval
+        repeats = index == len(policy.escalate_to) - 1 and bool(recipients)
+        if n > 1 and not repeats:
+            waited = policy.escalate_after if recipients else dt.timedelta(0)
+            continue  # taken, and not repeated: on to the next level
+        if since + waited > now:
+            return []
+        name = ROLE_NAMES[LEVEL_ROLES[level]]
+        if n > 1:
+            reason = f"{name}未确认, 第{n}次呼叫"
+        elif waited:
+            reason = f"{int(waited.total_seconds() // 60)}分钟无人确认, 升级至{name}"
+        else:
+            reason = f"上一级无人可联系, 升级至{name}"
+        if not recipients:
+            where = {"county": alert.station.county, "prefecture": alert.station.prefecture}
+            reason += f": {where.get(level, '')}无{name}联系方式, 继续下一级"
+            return [LadderStep(f"{policy.id}:{level}:{n}", reason)]
+        return [
+            LadderStep(f"{policy.id}:{level}:{n}", reason, recipients, (Channel.VOICE, Channel.SMS))
+        ]
+    return []

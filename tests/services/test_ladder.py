@@ -1,0 +1,204 @@
+"""叫应 ladders against a real PostgreSQL: each step once across processes and restarts, its
+calls and SMS queued in the outbox with it, and the climb stopped by an answer."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import psycopg
+
+from hydro.alerts.ladder_runner import LadderRunner, TakenRecord
+from hydro.config import DatabaseConfig
+from hydro.models import Answer, Confirmation, Recipient, Role
+from hydro.rules import load_rules
+from hydro.stations import load_registry
+from hydro.store.confirmations import record_confirmation
+from hydro.store.db import open_pool
+from hydro.store.links import Links
+from hydro.store.schema import migrate
+from tests.support import REPO
+
+REGISTRY = load_registry(REPO / "stations", "Asia/Shanghai")
+RULES = load_rules(REPO / "alert_rules")
+MAICHONG = "67901001"  # 麦冲水库, 黔东南州台江县
+T0 = dt.datetime(2026, 7, 1, 19, 0, tzinfo=dt.UTC)
+DUTY = (Recipient(Role.DUTY, "值班甲", "+8613900000009"),)
+LINKS = Links("https://hydro.example.org", dt.timedelta(hours=24))
+T = TypeVar("T")
+
+
+def at(minutes: float) -> dt.datetime:
+    return T0 + dt.timedelta(minutes=minutes)
+
+
+def open_red_alert(pg_url: str) -> int:
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(
+            "INSERT INTO alerts (station, family, rule_id, rank, severity, state, opened_at)"
+            " VALUES (%s, 'reservoir_level', 'reservoir_design_flood', 3, 'red', 'open', %s)"
+            " RETURNING id",
+            (MAICHONG, T0),
+        ).fetchone()
+        assert row is not None
+        conn.execute(
+            "INSERT INTO outbox (alert_id, station, role, person, phone, body)"
+            " VALUES (%s, %s, 'patrol', '张秀英', '+8615885500103', '麦冲水库水位超设计洪水位')",
+            (row[0], MAICHONG),
+        )
+    return int(row[0])
+
+
+def in_database(pg_url: str, work: Callable[[Callable[[], dt.datetime]], Awaitable[T]]) -> T:
+    """Runs ``work`` after migrating; ``work`` gets a clock of its own to pass to runners."""
+
+    async def main() -> T:
+        config = DatabaseConfig(url=pg_url, timescaledb="off")
+        async with open_pool(config) as pool, pool.connection() as conn:
+            await migrate(conn, config, "Asia/Shanghai")
+        return await work(lambda: T0)
+
+    return asyncio.run(main())
+
+
+def migrated(pg_url: str) -> None:
+    in_database(pg_url, lambda _: asyncio.sleep(0))
+
+
+async def run_at(pg_url: str, minutes: float, processes: int = 1) -> list[list[TakenRecord]]:
+    """``processes`` runners, each on its own pool (as two hydro run would be), run at once."""
+    config = DatabaseConfig(url=pg_url, timescaledb="off")
+    pools = [open_pool(config) for _ in range(processes)]
+    opened = [await pool.__aenter__() for pool in pools]
+    try:
+        runners = [
+            LadderRunner(REGISTRY, RULES, pool, lambda _: DUTY, LINKS, clock=lambda: at(minutes))
+            for pool in opened
+        ]
+        return list(await asyncio.gather(*(runner.run() for runner in runners)))
+    finally:
+        for pool in pools:
+            await pool.__aexit__(None, None, None)
+
+
+def queued(pg_url: str, alert_id: int) -> list[tuple[str, str, str]]:
+    """(channel, role, body) of the alert's outbox rows the ladder queued, in order."""
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT channel, role, body FROM outbox WHERE alert_id = %s AND id > ("
+            "SELECT min(id) FROM outbox WHERE alert_id = %s) ORDER BY id",
+            (alert_id, alert_id),
+        ).fetchall()
+    return [(str(c), str(r), str(b)) for c, r, b in rows]
+
+
+def steps(pg_url: str, alert_id: int) -> list[str]:
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT key FROM ladder_steps WHERE alert_id = %s ORDER BY id", (alert_id,)
+        ).fetchall()
+    return [str(key) for (key,) in rows]
+
+
+FIRST = ["red:call:administrative:1", "red:call:technical:1", "red:call:patrol:1"]
+SECOND = [key.replace(":1", ":2") for key in FIRST]
+
+
+def test_two_processes_take_each_step_once(pg_url: str) -> None:
+    migrated(pg_url)
+    alert = open_red_alert(pg_url)
+    for minutes in (0, 0, 1, 3, 3):
+        runs = asyncio.run(run_at(pg_url, minutes, processes=2))
+        keys = [record.step.key for run in runs for record in run]
+        assert len(keys) == len(set(keys))
+    assert steps(pg_url, alert) == FIRST + SECOND
+    calls = queued(pg_url, alert)
+    assert [(c, r) for c, r, _ in calls] == [
+        ("voice", "administrative"),
+        ("voice", "technical"),
+        ("voice", "patrol"),
+    ] * 2
+    assert {body for *_, body in calls} == {"麦冲水库水位超设计洪水位"}
+
+
+def test_a_restart_resumes_the_ladder_where_it_was(pg_url: str) -> None:
+    migrated(pg_url)
+    alert = open_red_alert(pg_url)
+    asyncio.run(run_at(pg_url, 0))
+    # a new process (new pools, nothing in memory) three minutes on
+    [second] = asyncio.run(run_at(pg_url, 3))
+    assert [record.step.key for record in second] == SECOND
+    for minutes in (6, 9.5):
+        asyncio.run(run_at(pg_url, minutes))
+    [county] = asyncio.run(run_at(pg_url, 10))
+    assert [record.step.key for record in county] == ["red:county:1"]
+    assert steps(pg_url, alert) == [
+        *FIRST,
+        *SECOND,
+        *(key.replace(":1", ":3") for key in FIRST),
+        "red:county:1",
+    ]
+    voice, sms = queued(pg_url, alert)[-2:]
+    assert voice[:2] == ("voice", "county")
+    assert sms[:2] == ("sms", "county")
+    assert sms[2].startswith(
+        "【无人叫应】麦冲水库水位超设计洪水位 确认https://hydro.example.org/c/"
+    )
+
+
+def test_calls_queued_while_the_provider_is_down_do_not_hold_the_ladder_up(pg_url: str) -> None:
+    """Steps are outbox rows: unsent (the dispatcher retries them), the next ones still come."""
+    migrated(pg_url)
+    alert = open_red_alert(pg_url)
+    asyncio.run(run_at(pg_url, 0))
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            "UPDATE outbox SET attempts = 3, last_error = 'HTTP 503', next_attempt_at ="
+            " now() + interval '1 hour' WHERE alert_id = %s AND channel = 'voice'",
+            (alert,),
+        )
+    asyncio.run(run_at(pg_url, 3))
+    with psycopg.connect(pg_url) as conn:
+        statuses = conn.execute(
+            "SELECT status, count(*) FROM outbox WHERE alert_id = %s AND channel = 'voice'"
+            " GROUP BY status",
+            (alert,),
+        ).fetchall()
+    assert statuses == [("queued", 6)]
+
+
+def test_a_confirmation_stops_the_ladder_once(pg_url: str) -> None:
+    migrated(pg_url)
+    alert = open_red_alert(pg_url)
+    asyncio.run(run_at(pg_url, 0))
+    patrol = next(p for p in REGISTRY.by_code[MAICHONG].persons if p.role is Role.PATROL)
+
+    async def confirm(_: Callable[[], dt.datetime]) -> None:
+        async with open_pool(DatabaseConfig(url=pg_url)) as pool, pool.connection() as conn:
+            await record_confirmation(
+                conn, Confirmation(alert, patrol, Answer.KEYPRESS, at(2), patrol.name)
+            )
+
+    in_database(pg_url, confirm)
+    [stopped] = asyncio.run(run_at(pg_url, 3))
+    assert [(r.step.key, r.step.reason) for r in stopped] == [
+        ("stop", f"巡查责任人{patrol.name}已确认(电话按键), 停止叫应")
+    ]
+    for minutes in (3, 10, 60):
+        assert asyncio.run(run_at(pg_url, minutes)) == [[]]
+    assert steps(pg_url, alert) == [*FIRST, "stop"]
+
+
+def test_a_cleared_alert_stops_its_ladder_and_is_not_looked_at_again(pg_url: str) -> None:
+    migrated(pg_url)
+    alert = open_red_alert(pg_url)
+    asyncio.run(run_at(pg_url, 0))
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            "UPDATE alerts SET state = 'cleared', cleared_at = %s WHERE id = %s", (at(1), alert)
+        )
+    [stopped] = asyncio.run(run_at(pg_url, 3))
+    assert [r.step.reason for r in stopped] == ["预警已解除, 停止叫应"]
+    assert asyncio.run(run_at(pg_url, 20)) == [[]]
