@@ -13,6 +13,7 @@ by mode in the JSON.
 
     python3 -m benchmarks.bench_ingest                   # 1,000,000 readings, 100 per message
     python3 -m benchmarks.bench_ingest --readings 200000 --per-message 12 --timescaledb off
+    python3 -m benchmarks.bench_ingest --variant without_rainfall_hourly --rounds 3   # its cost
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import json
 import os
 import subprocess
@@ -111,7 +113,30 @@ def count(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def fresh_database(server: LocalPostgres, name: str, mode: str) -> str:
+# What each ``--variant`` changes in the schema ``hydro db migrate`` made, to measure what a part
+# of it costs the writer: the live run is repeated with the change, interleaved in the same run.
+# ``hydro ingest`` migrates at start, so what is taken away must still look present: the
+# rainfall_hourly triggers give way to ones of the same names that do nothing and keep no
+# transition tables (one empty call per statement).
+VARIANTS = {
+    "without_rainfall_hourly": """
+CREATE OR REPLACE FUNCTION rainfall_hourly_apply() RETURNS trigger LANGUAGE plpgsql
+    AS $$ BEGIN RETURN NULL; END $$;
+DO $$ DECLARE event text; BEGIN
+    FOREACH event IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
+        EXECUTE format('DROP TRIGGER readings_rainfall_hourly_%s ON readings', event);
+        EXECUTE format('CREATE TRIGGER readings_rainfall_hourly_%s AFTER %s ON readings'
+            ' FOR EACH STATEMENT EXECUTE FUNCTION rainfall_hourly_apply()', event, event);
+    END LOOP;
+END $$
+""",
+    # A covering index for index-only scans of a station's raw series (the hydrograph).
+    "with_covering_index": "CREATE INDEX readings_station_time_covering ON readings"
+    " (station, time) INCLUDE (water_level, flow, rainfall)",
+}
+
+
+def fresh_database(server: LocalPostgres, name: str, mode: str, variant: str = "") -> str:
     server.drop_database(name)
     url = server.create_database(name)
     subprocess.run(
@@ -120,6 +145,9 @@ def fresh_database(server: LocalPostgres, name: str, mode: str) -> str:
         check=True,
         capture_output=True,
     )
+    if variant:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(VARIANTS[variant])  # type: ignore[arg-type]
     return url
 
 
@@ -191,9 +219,10 @@ def hydro_ingest(
     total: int,
     folder: Path,
     backlog: bool,
+    variant: str = "",
 ) -> dict[str, float]:
     name = "bench_backlog" if backlog else "bench_live"
-    url = fresh_database(server, name, mode)
+    url = fresh_database(server, name, mode, variant)
     config = folder / f"{name}.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -206,7 +235,8 @@ def hydro_ingest(
             }
         )
     )
-    log = folder / f"{name}-{mode}.log"  # counted below: one per mode
+    log = folder / f"{name}-{mode}-{variant}.log"  # counted below: one per mode and variant
+    log.unlink(missing_ok=True)
 
     def start() -> subprocess.Popen[bytes]:
         with log.open("ab") as handle:
@@ -268,6 +298,12 @@ def hydro_ingest(
     return result
 
 
+def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run of median rate, with every run's rate beside it."""
+    ordered = sorted(runs, key=lambda run: run["readings_per_s"])
+    return {**ordered[len(ordered) // 2], "rates": [run["readings_per_s"] for run in runs]}  # type: ignore[dict-item]
+
+
 def _peak_memory_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -284,6 +320,16 @@ def main() -> None:
     parser.add_argument("--stations", type=int, default=REFERENCE_STATIONS)
     parser.add_argument("--naive-readings", type=int, default=20_000)
     storage.add_option(parser)
+    parser.add_argument(
+        "--variant",
+        choices=tuple(VARIANTS),
+        action="append",
+        default=[],
+        help="also run hydro live with this change to the schema, to measure what it costs",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="live runs of each variant, interleaved (median)"
+    )
     parser.add_argument(
         "--publish-only", nargs=2, metavar=("PORT", "PAYLOADS"), help=argparse.SUPPRESS
     )
@@ -314,19 +360,22 @@ def main() -> None:
             for mode in modes:
                 copy_rate = ceiling(server, mode, stations, args.readings, folder)
                 naive_rate = naive(broker, server, mode, naive_payloads)
-                live, drained = (
-                    hydro_ingest(
-                        broker,
-                        server,
-                        payloads,
-                        mode=mode,
-                        registry_csv=registry_csv,
-                        total=args.readings,
-                        folder=folder,
-                        backlog=backlog,
-                    )
-                    for backlog in (False, True)
+                ingest = functools.partial(
+                    hydro_ingest,
+                    broker,
+                    server,
+                    payloads,
+                    mode=mode,
+                    registry_csv=registry_csv,
+                    total=args.readings,
+                    folder=folder,
                 )
+                runs: dict[str, list[dict[str, float]]] = {}
+                for _ in range(args.rounds):
+                    for variant in ("", *args.variant):
+                        runs.setdefault(variant, []).append(ingest(backlog=False, variant=variant))
+                live = _median_run(runs.pop(""))
+                drained = ingest(backlog=True)
                 live_rates.append(live["readings_per_s"])
                 results[storage.label(mode)] = {
                     "ceiling_psql_copy_per_s": round(copy_rate),
@@ -335,6 +384,15 @@ def main() -> None:
                     "hydro_backlog_drain": drained,
                     "live_vs_ceiling": round(live["readings_per_s"] / copy_rate, 2),
                     "live_vs_naive": round(live["readings_per_s"] / naive_rate, 1),
+                    **{
+                        f"hydro_live_{variant}": {
+                            **(other := _median_run(others)),
+                            "live_vs_this": round(
+                                live["readings_per_s"] / other["readings_per_s"], 2
+                            ),
+                        }
+                        for variant, others in runs.items()
+                    },
                 }
         finally:
             broker.stop()

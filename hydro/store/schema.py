@@ -220,12 +220,66 @@ UTC_HOUR = "date_bin('1 hour', time, '2000-01-01 00:00+00')"
 
 async def _plain_layout(conn: Connection, default_timezone: str) -> None:
     await _time_index(conn)
+    await _keep_rainfall_hourly(conn)
     await _create_aggregates(
         conn,
         sql.SQL("CREATE OR REPLACE VIEW {name} AS {select}"),
         hour=sql.SQL(UTC_HOUR),
         day=_hydrological_day_sql(default_timezone),
     )
+
+
+# The triggers that keep ``rainfall_hourly`` (migration 0015) on plain PostgreSQL, one per event.
+_RAINFALL_HOURLY_TRIGGERS = {
+    "readings_rainfall_hourly_insert": "AFTER INSERT ON readings REFERENCING NEW TABLE AS new_rows"
+    " FOR EACH STATEMENT",
+    "readings_rainfall_hourly_update": "AFTER UPDATE ON readings"
+    " REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT",
+    "readings_rainfall_hourly_delete": "AFTER DELETE ON readings REFERENCING OLD TABLE AS old_rows"
+    " FOR EACH STATEMENT",
+    "readings_rainfall_hourly_truncate": "AFTER TRUNCATE ON readings FOR EACH STATEMENT",
+}
+
+
+async def _keep_rainfall_hourly(conn: Connection) -> None:
+    """Fills ``rainfall_hourly`` from the stored readings and creates the triggers that keep it,
+    once. Both under one lock that holds writers back, so no reading is counted twice or missed."""
+    if await _rainfall_hourly_triggers(conn) == set(_RAINFALL_HOURLY_TRIGGERS):
+        return
+    log.info("filling rainfall_hourly from the readings already stored")
+    async with conn.transaction():
+        await conn.execute("LOCK TABLE readings IN SHARE ROW EXCLUSIVE MODE")
+        await _drop_rainfall_hourly_triggers(conn)
+        await conn.execute("TRUNCATE rainfall_hourly")
+        await conn.execute(
+            sql.SQL(
+                "INSERT INTO rainfall_hourly (hour, station, mm, reports)"
+                " SELECT {hour}, station, sum(rainfall::numeric), count(*)"
+                " FROM readings WHERE rainfall IS NOT NULL GROUP BY 1, 2"
+            ).format(hour=sql.SQL(UTC_HOUR))
+        )
+        await conn.execute("ANALYZE rainfall_hourly")
+        for name, when in _RAINFALL_HOURLY_TRIGGERS.items():
+            await conn.execute(
+                sql.SQL("CREATE TRIGGER {} {} EXECUTE FUNCTION rainfall_hourly_apply()").format(
+                    sql.Identifier(name), sql.SQL(when)
+                )
+            )
+
+
+async def _rainfall_hourly_triggers(conn: Connection) -> set[str]:
+    cur = await conn.execute(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = 'readings'::regclass AND tgname = ANY(%s)",
+        (list(_RAINFALL_HOURLY_TRIGGERS),),
+    )
+    return {str(name) for (name,) in await cur.fetchall()}
+
+
+async def _drop_rainfall_hourly_triggers(conn: Connection) -> None:
+    for name in _RAINFALL_HOURLY_TRIGGERS:
+        await conn.execute(
+            sql.SQL("DROP TRIGGER IF EXISTS {} ON readings").format(sql.Identifier(name))
+        )
 
 
 async def _time_index(conn: Connection) -> None:
@@ -271,6 +325,12 @@ async def _timescale_layout(
     default_timezone: str,
 ) -> None:
     chunk = config.chunk_interval
+    # Hypertables take no triggers with transition tables; the continuous aggregates serve
+    # what rainfall_hourly did on plain PostgreSQL, so it is emptied rather than left stale.
+    if await _rainfall_hourly_triggers(conn):
+        async with conn.transaction():
+            await _drop_rainfall_hourly_triggers(conn)
+            await conn.execute("TRUNCATE rainfall_hourly")
     await conn.execute(
         "SELECT create_hypertable('readings', 'time', chunk_time_interval => %s,"
         " if_not_exists => true, migrate_data => true, create_default_indexes => false)",
