@@ -1,6 +1,17 @@
 """The station registry: who measures what where, and whom to tell."""
 
-from hydro.stations.generate import generate_stations, write_stations_csv
+from hydro.stations.curves import (
+    MEDIUM_CAPACITY,
+    StorageCurve,
+    StorageTable,
+    size_class,
+)
+from hydro.stations.generate import (
+    generate_curves,
+    generate_stations,
+    write_curves_csv,
+    write_stations_csv,
+)
 from hydro.stations.registry import (
     COLUMNS,
     Registry,
@@ -11,10 +22,16 @@ from hydro.stations.registry import (
 
 __all__ = [
     "COLUMNS",
+    "MEDIUM_CAPACITY",
     "Registry",
+    "StorageCurve",
+    "StorageTable",
     "check_registry",
+    "generate_curves",
     "generate_stations",
     "load_registry",
     "normalise_phone",
+    "size_class",
+    "write_curves_csv",
     "write_stations_csv",
 ]

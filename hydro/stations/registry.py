@@ -28,6 +28,7 @@ from hydro.models import (
     Station,
     StationKind,
 )
+from hydro.stations.curves import StorageCurve, StorageTable, curve_files, read_curves
 
 # The header names we write, each with the Chinese names operators' spreadsheets use.
 COLUMNS: Mapping[str, tuple[str, ...]] = {
@@ -80,15 +81,19 @@ _PERSON_COLUMNS = {
 
 @dataclass(frozen=True)
 class Registry:
-    """The valid stations, in file order, and an index by code."""
+    """The valid stations, in file order, an index by code, and the reservoirs' stage-storage
+    curves."""
 
     stations: tuple[Station, ...] = ()
     by_code: Mapping[str, Station] = field(default_factory=lambda: MappingProxyType({}))
+    storage: StorageTable = field(default_factory=lambda: StorageTable.of((), {}))
 
     @classmethod
-    def of(cls, stations: Iterable[Station]) -> Registry:
+    def of(cls, stations: Iterable[Station], curves: Iterable[StorageCurve] = ()) -> Registry:
+        """``curves``: validated (``read_curves``), of reservoirs among ``stations``."""
         ordered = tuple(stations)
-        return cls(ordered, MappingProxyType({s.code: s for s in ordered}))
+        by_code = MappingProxyType({s.code: s for s in ordered})
+        return cls(ordered, by_code, StorageTable.of(curves, by_code))
 
     def __len__(self) -> int:
         return len(self.stations)
@@ -111,7 +116,8 @@ def check_registry(path: Path, default_timezone: str) -> tuple[Registry, list[Pr
     first_seen: dict[str, str] = {}
     if not path.exists():
         return Registry(), [Problem(str(path), "station registry not found")]
-    files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    curves = curve_files(path)
+    files = sorted(f for f in path.glob("*.csv") if f not in curves) if path.is_dir() else [path]
     if not files:
         return Registry(), [Problem(str(path), "no *.csv files in the station registry folder")]
     for file in files:
@@ -124,7 +130,8 @@ def check_registry(path: Path, default_timezone: str) -> tuple[Registry, list[Pr
                 continue
             first_seen[station.code] = where
             stations.append(station)
-    return Registry.of(stations), problems
+    by_code = {s.code: s for s in stations}
+    return Registry.of(stations, read_curves(curves, by_code, problems)), problems
 
 
 def _read_file(
