@@ -8,7 +8,8 @@ date of its opening 08:00, so the report read on the morning of May 8 is the one
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -21,12 +22,16 @@ from hydro.reports.model import (
     DailyReport,
     Excess,
     Grade,
+    ReservoirStorage,
     StationFigures,
+    StorageTotals,
 )
 from hydro.rules import LEVEL_NAMES, RuleSet
 from hydro.rules.levels import alert_levels, level_verdicts
 from hydro.rules.model import RainfallRule
-from hydro.store.reports import DayAlert, DayFigures, HourlyRain
+from hydro.stations import MEDIUM_CAPACITY, StorageTable, size_class
+from hydro.stations.curves import ABOVE, BELOW
+from hydro.store.reports import DayAlert, DayFigures, HourlyRain, LevelAt
 
 DAY_OPENS = dt.time(8, 0)
 REPORT_INTERVAL = dt.timedelta(minutes=5)
@@ -83,6 +88,15 @@ def wettest_windows(
     return found
 
 
+def medium_and_larger(table: StorageTable) -> list[str]:
+    """The codes of the reservoirs the report gives the storage of (中型以上)."""
+    return [
+        code
+        for code, capacity in zip(table.codes, table.capacity.tolist(), strict=True)
+        if capacity >= MEDIUM_CAPACITY
+    ]
+
+
 def build_daily(
     day: dt.date,
     zone: str,
@@ -92,6 +106,7 @@ def build_daily(
     *,
     wettest: int,
     built_at: dt.datetime,
+    curves: StorageTable,
 ) -> DailyReport:
     expected = int((figures.end - figures.start) / REPORT_INTERVAL)
     days = {d.station: d for d in figures.stations}
@@ -114,6 +129,7 @@ def build_daily(
         (r for r in rows if r.rain_mm is not None), key=lambda r: (-(r.rain_mm or 0.0), r.code)
     )
     names = {s.code: s.name for s in stations}
+    storage = _storage(curves, {s.code: s for s in stations}, figures)
     return DailyReport(
         day=day,
         start=figures.start,
@@ -133,6 +149,8 @@ def build_daily(
         silent=[r.code for r in rows if r.readings == 0],
         missing_data=[r.code for r in rows if 0 < r.readings < expected],
         sms=dict(sorted(figures.sms.items())),
+        storage=storage,
+        storage_totals=_storage_totals(storage) if len(curves) else None,
     )
 
 
@@ -215,6 +233,87 @@ def _above_levels(
                 )
             )
     return sorted(found, key=lambda e: (-e.excess, e.code))
+
+
+_SIDES = {BELOW: "below", ABOVE: "above"}
+
+
+def _storage(
+    curves: StorageTable, stations: Mapping[str, Station], figures: DayFigures
+) -> list[ReservoirStorage]:
+    """Medium and larger reservoirs at the closing 08:00, in registry order."""
+
+    def storage_at(found: Mapping[str, LevelAt]) -> tuple[list[float], list[int]]:
+        storage, sides = curves.interpolate(
+            curves.levels_of({code: at.level for code, at in found.items()})
+        )
+        return storage.tolist(), sides.tolist()
+
+    at_end, sides = storage_at(figures.levels_at_end)
+    at_start, _ = storage_at(figures.levels_at_start)
+    medium = set(medium_and_larger(curves))
+    rows = []
+    for station in stations.values():
+        if station.code not in medium:
+            continue
+        i, read = curves.index[station.code], figures.levels_at_end.get(station.code)
+        storage, before = _figure(at_end[i]), _figure(at_start[i])
+        normal = float(curves.normal[i])
+        limit = _flood_limit(station, figures.end)
+        rows.append(
+            ReservoirStorage(
+                **_identity(station),
+                size=size_class(float(curves.capacity[i])),
+                normal_storage=round(normal, 2),
+                level=None if read is None else read.level,
+                level_time=None if read is None else read.time,
+                age_minutes=None if read is None else (figures.end - read.time) // _MINUTE,
+                outside=None if read is None else _SIDES.get(sides[i]),
+                storage=storage,
+                storage_before=before,
+                change=None if storage is None or before is None else round(storage - before, 2),
+                percent_normal=None
+                if storage is None or normal <= 0
+                else round(100 * storage / normal, 1),
+                flood_limit_level=limit,
+                above_flood_limit=None
+                if read is None or limit is None or read.level <= limit
+                else round(read.level - limit, 2),
+            )
+        )
+    return rows
+
+
+_MINUTE = dt.timedelta(minutes=1)
+
+
+def _figure(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 2)
+
+
+def _flood_limit(station: Station, at: dt.datetime) -> float | None:
+    """The 汛限水位 that applies at ``at``: only within the station's flood season."""
+    season = station.flood_season
+    if station.flood_limit_level is None or season is None:
+        return None
+    return station.flood_limit_level if season.contains(at.astimezone(station.tz).date()) else None
+
+
+def _storage_totals(rows: Sequence[ReservoirStorage]) -> StorageTotals:
+    reported = [r for r in rows if r.storage is not None]
+    compared = [r.change for r in rows if r.change is not None]
+    storage = sum(r.storage or 0.0 for r in reported)
+    normal = sum(r.normal_storage for r in reported)
+    return StorageTotals(
+        reservoirs=len(rows),
+        reported=len(reported),
+        storage=round(storage, 2),
+        normal_storage=round(normal, 2),
+        percent_normal=round(100 * storage / normal, 1) if normal > 0 else None,
+        change=round(sum(compared), 2) if compared else None,
+        compared=len(compared),
+        above_flood_limit=sum(1 for r in rows if r.above_flood_limit is not None),
+    )
 
 
 def _entries(alerts: Iterable[DayAlert], names: dict[str, str]) -> list[AlertEntry]:
