@@ -8,7 +8,6 @@ date of its opening 08:00, so the report read on the morning of May 8 is the one
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
@@ -29,9 +28,8 @@ from hydro.reports.model import (
 from hydro.rules import LEVEL_NAMES, RuleSet
 from hydro.rules.levels import alert_levels, level_verdicts
 from hydro.rules.model import RainfallRule
-from hydro.stations import MEDIUM_CAPACITY, StorageTable, size_class
-from hydro.stations.curves import ABOVE, BELOW
-from hydro.store.reports import DayAlert, DayFigures, HourlyRain, LevelAt
+from hydro.stations import MEDIUM_CAPACITY, StorageTable
+from hydro.store.reports import DayAlert, DayFigures, HourlyRain
 
 DAY_OPENS = dt.time(8, 0)
 REPORT_INTERVAL = dt.timedelta(minutes=5)
@@ -235,46 +233,38 @@ def _above_levels(
     return sorted(found, key=lambda e: (-e.excess, e.code))
 
 
-_SIDES = {BELOW: "below", ABOVE: "above"}
-
-
 def _storage(
     curves: StorageTable, stations: Mapping[str, Station], figures: DayFigures
 ) -> list[ReservoirStorage]:
     """Medium and larger reservoirs at the closing 08:00, in registry order."""
-
-    def storage_at(found: Mapping[str, LevelAt]) -> tuple[list[float], list[int]]:
-        storage, sides = curves.interpolate(
-            curves.levels_of({code: at.level for code, at in found.items()})
-        )
-        return storage.tolist(), sides.tolist()
-
-    at_end, sides = storage_at(figures.levels_at_end)
-    at_start, _ = storage_at(figures.levels_at_start)
+    at_end = curves.read({code: at.level for code, at in figures.levels_at_end.items()})
+    at_start = curves.read({code: at.level for code, at in figures.levels_at_start.items()})
     medium = set(medium_and_larger(curves))
     rows = []
     for station in stations.values():
         if station.code not in medium:
             continue
-        i, read = curves.index[station.code], figures.levels_at_end.get(station.code)
-        storage, before = _figure(at_end[i]), _figure(at_start[i])
-        normal = float(curves.normal[i])
+        code = station.code
+        size, normal = curves.size(code)
+        read, now, before = figures.levels_at_end.get(code), at_end.get(code), at_start.get(code)
+        storage = None if now is None else now.storage
+        storage_before = None if before is None else before.storage
         limit = _flood_limit(station, figures.end)
         rows.append(
             ReservoirStorage(
                 **_identity(station),
-                size=size_class(float(curves.capacity[i])),
-                normal_storage=round(normal, 2),
+                size=size,
+                normal_storage=normal,
                 level=None if read is None else read.level,
                 level_time=None if read is None else read.time,
                 age_minutes=None if read is None else (figures.end - read.time) // _MINUTE,
-                outside=None if read is None else _SIDES.get(sides[i]),
+                outside=None if now is None else now.outside,
                 storage=storage,
-                storage_before=before,
-                change=None if storage is None or before is None else round(storage - before, 2),
-                percent_normal=None
-                if storage is None or normal <= 0
-                else round(100 * storage / normal, 1),
+                storage_before=storage_before,
+                change=None
+                if storage is None or storage_before is None
+                else round(storage - storage_before, 2),
+                percent_normal=None if now is None else now.percent_normal,
                 flood_limit_level=limit,
                 above_flood_limit=None
                 if read is None or limit is None or read.level <= limit
@@ -285,10 +275,6 @@ def _storage(
 
 
 _MINUTE = dt.timedelta(minutes=1)
-
-
-def _figure(value: float) -> float | None:
-    return None if math.isnan(value) else round(value, 2)
 
 
 def _flood_limit(station: Station, at: dt.datetime) -> float | None:

@@ -60,6 +60,18 @@ class StorageCurve:
 
 
 BELOW, INSIDE, ABOVE = -1, 0, 1  # where a level lies against its curve
+_SIDES = {BELOW: "below", ABOVE: "above"}
+
+
+@dataclass(frozen=True, slots=True)
+class StorageReading:
+    """A reservoir's storage at a level: None when the level lies outside its curve
+    (``outside`` says on which side), never extrapolated."""
+
+    level: float
+    storage: float | None  # 万m³
+    percent_normal: float | None
+    outside: str | None  # "below" or "above"
 
 
 @dataclass(frozen=True)
@@ -130,6 +142,31 @@ class StorageTable:
                 levels[inside] + self.offset[inside], self.positions, self.storages
             )
         return storage, side.astype(np.int8)
+
+    def read(self, levels: Mapping[str, float]) -> dict[str, StorageReading]:
+        """The storage of each reservoir with a curve at its level in ``levels`` (code ->
+        metres); those without a level are left out."""
+        storage, sides = self.interpolate(self.levels_of(levels))
+        read = {}
+        for i, (code, volume, side) in enumerate(
+            zip(self.codes, storage.tolist(), sides.tolist(), strict=True)
+        ):
+            if code not in levels:
+                continue
+            normal = float(self.normal[i])
+            known = not math.isnan(volume)
+            read[code] = StorageReading(
+                levels[code],
+                round(volume, 2) if known else None,
+                round(100 * volume / normal, 1) if known and normal > 0 else None,
+                _SIDES.get(side),
+            )
+        return read
+
+    def size(self, code: str) -> tuple[str, float]:
+        """The reservoir's size class and its normal storage (万m³)."""
+        i = self.index[code]
+        return size_class(float(self.capacity[i])), round(float(self.normal[i]), 2)
 
     def levels_of(self, found: Mapping[str, float]) -> npt.NDArray[np.float64]:
         """``found`` (code -> level) as the array :meth:`interpolate` takes; NaN where missing."""
