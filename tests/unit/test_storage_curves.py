@@ -22,7 +22,7 @@ from hydro.stations import (
     write_curves_csv,
     write_stations_csv,
 )
-from hydro.stations.curves import ABOVE, BELOW, INSIDE
+from hydro.stations.curves import ABOVE, BELOW, INSIDE, StorageReading
 from tests.unit.test_stations import GOOD_RIVER, HEADER, PERSONS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -216,3 +216,12 @@ def test_size_classes_of_sl_252(capacity: float, name: str) -> None:
 def test_an_empty_table_interpolates_nothing() -> None:
     storage, sides = Registry.of([]).storage.interpolate(np.zeros(0))
     assert storage.shape == sides.shape == (0,)
+
+
+def test_read_gives_storage_and_percent_of_normal_for_the_levels_given_only() -> None:
+    read = table().storage.read({"A": 105.0, "B": 205.5})
+    assert read == {
+        "A": StorageReading(105.0, 1250.0, 250.0, None),  # normal storage 500
+        "B": StorageReading(205.5, None, None, "above"),  # not extrapolated
+    }
+    assert table().storage.read({}) == {}

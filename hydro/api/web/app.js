@@ -17,6 +17,7 @@ const TEXT = {
     bad_token: "令牌无效", none: "无", status: "状态", attempts: "次数", time: "时间",
     acked_by: "确认人", levels: "特征水位", open_station: "查看过程线", rain_mm: "雨量 (mm)",
     nav_report: "水情日报", day: "日期", not_stored: "该日报尚未存档, 按当前数据生成",
+    storage: "库容", of_normal: "正常库容的", normal_storage: "正常库容", below_curve: "水位低于库容曲线", above_curve: "水位高于库容曲线",
   },
   en: {
     title: "hydro flood map", nav_map: "Map", nav_alerts: "Alert history", logout: "Sign out",
@@ -35,6 +36,8 @@ const TEXT = {
     attempts: "Attempts", time: "Time", acked_by: "Acknowledged by", levels: "Levels",
     open_station: "Hydrograph", rain_mm: "Rain (mm)",
     nav_report: "Daily report", day: "Day", not_stored: "Not stored yet: built from the data as it is",
+    storage: "Storage", of_normal: "of normal: ", normal_storage: "Normal storage", below_curve: "level below the storage curve",
+    above_curve: "level above the storage curve",
   },
 };
 const STATUSES = ["red", "orange", "yellow", "blue", "silent", "normal", "no_data"];
@@ -180,9 +183,18 @@ async function showPanel(code) {
     <p class="muted">${esc(s.code)} · ${esc(s.prefecture)} ${esc(s.county)} · ${esc(s.river)} · ${esc(s.kind)}</p>
     <p><b>${esc(t("latest"))}</b>: ${esc(latest)}</p>
     <p><b>${esc(t("levels"))}</b>: ${esc(levels || t("none"))}</p>
+    ${s.storage ? `<p id="panel-storage"><b>${esc(t("storage"))}</b>: ${esc(storageText(s.storage))}</p>` : ""}
     <p><b>${esc(t("persons"))}</b>: ${s.persons.map((p) => `${esc(p.name)} ${esc(p.phone)}`).join(" · ")}</p>
     <p><a href="#station/${encodeURIComponent(s.code)}">${esc(t("open_station"))}</a></p>
     ${alertTable(s.active_alerts)}`;
+}
+
+// A reservoir's storage (万m³) at its latest level, as the daily report gives it at 08:00.
+function storageText(st) {
+  const normal = `${t("normal_storage")} ${st.normal_storage.toFixed(0)} 万m³ · ${st.size}`;
+  if (st.outside) return `${t(st.outside === "below" ? "below_curve" : "above_curve")} · ${normal}`;
+  if (st.storage === null) return `${t("none")} · ${normal}`;
+  return `${st.storage.toFixed(0)} 万m³ · ${t("of_normal")}${st.percent_normal}% · ${normal}`;
 }
 
 function alertTable(alerts) {
