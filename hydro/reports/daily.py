@@ -33,6 +33,7 @@ from hydro.store.reports import DayAlert, DayFigures, HourlyRain
 
 DAY_OPENS = dt.time(8, 0)
 REPORT_INTERVAL = dt.timedelta(minutes=5)
+_MINUTE = dt.timedelta(minutes=1)
 
 
 def day_bounds(day: dt.date, zone: str) -> tuple[dt.datetime, dt.datetime]:
@@ -272,9 +273,6 @@ def _storage(
             )
         )
     return rows
-
-
-_MINUTE = dt.timedelta(minutes=1)
 
 
 def _flood_limit(station: Station, at: dt.datetime) -> float | None:
