@@ -240,12 +240,10 @@ def _storage(
     """Medium and larger reservoirs at the closing 08:00, in registry order."""
     at_end = curves.read({code: at.level for code, at in figures.levels_at_end.items()})
     at_start = curves.read({code: at.level for code, at in figures.levels_at_start.items()})
-    medium = set(medium_and_larger(curves))
+    order = {code: n for n, code in enumerate(stations)}
     rows = []
-    for station in stations.values():
-        if station.code not in medium:
-            continue
-        code = station.code
+    for code in sorted(medium_and_larger(curves), key=order.__getitem__):
+        station = stations[code]
         size, normal = curves.size(code)
         read, now, before = figures.levels_at_end.get(code), at_end.get(code), at_start.get(code)
         storage = None if now is None else now.storage

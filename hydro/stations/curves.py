@@ -148,12 +148,11 @@ class StorageTable:
         metres); those without a level are left out."""
         storage, sides = self.interpolate(self.levels_of(levels))
         read = {}
-        for i, (code, volume, side) in enumerate(
-            zip(self.codes, storage.tolist(), sides.tolist(), strict=True)
+        for code, volume, side, normal in zip(
+            self.codes, storage.tolist(), sides.tolist(), self.normal.tolist(), strict=True
         ):
             if code not in levels:
                 continue
-            normal = float(self.normal[i])
             known = not math.isnan(volume)
             read[code] = StorageReading(
                 levels[code],
