@@ -29,6 +29,17 @@ class Latest(BaseModel):
     battery_v: float | None
 
 
+class StorageOut(BaseModel):
+    """A reservoir with a stage-storage curve: its storage at its latest level."""
+
+    size: str  # SL 252 class by total capacity: 大(1)型, 大(2)型, 中型, 小(1)型, 小(2)型
+    normal_storage: float  # 万m³, at the normal level
+    level: float | None  # the latest reading's level
+    storage: float | None  # 万m³; None: no level, or a level outside the curve
+    percent_normal: float | None
+    outside: Literal["below", "above"] | None  # the level lies outside the curve
+
+
 class StationOut(BaseModel):
     code: str
     name: str
@@ -42,6 +53,7 @@ class StationOut(BaseModel):
     silent: bool
     levels: Levels
     latest: Latest | None
+    storage: StorageOut | None = None  # reservoirs with a stage-storage curve
 
 
 class StationState(BaseModel):

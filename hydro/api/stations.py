@@ -27,6 +27,7 @@ from hydro.api.views import (
     revalidated_json_response,
     station_fields,
     station_statuses,
+    storage_fields,
 )
 from hydro.errors import ReadingRefused
 from hydro.models import StationKind
@@ -81,8 +82,9 @@ async def list_stations(
         and (kind is None or s.kind == kind)
     ]
     statuses = station_statuses(stations, await open_alerts(ctx.pool), latest, ctx.silence_families)
+    storage = storage_fields(ctx.registry.storage, latest)
     rows = [
-        station_fields(s, statuses[s.code], latest.get(s.code))
+        station_fields(s, statuses[s.code], latest.get(s.code), storage.get(s.code))
         for s in stations
         if status is None
         or statuses[s.code][0] == status
@@ -120,9 +122,10 @@ async def station_detail(ctx: Context, principal: Viewer, code: str) -> StationD
     latest = {row.station: row for row in await latest_readings(ctx.pool, code)}
     active = [a for a in await open_alerts(ctx.pool) if a.station == code]
     status = station_statuses([station], active, latest, ctx.silence_families)[code]
+    storage = storage_fields(ctx.registry.storage, latest)
     return StationDetail.model_validate(
         {
-            **station_fields(station, status, latest.get(code)),
+            **station_fields(station, status, latest.get(code), storage.get(code)),
             "gateway": station.gateway,
             "timezone": station.timezone,
             "persons": [

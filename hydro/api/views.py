@@ -24,6 +24,7 @@ from hydro.api.schemas import (
 )
 from hydro.models import Confirmation, Station, mask_phone
 from hydro.rules.model import Severity
+from hydro.stations import StorageTable
 from hydro.store.alerts import AlertRecord
 from hydro.store.outbox import OutboxRecord
 from hydro.store.stations_view import LatestReading
@@ -65,7 +66,10 @@ def station_statuses(
 
 
 def station_fields(
-    station: Station, status: tuple[StationStatus, bool], latest: LatestReading | None
+    station: Station,
+    status: tuple[StationStatus, bool],
+    latest: LatestReading | None,
+    storage: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """A :class:`StationOut` as a plain dict: pydantic-core validates a list of 7,000 of these
     in one call several times faster than 7,000 model constructors run."""
@@ -76,7 +80,35 @@ def station_fields(
         "latest": None
         if latest is None
         else {name: getattr(latest, name) for name in _LATEST_FIELDS},
+        "storage": storage,
     }
+
+
+def storage_fields(
+    curves: StorageTable, latest: Mapping[str, LatestReading]
+) -> dict[str, dict[str, object]]:
+    """A :class:`StorageOut` as a plain dict per reservoir with a curve, at its latest level:
+    one interpolation for all of them."""
+    read = curves.read(
+        {
+            code: row.water_level
+            for code, row in latest.items()
+            if row.water_level is not None and code in curves.index
+        }
+    )
+    fields: dict[str, dict[str, object]] = {}
+    for code in curves.codes:
+        size, normal = curves.size(code)
+        now = read.get(code)
+        fields[code] = {
+            "size": size,
+            "normal_storage": normal,
+            "level": None if now is None else now.level,
+            "storage": None if now is None else now.storage,
+            "percent_normal": None if now is None else now.percent_normal,
+            "outside": None if now is None else now.outside,
+        }
+    return fields
 
 
 @functools.cache

@@ -9,7 +9,13 @@ from pathlib import Path
 from hydro import app
 from hydro.cli._common import Subparsers, add_command
 from hydro.models import StationKind
-from hydro.stations import generate_stations, write_stations_csv
+from hydro.stations import (
+    generate_curves,
+    generate_stations,
+    write_curves_csv,
+    write_stations_csv,
+)
+from hydro.stations.curves import CURVE_FILE_SUFFIX
 
 
 def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
@@ -26,7 +32,8 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     generate = add_command(
         commands,
         "generate",
-        "write a synthetic Guizhou registry of any size, for benchmarks and demos",
+        "write a synthetic Guizhou registry of any size, for benchmarks and demos (with its"
+        " reservoirs' stage-storage curves in X_storage_curves.csv beside the file X.csv)",
         """
   hydro stations generate --count 6951                      # the reference province's size
   hydro stations generate --count 100000 --seed 7 --output big.csv
@@ -61,9 +68,16 @@ def _generate(args: argparse.Namespace) -> int:
     if args.output == "-":
         write_stations_csv(stations, sys.stdout)
         return 0
-    rows = write_stations_csv(stations, Path(args.output))
+    output = Path(args.output)
+    rows = write_stations_csv(stations, output)
+    curves_file = output.with_name(f"{output.stem}_{CURVE_FILE_SUFFIX}")
+    curves = write_curves_csv(generate_curves(stations, seed=args.seed), curves_file)
     gateways = len({s.gateway for s in stations})
-    print(f"wrote {rows:,} stations ({gateways} gateways) to {args.output}", file=sys.stderr)
+    print(
+        f"wrote {rows:,} stations ({gateways} gateways) to {args.output},"
+        f" {curves:,} stage-storage curves to {curves_file}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -8,7 +8,7 @@ date of its opening 08:00, so the report read on the morning of May 8 is the one
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -21,15 +21,19 @@ from hydro.reports.model import (
     DailyReport,
     Excess,
     Grade,
+    ReservoirStorage,
     StationFigures,
+    StorageTotals,
 )
 from hydro.rules import LEVEL_NAMES, RuleSet
 from hydro.rules.levels import alert_levels, level_verdicts
 from hydro.rules.model import RainfallRule
+from hydro.stations import MEDIUM_CAPACITY, StorageTable
 from hydro.store.reports import DayAlert, DayFigures, HourlyRain
 
 DAY_OPENS = dt.time(8, 0)
 REPORT_INTERVAL = dt.timedelta(minutes=5)
+_MINUTE = dt.timedelta(minutes=1)
 
 
 def day_bounds(day: dt.date, zone: str) -> tuple[dt.datetime, dt.datetime]:
@@ -83,6 +87,15 @@ def wettest_windows(
     return found
 
 
+def medium_and_larger(table: StorageTable) -> list[str]:
+    """The codes of the reservoirs the report gives the storage of (中型以上)."""
+    return [
+        code
+        for code, capacity in zip(table.codes, table.capacity.tolist(), strict=True)
+        if capacity >= MEDIUM_CAPACITY
+    ]
+
+
 def build_daily(
     day: dt.date,
     zone: str,
@@ -92,6 +105,7 @@ def build_daily(
     *,
     wettest: int,
     built_at: dt.datetime,
+    curves: StorageTable,
 ) -> DailyReport:
     expected = int((figures.end - figures.start) / REPORT_INTERVAL)
     days = {d.station: d for d in figures.stations}
@@ -114,6 +128,7 @@ def build_daily(
         (r for r in rows if r.rain_mm is not None), key=lambda r: (-(r.rain_mm or 0.0), r.code)
     )
     names = {s.code: s.name for s in stations}
+    storage = _storage(curves, {s.code: s for s in stations}, figures)
     return DailyReport(
         day=day,
         start=figures.start,
@@ -133,6 +148,8 @@ def build_daily(
         silent=[r.code for r in rows if r.readings == 0],
         missing_data=[r.code for r in rows if 0 < r.readings < expected],
         sms=dict(sorted(figures.sms.items())),
+        storage=storage,
+        storage_totals=_storage_totals(storage) if len(curves) else None,
     )
 
 
@@ -215,6 +232,70 @@ def _above_levels(
                 )
             )
     return sorted(found, key=lambda e: (-e.excess, e.code))
+
+
+def _storage(
+    curves: StorageTable, stations: Mapping[str, Station], figures: DayFigures
+) -> list[ReservoirStorage]:
+    """Medium and larger reservoirs at the closing 08:00, in registry order."""
+    at_end = curves.read({code: at.level for code, at in figures.levels_at_end.items()})
+    at_start = curves.read({code: at.level for code, at in figures.levels_at_start.items()})
+    order = {code: n for n, code in enumerate(stations)}
+    rows = []
+    for code in sorted(medium_and_larger(curves), key=order.__getitem__):
+        station = stations[code]
+        size, normal = curves.size(code)
+        read, now, before = figures.levels_at_end.get(code), at_end.get(code), at_start.get(code)
+        storage = None if now is None else now.storage
+        storage_before = None if before is None else before.storage
+        limit = _flood_limit(station, figures.end)
+        rows.append(
+            ReservoirStorage(
+                **_identity(station),
+                size=size,
+                normal_storage=normal,
+                level=None if read is None else read.level,
+                level_time=None if read is None else read.time,
+                age_minutes=None if read is None else (figures.end - read.time) // _MINUTE,
+                outside=None if now is None else now.outside,
+                storage=storage,
+                storage_before=storage_before,
+                change=None
+                if storage is None or storage_before is None
+                else round(storage - storage_before, 2),
+                percent_normal=None if now is None else now.percent_normal,
+                flood_limit_level=limit,
+                above_flood_limit=None
+                if read is None or limit is None or read.level <= limit
+                else round(read.level - limit, 2),
+            )
+        )
+    return rows
+
+
+def _flood_limit(station: Station, at: dt.datetime) -> float | None:
+    """The 汛限水位 that applies at ``at``: only within the station's flood season."""
+    season = station.flood_season
+    if station.flood_limit_level is None or season is None:
+        return None
+    return station.flood_limit_level if season.contains(at.astimezone(station.tz).date()) else None
+
+
+def _storage_totals(rows: Sequence[ReservoirStorage]) -> StorageTotals:
+    reported = [r for r in rows if r.storage is not None]
+    compared = [r.change for r in rows if r.change is not None]
+    storage = sum(r.storage or 0.0 for r in reported)
+    normal = sum(r.normal_storage for r in reported)
+    return StorageTotals(
+        reservoirs=len(rows),
+        reported=len(reported),
+        storage=round(storage, 2),
+        normal_storage=round(normal, 2),
+        percent_normal=round(100 * storage / normal, 1) if normal > 0 else None,
+        change=round(sum(compared), 2) if compared else None,
+        compared=len(compared),
+        above_flood_limit=sum(1 for r in rows if r.above_flood_limit is not None),
+    )
 
 
 def _entries(alerts: Iterable[DayAlert], names: dict[str, str]) -> list[AlertEntry]:

@@ -8,7 +8,13 @@ import io
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
-from hydro.reports.model import AreaRain, DailyReport, StationFigures
+from hydro.reports.model import (
+    AreaRain,
+    DailyReport,
+    ReservoirStorage,
+    StationFigures,
+    StorageTotals,
+)
 from hydro.texts import SEVERITY_NAMES
 
 # A Chinese SMS is UCS-2: 70 characters alone, 67 per segment when split. Two segments at most.
@@ -75,12 +81,48 @@ def to_text(report: DailyReport) -> str:
         f"  部分缺报 {len(report.missing_data)}站: {_named(report, report.missing_data) or '无'}"
     )
     lines.append("五、短信 " + _sms(report))
+    numbers = iter("六七")  # the sections a report may lack
+    if report.storage_totals is not None:
+        lines.append(f"{next(numbers)}、中型以上水库蓄水 (8时) {_totals(report.storage_totals)}")
+        lines += [f"  {_reservoir(r)}" for r in report.storage]
     if report.corrections:
-        lines.append("六、报告生成后的数据更正 (迟到或更正的数据)")
+        lines.append(f"{next(numbers)}、报告生成后的数据更正 (迟到或更正的数据)")
         lines += [
             f"  {c.name}({c.code}) {c.figure}: {c.was} -> {c.now}" for c in report.corrections
         ]
     return "\n".join(lines)
+
+
+def _totals(totals: StorageTotals) -> str:
+    percent = "" if totals.percent_normal is None else f", 为正常库容的{totals.percent_normal}%"
+    change = (
+        ""
+        if totals.change is None
+        else f", 较前日8时{totals.change:+.2f}万m³ ({totals.compared}座可比)"
+    )
+    return (
+        f"{totals.reservoirs}座, 有数据{totals.reported}座: 蓄水{totals.storage:.2f}万m³"
+        f"{percent}{change}, 超汛限{totals.above_flood_limit}座"
+    )
+
+
+def _reservoir(r: ReservoirStorage) -> str:
+    where = f"{r.prefecture}{r.county}{r.name}({r.size})"
+    if r.level is None:
+        return f"{where} 8时前24小时无水位"
+    read = f"水位{r.level:.2f}米" + (f"({_age(r.age_minutes)})" if r.age_minutes else "")
+    above = "" if r.above_flood_limit is None else f" 超汛限{r.above_flood_limit:.2f}米"
+    if r.storage is None:
+        side = "低于" if r.outside == "below" else "高于"
+        return f"{where} {read} {side}库容曲线, 库容未知{above}"
+    change = "" if r.change is None else f" 较前日{r.change:+.2f}"
+    return f"{where} {read} 蓄水{r.storage:.2f}万m³ ({r.percent_normal}%){change}{above}"
+
+
+def _age(minutes: int | None) -> str:
+    """How long before 08:00 a level was read, as a duty officer reads it."""
+    minutes = minutes or 0
+    return f"{minutes}分钟前" if minutes < 120 else f"{minutes // 60}小时前"
 
 
 def _sms(report: DailyReport) -> str:
@@ -95,7 +137,16 @@ def to_json(report: DailyReport) -> str:
     return report.model_dump_json(indent=2)
 
 
-CSV_COLUMNS = list(StationFigures.model_fields)
+# A medium or larger reservoir's storage figures, after the station's own (empty for others).
+STORAGE_CSV_COLUMNS = {
+    "size": "storage_size",
+    "level_time": "storage_level_time",
+    "storage": "storage",
+    "change": "storage_change",
+    "percent_normal": "storage_percent_normal",
+    "above_flood_limit": "above_flood_limit",
+}
+CSV_COLUMNS = [*StationFigures.model_fields, *STORAGE_CSV_COLUMNS.values()]
 
 
 def to_csv(report: DailyReport) -> str:
@@ -103,8 +154,11 @@ def to_csv(report: DailyReport) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
+    storage = {r.code: r for r in report.storage}
     for row in report.stations:
-        writer.writerow(["" if v is None else v for v in row.model_dump().values()])
+        held = storage.get(row.code)
+        extra = [None if held is None else getattr(held, name) for name in STORAGE_CSV_COLUMNS]
+        writer.writerow(["" if v is None else v for v in [*row.model_dump().values(), *extra]])
     return out.getvalue()
 
 
@@ -171,6 +225,38 @@ def to_html(report: DailyReport) -> str:
         f"<p>部分缺报: {html.escape(_named(report, report.missing_data) or '无')}</p>",
         f"<h2>短信</h2><p>{html.escape(_sms(report))}</p>",
     ]
+    if report.storage_totals is not None:
+        sections += [
+            "<h2>中型以上水库蓄水 (8时)</h2>",
+            f"<p>{html.escape(_totals(report.storage_totals))}</p>",
+            _table(
+                [
+                    "站名",
+                    "地区",
+                    "规模",
+                    "水位(米)",
+                    "测于(UTC)",
+                    "蓄水(万m³)",
+                    "较前日(万m³)",
+                    "占正常库容(%)",
+                    "超汛限(米)",
+                ],
+                [
+                    [
+                        r.name,
+                        r.prefecture + r.county,
+                        r.size,
+                        r.level,
+                        None if r.level_time is None else f"{r.level_time:%Y-%m-%d %H:%M}",
+                        r.storage if r.outside is None else f"{r.outside} curve",
+                        r.change,
+                        r.percent_normal,
+                        r.above_flood_limit,
+                    ]
+                    for r in report.storage
+                ],
+            ),
+        ]
     if report.corrections:
         sections += [
             "<h2>报告生成后的数据更正</h2>",
@@ -213,12 +299,28 @@ def digest(report: DailyReport) -> str:
     if report.above_levels:
         parts.append(f"超特征水位{len({e.code for e in report.above_levels})}站")
     parts.append(f"新增预警{len(report.alerts_opened)}条,仍有效{len(report.alerts_active)}条")
+    totals = report.storage_totals
+    if totals is not None and totals.reported:
+        parts.append(_storage_digest(totals))
     if report.silent:
         parts.append(f"无数据{len(report.silent)}站")
     failed = report.sms.get("failed", 0)
     if failed:
         parts.append(f"短信失败{failed}条")
     return _fit(parts, DIGEST_LIMIT)
+
+
+def _storage_digest(totals: StorageTotals) -> str:
+    """As the duty desk's summary has it: 中型以上水库 total storage, its change since the
+    previous 08:00, and how many stand above their flood-limit level."""
+    unit, scale = ("亿m³", 10_000.0) if totals.storage >= 10_000 else ("万m³", 1.0)
+    digits = 2 if scale > 1 else 0
+    text = f"中型以上水库蓄水{totals.storage / scale:.{digits}f}{unit}"
+    if totals.percent_normal is not None:
+        text += f"(正常{totals.percent_normal:.0f}%)"
+    if totals.change is not None:
+        text += f",较前日{totals.change / scale:+.{digits}f}{unit}"
+    return text + f",超汛限{totals.above_flood_limit}座"
 
 
 def _fit(parts: list[str], limit: int) -> str:

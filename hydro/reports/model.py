@@ -86,6 +86,44 @@ class Correction(_Part):
     now: float | None
 
 
+class ReservoirStorage(_Part):
+    """A medium or larger reservoir (中型以上) at the day's closing 08:00. Storage is read off
+    its stage-storage curve at the latest level at or before that 08:00 (within a day); None
+    without such a level, or when the level lies outside the curve (``outside``)."""
+
+    code: str
+    name: str
+    kind: str
+    prefecture: str
+    county: str
+    size: str  # SL 252 class: 中型, 大(2)型, 大(1)型
+    normal_storage: float  # 万m³, at the normal level
+    level: float | None
+    level_time: dt.datetime | None
+    age_minutes: int | None  # how long before 08:00 the level was read
+    outside: str | None  # "below" or "above" the curve: no storage read off it
+    storage: float | None  # 万m³
+    storage_before: float | None  # 万m³, at the opening 08:00
+    change: float | None  # 万m³, since the opening 08:00
+    percent_normal: float | None
+    flood_limit_level: float | None  # 汛限水位, when in flood season at 08:00
+    above_flood_limit: float | None  # metres above it, when above
+
+
+class StorageTotals(_Part):
+    """The province's medium and larger reservoirs at 08:00, as the duty desk's summary gives
+    them ("中型以上水库蓄水情况")."""
+
+    reservoirs: int  # medium and larger with a curve
+    reported: int  # of them, with a storage at 08:00
+    storage: float  # 万m³, of those reported
+    normal_storage: float  # 万m³, of those reported
+    percent_normal: float | None
+    change: float | None  # 万m³, of those with a storage at both 08:00s
+    compared: int  # how many reservoirs ``change`` sums
+    above_flood_limit: int
+
+
 class DailyReport(_Part):
     day: dt.date  # by the date of its opening 08:00
     start: dt.datetime
@@ -103,6 +141,8 @@ class DailyReport(_Part):
     silent: list[str]  # codes of stations with no reading in the day
     missing_data: list[str]  # codes of stations with some of the day's reports missing
     sms: dict[str, int]  # SMS queued in the day, by status
+    storage: list[ReservoirStorage] = []  # reports stored before storage was added have none
+    storage_totals: StorageTotals | None = None  # None: no reservoir has a curve
     corrections: list[Correction] = []  # only when a stored report is shown again
 
     @cached_property

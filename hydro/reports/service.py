@@ -20,6 +20,7 @@ from hydro.reports.daily import (
     day_bounds,
     hours_looked_back,
     last_ended_day,
+    medium_and_larger,
     with_corrections,
 )
 from hydro.reports.formats import digest
@@ -70,7 +71,13 @@ class DailyReports:
     async def build(self, day: dt.date) -> DailyReport:
         start, end = day_bounds(day, self._zone)
         async with connection(self._pool, f"reading the figures of {day}") as conn:
-            figures = await day_figures(conn, start, end, hours_looked_back(self._rules))
+            figures = await day_figures(
+                conn,
+                start,
+                end,
+                hours_looked_back(self._rules),
+                medium_and_larger(self._registry.storage),
+            )
         return build_daily(
             day,
             self._zone,
@@ -79,6 +86,7 @@ class DailyReports:
             figures,
             wettest=self._config.wettest,
             built_at=self._clock(),
+            curves=self._registry.storage,
         )
 
     async def publish_due(self, *, unless_empty: bool = False) -> None:

@@ -1,7 +1,18 @@
 """The station registry: who measures what where, and whom to tell."""
 
 from hydro.loading import normalise_phone
-from hydro.stations.generate import generate_stations, write_stations_csv
+from hydro.stations.curves import (
+    MEDIUM_CAPACITY,
+    StorageCurve,
+    StorageTable,
+    size_class,
+)
+from hydro.stations.generate import (
+    generate_curves,
+    generate_stations,
+    write_curves_csv,
+    write_stations_csv,
+)
 from hydro.stations.registry import (
     COLUMNS,
     Registry,
@@ -14,13 +25,19 @@ from hydro.stations.registry import (
 
 __all__ = [
     "COLUMNS",
+    "MEDIUM_CAPACITY",
     "Registry",
+    "StorageCurve",
+    "StorageTable",
     "check_registry",
+    "generate_curves",
     "generate_stations",
     "load_registry",
     "normalise_phone",
     "pick_person",
     "reachable",
     "registry_warnings",
+    "size_class",
+    "write_curves_csv",
     "write_stations_csv",
 ]

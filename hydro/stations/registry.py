@@ -35,6 +35,7 @@ from hydro.stations.contacts import (
     contacts_path,
     missing_contacts,
 )
+from hydro.stations.curves import StorageCurve, StorageTable, curve_files, read_curves
 
 # The header names we write, each with the Chinese names operators' spreadsheets use.
 COLUMNS: Mapping[str, tuple[str, ...]] = {
@@ -87,16 +88,26 @@ _PERSON_COLUMNS = {
 
 @dataclass(frozen=True)
 class Registry:
-    """The valid stations, in file order, an index by code, and the flood-control contacts."""
+    """The valid stations, in file order, an index by code, the flood-control contacts and the
+    reservoirs' stage-storage curves."""
 
     stations: tuple[Station, ...] = ()
     by_code: Mapping[str, Station] = field(default_factory=lambda: MappingProxyType({}))
     contacts: tuple[FloodContact, ...] = ()
+    storage: StorageTable = field(default_factory=lambda: StorageTable.of((), {}))
 
     @classmethod
-    def of(cls, stations: Iterable[Station], contacts: Iterable[FloodContact] = ()) -> Registry:
+    def of(
+        cls,
+        stations: Iterable[Station],
+        *,
+        contacts: Iterable[FloodContact] = (),
+        curves: Iterable[StorageCurve] = (),
+    ) -> Registry:
+        """``curves``: validated (``read_curves``), of reservoirs among ``stations``."""
         ordered = tuple(stations)
-        return cls(ordered, MappingProxyType({s.code: s for s in ordered}), tuple(contacts))
+        by_code = MappingProxyType({s.code: s for s in ordered})
+        return cls(ordered, by_code, tuple(contacts), StorageTable.of(curves, by_code))
 
     def flood_contacts(self, station: Station, level: Role) -> tuple[Recipient, ...]:
         """The 防汛负责人 of the station's county (``Role.COUNTY``) or prefecture."""
@@ -161,8 +172,9 @@ def check_registry(path: Path, default_timezone: str) -> tuple[Registry, list[Pr
     first_seen: dict[str, str] = {}
     if not path.exists():
         return Registry(), [Problem(str(path), "station registry not found")]
+    curves = curve_files(path)
     files = (
-        sorted(f for f in path.glob("*.csv") if f.name != CONTACTS_FILE)
+        sorted(f for f in path.glob("*.csv") if f not in curves and f.name != CONTACTS_FILE)
         if path.is_dir()
         else [path]
     )
@@ -179,7 +191,9 @@ def check_registry(path: Path, default_timezone: str) -> tuple[Registry, list[Pr
             first_seen[station.code] = where
             stations.append(station)
     contacts, contact_problems = check_contacts(contacts_path(path))
-    return Registry.of(stations, contacts), problems + contact_problems
+    by_code = {s.code: s for s in stations}
+    found = read_curves(curves, by_code, problems)
+    return Registry.of(stations, contacts=contacts, curves=found), problems + contact_problems
 
 
 def _read_file(

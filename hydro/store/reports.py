@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,18 @@ class HourlyRain:
     reported: npt.NDArray[np.bool_]
 
 
+@dataclass(frozen=True, slots=True)
+class LevelAt:
+    """A station's latest level at or before an instant, and when it was read."""
+
+    time: dt.datetime
+    level: float
+
+
+# How far before an 08:00 a reservoir's latest level may lie and still give its storage then.
+STORAGE_LEVEL_MAX_AGE = dt.timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class DayFigures:
     """Everything a daily report is built from, for the day [start, end)."""
@@ -73,6 +85,10 @@ class DayFigures:
     rain: HourlyRain  # from as far before the day as the longest rainfall window reaches
     alerts: list[DayAlert]  # opened within the day, or still open when the report was built
     sms: dict[str, int]  # SMS queued within the day, by status
+    # The reservoirs asked for: latest level at or before the opening and the closing 08:00,
+    # within STORAGE_LEVEL_MAX_AGE.
+    levels_at_start: dict[str, LevelAt] = field(default_factory=dict)
+    levels_at_end: dict[str, LevelAt] = field(default_factory=dict)
 
 
 _DAILY_TIMESCALE = """
@@ -114,6 +130,17 @@ SELECT DISTINCT ON (station) station, water_level FROM readings
 WHERE time > %(end)s - interval '1 hour' AND time <= %(end)s AND water_level IS NOT NULL
 ORDER BY station, time DESC
 """
+# A probe of the primary key (station, time) per reservoir, newest first: a few thousand index
+# lookups instead of a scan of the day's readings.
+_LEVELS_AT = """
+SELECT c.station, r.time, r.water_level AS level
+FROM unnest(%(codes)s::text[]) AS c(station)
+CROSS JOIN LATERAL (
+    SELECT time, water_level FROM readings
+    WHERE station = c.station AND time <= %(at)s AND time > %(since)s AND water_level IS NOT NULL
+    ORDER BY time DESC LIMIT 1
+) AS r
+"""
 _ALERTS = """
 SELECT id, station, family, rule_id, severity, state, opened_at, peak_value FROM alerts
 WHERE (opened_at >= %(start)s AND opened_at < %(end)s) OR state = 'open' ORDER BY opened_at, id
@@ -121,11 +148,16 @@ WHERE (opened_at >= %(start)s AND opened_at < %(end)s) OR state = 'open' ORDER B
 
 
 async def day_figures(
-    conn: Connection, start: dt.datetime, end: dt.datetime, hours_before: int
+    conn: Connection,
+    start: dt.datetime,
+    end: dt.datetime,
+    hours_before: int,
+    reservoirs: Sequence[str] = (),
 ) -> DayFigures:
     """The figures of the day [start, end), with the hourly rain from ``hours_before`` the day
-    (from the whole hour, in UTC, at or before it). Run inside a transaction: on plain PostgreSQL
-    it sets ``_PLAIN_SETTINGS`` for the rest of it."""
+    (from the whole hour, in UTC, at or before it), and the levels of ``reservoirs`` at both
+    08:00s. Run inside a transaction: on plain PostgreSQL it sets ``_PLAIN_SETTINGS`` for the
+    rest of it."""
     params: dict[str, Any] = {"start": start, "end": end}
     since = start.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=hours_before)
     with translate_errors("reading the figures of a hydrological day"):
@@ -148,8 +180,22 @@ async def day_figures(
         alerts_cur = conn.cursor(row_factory=class_row(DayAlert))
         await alerts_cur.execute(_ALERTS, params)
         alerts = await alerts_cur.fetchall()
+        levels_at_start = await _levels_at(conn, reservoirs, start)
+        levels_at_end = await _levels_at(conn, reservoirs, end)
     sms = await counts_by_status(conn, since=start, until=end)
-    return DayFigures(start, end, stations, level_at_end, rain, alerts, sms)
+    return DayFigures(
+        start, end, stations, level_at_end, rain, alerts, sms, levels_at_start, levels_at_end
+    )
+
+
+async def _levels_at(conn: Connection, codes: Sequence[str], at: dt.datetime) -> dict[str, LevelAt]:
+    if not codes:
+        return {}
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        _LEVELS_AT, {"codes": list(codes), "at": at, "since": at - STORAGE_LEVEL_MAX_AGE}
+    )
+    return {row["station"]: LevelAt(row["time"], row["level"]) for row in await cur.fetchall()}
 
 
 def _hourly_rain(

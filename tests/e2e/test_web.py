@@ -66,14 +66,24 @@ def hydro_url(
     process.wait(30)
 
 
-def _publish(port: int, topic_prefix: str, minutes_ago: int, level: float) -> None:
+MAICHONG, MAICHONG_GATEWAY = "67901001", "gw-7-001"  # 麦冲水库, with a stage-storage curve
+
+
+def _publish(
+    port: int,
+    topic_prefix: str,
+    minutes_ago: int,
+    level: float,
+    station: tuple[str, str] = (HEFENG, HEFENG_GATEWAY),
+) -> None:
     async def go() -> None:
         time_ = minutes_ago_at_start(minutes_ago).isoformat()
+        code, gateway_name = station
         async with publisher(port, f"web-gw-{topic_prefix}") as gateway:
             await publish_json(
                 gateway,
-                f"{topic_prefix}/{HEFENG_GATEWAY}/readings",
-                {"readings": [reading(HEFENG, time_, water_level=level)]},
+                f"{topic_prefix}/{gateway_name}/readings",
+                {"readings": [reading(code, time_, water_level=level)]},
             )
 
     # Playwright's sync API keeps an event loop running in this thread: publish from another.
@@ -89,6 +99,8 @@ def test_map_shows_a_crossing_live_and_an_operator_acknowledges_it(
     _publish(
         local_mosquitto.port, mqtt_topic_prefix, 10, 908.30
     )  # a 0.4 m rise: no rapid-rise alert
+    # below its normal level 771.5 (no alert): 4,407 万m³ on stations/storage_curves.csv
+    _publish(local_mosquitto.port, mqtt_topic_prefix, 10, 771.0, (MAICHONG, MAICHONG_GATEWAY))
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
@@ -121,6 +133,11 @@ def test_map_shows_a_crossing_live_and_an_operator_acknowledges_it(
         expect(page.locator("#panel")).to_contain_text("开阳县")
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "web-map.png"), full_page=True)
+        expect(page.locator("#panel-storage")).to_have_count(0)  # a river has no storage
+        page.locator(f'#map circle[data-code="{MAICHONG}"]').click()
+        expect(page.locator("#panel-storage")).to_contain_text(
+            "4407 万m³ · 正常库容的97.5% · 正常库容 4521 万m³ · 中型"
+        )
 
         row.click()
         dialog = page.locator("#alert-dialog")

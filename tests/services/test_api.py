@@ -127,6 +127,10 @@ def test_stations_are_coloured_by_their_most_severe_open_alert(api: Api) -> None
     assert stations[MAICHONG]["status"] == "yellow"  # 超正常蓄水位
     assert stations[HEFENG]["status"] == "orange"  # 超保证水位, escalated from 超警戒
     assert stations[HEFENG]["latest"]["water_level"] == 910.2
+    assert stations[MAICHONG]["storage"]["storage"] == 4530.18  # at its latest level
+    assert stations[HEFENG]["storage"] is None  # a river
+    silent_reservoir = stations["62000000"]["storage"]  # 坪堡水库: a curve, never reported
+    assert (silent_reservoir["size"], silent_reservoir["storage"]) == ("中型", None)
     others = {s["status"] for code, s in stations.items() if code not in (MAICHONG, HEFENG)}
     assert others == {"no_data"}
     states = {
@@ -151,6 +155,16 @@ def test_station_detail_masks_phones_except_for_admins(api: Api) -> None:
     ]
     assert [a["rule_id"] for a in viewer["active_alerts"]] == ["reservoir_normal"]
     assert viewer["levels"]["normal_level"] == 771.5
+    # stations/storage_curves.csv: 4,521.06 万m³ at 771.50 m; 771.54 m lies between its points
+    # 770.62 m (4,320.46) and 771.62 m (4,548.42)
+    assert viewer["storage"] == {
+        "size": "中型",
+        "normal_storage": 4521.06,
+        "level": 771.54,
+        "storage": 4530.18,
+        "percent_normal": 100.2,
+        "outside": None,
+    }
     assert api.get("/api/v1/stations/00000000").status_code == 404
 
 

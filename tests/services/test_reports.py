@@ -17,17 +17,18 @@ from psycopg_pool import AsyncConnectionPool
 
 from hydro.config import Config
 from hydro.duty import DutyRoster, load_roster
-from hydro.models import Reading, StationKind
+from hydro.models import FloodSeason, Reading, StationKind
 from hydro.reports.daily import day_bounds, last_ended_day, wettest_windows
 from hydro.reports.formats import DIGEST_LIMIT, FORMATS, digest
 from hydro.reports.model import DailyReport
 from hydro.reports.service import DailyReports
 from hydro.rules import load_rules
-from hydro.stations import Registry
+from hydro.stations import Registry, StorageCurve
 from hydro.store.db import open_pool
 from hydro.store.readings import ReadingWriter
 from hydro.store.reports import HourlyRain
 from hydro.store.schema import migrate
+from hydro.texts import sms_length
 from tests.support import run_refresh_policies, station
 
 T = TypeVar("T")
@@ -68,6 +69,7 @@ def with_reports(
     now: dt.datetime = START + dt.timedelta(days=1, minutes=5),
     duty: bool = False,
     roster: DutyRoster | None = None,
+    stations: Registry | None = None,
 ) -> T:
     config = Config.model_validate(
         {
@@ -85,7 +87,7 @@ def with_reports(
                 await migrate(conn, config.database, zone)
             reports = DailyReports(
                 config.report,
-                registry(zone),
+                stations or registry(zone),
                 RULES,
                 pool,
                 zone=config.registry.default_timezone,
@@ -352,3 +354,143 @@ def test_continuous_aggregates_and_plain_queries_give_the_same_report(
     timescale = build(pg_url, "required")
     assert timescale.model_dump(exclude={"built_at"}) == plain.model_dump(exclude={"built_at"})
     assert timescale.by_code[GAUGE].rain_mm == 54.0
+
+
+def reservoirs() -> Registry:
+    """K1, K2, K3, K5 medium (a total capacity of 2,760 万m³ at the design flood level), K4
+    small; all with flood-limit 770.5, normal 771.5 (2,300 万m³), design flood 773.2 m."""
+    codes = ("K1", "K2", "K3", "K4", "K5")
+    held = [
+        dataclasses.replace(
+            station(code, kind=StationKind.RESERVOIR),
+            flood_limit_level=770.5,
+            flood_season=FloodSeason((5, 1), (9, 30)),
+            design_flood_level=773.2,
+        )
+        for code in codes
+    ]
+    storages = (1000.0, 2000.0, 2400.0, 3000.0)
+    return Registry.of(
+        [*registry().stations, *held],
+        curves=[
+            StorageCurve(
+                code,
+                (760.0, 770.0, 772.0, 774.0),
+                tuple(v / 10 for v in storages) if code == "K4" else storages,
+            )
+            for code in codes
+        ],
+    )
+
+
+@pytest.mark.parametrize("mode", ["off", pytest.param("required", marks=pytest.mark.timescaledb)])
+def test_storage_of_medium_reservoirs_at_0800_its_change_and_the_digest(
+    pg_url: str, mode: str
+) -> None:
+    end = at(24 * 60)  # the closing 08:00
+    readings = [
+        Reading("K1", START - dt.timedelta(minutes=10), water_level=770.0),  # 2,000 at opening
+        Reading("K1", end - dt.timedelta(minutes=30), water_level=771.0),  # 2,200, 30 min old
+        Reading("K1", end + dt.timedelta(minutes=5), water_level=773.0),  # after 08:00: not it
+        Reading("K2", START, water_level=771.0),
+        Reading("K2", end - dt.timedelta(hours=3), water_level=775.0),  # above its curve
+        Reading("K4", end, water_level=771.0),  # small: not in the report
+        Reading("K5", START - dt.timedelta(days=1, minutes=5), water_level=765.0),  # too old
+        Reading("K5", end, water_level=772.0),  # on a point of the curve
+        Reading("K3", end - dt.timedelta(days=1, minutes=5), water_level=771.0),  # too old
+    ]
+
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, reports: DailyReports
+    ) -> DailyReport:
+        await writer.write(readings)
+        if mode == "required":
+            await run_refresh_policies(pool)
+        return await reports.build(DAY)
+
+    report = with_reports(pg_url, body, mode=mode, stations=reservoirs())
+    by_code = {r.code: r for r in report.storage}
+    assert list(by_code) == ["K1", "K2", "K3", "K5"]
+    k1, k2, k3, k5 = by_code.values()
+    assert (k1.size, k1.normal_storage, k1.level, k1.age_minutes) == ("中型", 2300.0, 771.0, 30)
+    assert (k1.storage, k1.storage_before, k1.change, k1.percent_normal) == (
+        2200.0,
+        2000.0,
+        200.0,
+        95.7,
+    )
+    assert (k1.flood_limit_level, k1.above_flood_limit) == (770.5, 0.5)
+    assert (k2.level, k2.outside, k2.storage, k2.storage_before, k2.change) == (
+        775.0,
+        "above",
+        None,
+        2200.0,
+        None,
+    )
+    assert (k3.level, k3.storage, k3.age_minutes) == (None, None, None)
+    assert (k5.storage, k5.storage_before, k5.change, k5.age_minutes) == (2400.0, None, None, 0)
+    assert report.storage_totals is not None
+    assert report.storage_totals.model_dump() == {
+        "reservoirs": 4,
+        "reported": 2,
+        "storage": 4600.0,
+        "normal_storage": 4600.0,
+        "percent_normal": 100.0,
+        "change": 200.0,
+        "compared": 1,
+        "above_flood_limit": 3,  # K2 too: its level is known, only its storage is not
+    }
+    sms = digest(report)
+    assert sms == (
+        "【水情日报】5月7日8时至5月8日8时:超特征水位2站,新增预警0条,仍有效0条,"
+        "中型以上水库蓄水4600万m³(正常100%),较前日+200万m³,超汛限3座,无数据6站"
+    )
+    assert sms_length(sms).segments <= 2
+    text = FORMATS["text"](report)
+    assert "六、中型以上水库蓄水 (8时) 4座, 有数据2座: 蓄水4600.00万m³, 为正常库容的100.0%" in text
+    assert (
+        "测站K1(中型) 水位771.00米(30分钟前) 蓄水2200.00万m³ (95.7%) 较前日+200.00 超汛限0.50米"
+        in text
+    )
+    assert "测站K2(中型) 水位775.00米(3小时前) 高于库容曲线, 库容未知 超汛限4.50米" in text
+    assert "测站K3(中型) 8时前24小时无水位" in text
+    csv_rows = {row.split(",")[0]: row for row in FORMATS["csv"](report).splitlines()}
+    assert csv_rows["K1"].endswith(",中型,2026-05-07 23:30:00+00:00,2200.0,200.0,95.7,0.5")
+    assert csv_rows["K4"].endswith(",,,,,,")
+    assert "<td>2200.0</td><td>200.0</td><td>95.7</td><td>0.5</td>" in FORMATS["html"](report)
+    assert DailyReport.model_validate_json(FORMATS["json"](report)) == report
+
+
+def test_a_report_stored_before_storage_was_added_still_reads() -> None:
+    stored = DailyReport.model_validate_json(FORMATS["json"](digest_less_report()))
+    assert (stored.storage, stored.storage_totals) == ([], None)
+    assert "中型以上" not in FORMATS["text"](stored) + digest(stored)
+
+
+_LISTS = (
+    "stations",
+    "rain_by_prefecture",
+    "rain_by_county",
+    "wettest",
+    "grades",
+    "above_levels",
+    "alerts_opened",
+    "alerts_active",
+    "silent",
+    "missing_data",
+)
+
+
+def digest_less_report() -> DailyReport:
+    """A report as stored before storage figures existed: without their keys."""
+    return DailyReport.model_validate(
+        {
+            "day": DAY,
+            "start": START,
+            "end": at(24 * 60),
+            "timezone": SHANGHAI,
+            "built_at": at(24 * 60 + 5),
+            **{key: [] for key in _LISTS},
+            "sms": {},
+        }
+    )

@@ -25,6 +25,7 @@ const TEXT = {
     sms_by: "人工短信, 发送人",
     on_duty: "值班", next_shift: "接班", until: "至", duty_fallback: "值班表未排班, 由备用值班员接收",
     enter_reading: "人工置数", note: "说明", save: "保存", stored: "已保存",
+    storage: "库容", of_normal: "正常库容的", normal_storage: "正常库容", below_curve: "水位低于库容曲线", above_curve: "水位高于库容曲线",
   },
   en: {
     title: "hydro flood map", nav_map: "Map", nav_alerts: "Alert history", logout: "Sign out",
@@ -51,6 +52,8 @@ const TEXT = {
     sms_by: "Manual SMS by",
     on_duty: "On duty", next_shift: "Next", until: "until", duty_fallback: "Nobody on the roster: the fallback officers are told",
     enter_reading: "Enter a reading", note: "Note", save: "Save", stored: "Stored",
+    storage: "Storage", of_normal: "of normal: ", normal_storage: "Normal storage", below_curve: "level below the storage curve",
+    above_curve: "level above the storage curve",
   },
 };
 const STATUSES = ["red", "orange", "yellow", "blue", "silent", "normal", "no_data"];
@@ -197,9 +200,18 @@ async function showPanel(code) {
     <p class="muted">${esc(s.code)} · ${esc(s.prefecture)} ${esc(s.county)} · ${esc(s.river)} · ${esc(s.kind)}</p>
     <p><b>${esc(t("latest"))}</b>: ${esc(latest)}</p>
     <p><b>${esc(t("levels"))}</b>: ${esc(levels || t("none"))}</p>
+    ${s.storage ? `<p id="panel-storage"><b>${esc(t("storage"))}</b>: ${esc(storageText(s.storage))}</p>` : ""}
     <p><b>${esc(t("persons"))}</b>: ${s.persons.map((p) => `${esc(p.name)} ${esc(p.phone)}`).join(" · ")}</p>
     <p><a href="#station/${encodeURIComponent(s.code)}">${esc(t("open_station"))}</a></p>
     ${alertTable(s.active_alerts)}`;
+}
+
+// A reservoir's storage (万m³) at its latest level, as the daily report gives it at 08:00.
+function storageText(st) {
+  const normal = `${t("normal_storage")} ${st.normal_storage.toFixed(0)} 万m³ · ${st.size}`;
+  if (st.outside) return `${t(st.outside === "below" ? "below_curve" : "above_curve")} · ${normal}`;
+  if (st.storage === null) return `${t("none")} · ${normal}`;
+  return `${st.storage.toFixed(0)} 万m³ · ${t("of_normal")}${st.percent_normal}% · ${normal}`;
 }
 
 function alertTable(alerts) {
