@@ -3,7 +3,6 @@ with real Mosquitto and PostgreSQL. A screenshot is kept in ``test-artifacts/``.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import os
 import shutil
@@ -17,13 +16,9 @@ import pytest
 from hydro.local import LocalMosquitto
 from tests.support import (
     HEFENG,
-    HEFENG_GATEWAY,
     REPO,
     fetch,
-    minutes_ago_at_start,
-    publish_json,
-    publisher,
-    reading,
+    publish_levels,
     start_hydro,
     write_config,
 )
@@ -64,19 +59,11 @@ def hydro_url(
     process.wait(30)
 
 
-def _publish(port: int, topic_prefix: str, minutes_ago: int, level: float) -> None:
-    async def go() -> None:
-        time_ = minutes_ago_at_start(minutes_ago).isoformat()
-        async with publisher(port, f"web-gw-{topic_prefix}") as gateway:
-            await publish_json(
-                gateway,
-                f"{topic_prefix}/{HEFENG_GATEWAY}/readings",
-                {"readings": [reading(HEFENG, time_, water_level=level)]},
-            )
-
+def _publish(broker: LocalMosquitto, topic_prefix: str, minutes_ago: int, level: float) -> None:
     # Playwright's sync API keeps an event loop running in this thread: publish from another.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, go()).result(30)
+        levels = (minutes_ago, level)
+        pool.submit(publish_levels, broker, topic_prefix, levels, client="web-gw").result(30)
 
 
 def test_map_shows_a_crossing_live_and_an_operator_acknowledges_it(
@@ -84,9 +71,7 @@ def test_map_shows_a_crossing_live_and_an_operator_acknowledges_it(
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    _publish(
-        local_mosquitto.port, mqtt_topic_prefix, 10, 908.30
-    )  # a 0.4 m rise: no rapid-rise alert
+    _publish(local_mosquitto, mqtt_topic_prefix, 10, 908.30)  # a 0.4 m rise: no rapid-rise alert
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
@@ -109,7 +94,7 @@ def test_map_shows_a_crossing_live_and_an_operator_acknowledges_it(
         expect(hefeng).to_have_attribute("data-status", "normal")
         expect(page.locator("#who")).to_have_text("li (operator)")
 
-        _publish(local_mosquitto.port, mqtt_topic_prefix, 5, 908.70)  # above 908.50
+        _publish(local_mosquitto, mqtt_topic_prefix, 5, 908.70)  # above 908.50
         expect(hefeng).to_have_attribute("data-status", "yellow", timeout=30_000)  # live refresh
         row = page.locator("#active tr[data-alert]")
         expect(row).to_have_count(1)
