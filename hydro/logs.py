@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
+from collections.abc import Callable
 
 from hydro.config import LoggingConfig
+
+PROGRESS_EVERY = 30.0  # seconds between a long-running service's progress lines
 
 
 class _JsonFormatter(logging.Formatter):
@@ -39,3 +43,12 @@ def configure_logging(config: LoggingConfig) -> None:
     logging.getLogger("apscheduler").setLevel(max(logging.ERROR, root.level))
     # The twilio client logs ten lines per SMS (URL and headers, secrets masked by hydro).
     logging.getLogger("twilio.http_client").setLevel(max(logging.WARNING, root.level))
+
+
+async def log_progress_every(
+    log_progress: Callable[[], None], seconds: float = PROGRESS_EVERY
+) -> None:
+    """Runs until cancelled: a service's running totals, so a quiet log still shows it is alive."""
+    while True:
+        await asyncio.sleep(seconds)
+        log_progress()

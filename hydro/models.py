@@ -164,6 +164,16 @@ class Station:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def identity(self) -> dict[str, str]:
+        """Who and where, as every listing of stations (the API, the reports) names one."""
+        return {
+            "code": self.code,
+            "name": self.name,
+            "kind": self.kind.value,
+            "prefecture": self.prefecture,
+            "county": self.county,
+        }
+
 
 class Reading(NamedTuple):
     """One accepted observation. ``time`` is timezone-aware UTC; absent variables are None.

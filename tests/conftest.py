@@ -70,20 +70,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
-def local_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
-    server = LocalPostgres(tmp_path_factory.mktemp("postgres"))
+_Server = TypeVar("_Server", LocalMosquitto, LocalPostgres)
+
+
+def _serving(server: _Server) -> Iterator[_Server]:
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
+def local_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    yield from _serving(LocalPostgres(tmp_path_factory.mktemp("postgres")))
+
+
+@pytest.fixture(scope="session")
 def local_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMosquitto]:
-    broker = LocalMosquitto(tmp_path_factory.mktemp("mosquitto"))
-    broker.start()
-    yield broker
-    broker.stop()
+    yield from _serving(LocalMosquitto(tmp_path_factory.mktemp("mosquitto")))
 
 
 @pytest.fixture
@@ -99,9 +102,6 @@ def pg_url(local_postgres: LocalPostgres) -> Iterator[str]:
 def mqtt_topic_prefix(request: pytest.FixtureRequest) -> str:
     """Tests share the session broker; a prefix of their own keeps their messages apart."""
     return f"t{next(_names)}"
-
-
-_Server = TypeVar("_Server", LocalMosquitto, LocalPostgres)
 
 
 def _private_servers(
@@ -130,3 +130,10 @@ def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[[], LocalMosquitto]]:
 def postgres_factory(tmp_path: Path) -> Iterator[Callable[[], LocalPostgres]]:
     """Private clusters, for tests that stop or kill one."""
     yield from _private_servers(LocalPostgres, tmp_path)
+
+
+@pytest.fixture
+def own_cluster(postgres_factory: Callable[[], LocalPostgres]) -> tuple[LocalPostgres, str]:
+    """A private cluster and the URL of its empty database ``hydro``, for tests that stop it."""
+    cluster = postgres_factory()
+    return cluster, cluster.create_database("hydro")

@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from hydro import app
 from hydro.api import create_api, serve
 from hydro.config import Config
+from hydro.local import LocalMosquitto
 from hydro.models import STATION_ROLES, Recipient, Station, StationKind
 from hydro.store.db import open_pool
 from hydro.store.schema import migrate
@@ -157,6 +158,32 @@ async def publisher(port: int, client_id: str = "test-gateway") -> AsyncIterator
 
 async def publish_json(client: aiomqtt.Client, topic: str, payload: object) -> None:
     await client.publish(topic, json.dumps(payload, ensure_ascii=False).encode(), qos=1)
+
+
+def publish_levels(
+    broker: LocalMosquitto,
+    topic_prefix: str,
+    *levels: tuple[int, float],
+    station: str = HEFENG,
+    gateway: str = HEFENG_GATEWAY,
+    client: str = "gw",
+) -> None:
+    """Water levels (minutes ago, metres) in one message from the station's gateway."""
+
+    async def go() -> None:
+        async with publisher(broker.port, f"{client}-{topic_prefix}") as gw:
+            await publish_json(
+                gw,
+                f"{topic_prefix}/{gateway}/readings",
+                {
+                    "readings": [
+                        reading(station, minutes_ago_at_start(m).isoformat(), water_level=v)
+                        for m, v in levels
+                    ]
+                },
+            )
+
+    asyncio.run(go())
 
 
 def count_rows(pg_url: str, query: str = "SELECT count(*) FROM readings") -> int:

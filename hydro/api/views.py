@@ -115,11 +115,7 @@ def storage_fields(
 def _registry_fields(station: Station) -> dict[str, object]:
     """What the registry says of a station, computed once per station (callers copy it)."""
     return {
-        "code": station.code,
-        "name": station.name,
-        "kind": station.kind.value,
-        "prefecture": station.prefecture,
-        "county": station.county,
+        **station.identity(),
         "river": station.river,
         "lat": station.lat,
         "lon": station.lon,

@@ -44,13 +44,13 @@ from hydro.ingest.validate import (
     refuse_whole,
     zero_padded_codes,
 )
+from hydro.logs import log_progress_every
 from hydro.models import Reading, Rejection, RejectionCode, Station
 from hydro.store.readings import BatchOutcome, ReadingWriter
 
 log = logging.getLogger(__name__)
 
 _SEALED_BATCHES_AHEAD = 2
-_PROGRESS_EVERY = 30.0  # seconds between progress lines
 _SHUTDOWN_GRACE = 10.0  # seconds a stopping service waits for the database to take its batches
 _REASON_CHARS = 1000  # of an exception's text in an internal_error reason
 # What a write raises when the database will not take a value (text it cannot encode among them);
@@ -146,7 +146,7 @@ class IngestService:
         receiver = asyncio.create_task(self._receive_until(stop, writer), name="ingest-receiver")
         helpers = [
             asyncio.create_task(self._seal_when_due(), name="ingest-sealer"),
-            asyncio.create_task(self._report_progress(), name="ingest-progress"),
+            asyncio.create_task(log_progress_every(self._log_progress), name="ingest-progress"),
         ]
         try:
             done, _ = await asyncio.wait({writer, receiver}, return_when=asyncio.FIRST_COMPLETED)
@@ -368,11 +368,6 @@ class IngestService:
             duplicates += outcome.duplicates
             stored.extend(rejections)
         return BatchOutcome(inserted, revised, duplicates, len(stored), slow_path=True), stored
-
-    async def _report_progress(self) -> None:
-        while True:
-            await asyncio.sleep(_PROGRESS_EVERY)
-            self._log_progress()
 
     def _log_progress(self) -> None:
         s = self.stats

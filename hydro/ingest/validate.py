@@ -14,10 +14,12 @@ import datetime as dt
 import functools
 import json
 import math
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import compress, repeat
+from operator import attrgetter, is_not
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -177,6 +179,10 @@ def judge_message(
             RejectionCode.BAD_SHAPE,
             'payload must be a reading object or {"readings": [...]}',
         )
+    plain = _plain_readings(items, gateway, received_at, stations, rules)
+    if plain is not None:
+        verdict.readings.extend(plain)
+        return verdict
     judge = _ReadingJudge(
         topic,
         gateway,
@@ -217,17 +223,92 @@ def judge_entry(
     return verdict.readings[0] if verdict.readings else verdict.rejections[0]
 
 
+def _plain_readings(
+    items: list[Any],
+    gateway: str,
+    received_at: dt.datetime,
+    stations: Mapping[str, Station],
+    rules: ValidationRules,
+) -> list[Reading] | None:
+    """The readings of a message that :class:`_ReadingJudge` would accept whole and as they are,
+    judged a field at a time across the message; None when any item is not plainly good.
+
+    Plainly good: a JSON object of known fields only, a string code of this gateway's, a text
+    time in the window, every value absent or a float within its kind's bounds, one of them a
+    measurement. That is what gateways send; anything else (and every refusal, with its reason)
+    is left to the reading-by-reading judge. Each step is a C-level pass over one field, not
+    Python work per reading, which is what makes a 100-reading message cheap.
+    """
+    if set(map(type, items)) != {dict} or not all(map(_KNOWN_FIELDS.issuperset, items)):
+        return None
+    codes: list[Any] = list(map(dict.get, items, repeat("station")))
+    if set(map(type, codes)) != {str}:
+        return None
+    found = list(map(stations.get, codes))
+    if not all(found) or not set(map(_GATEWAY, found)) <= {None, gateway}:
+        return None  # "" is no registry code: an empty code is refused by the judge
+    raw_times = list(map(dict.get, items, repeat("time")))
+    if set(map(type, raw_times)) != {str}:
+        return None
+    try:
+        times = list(map(_remembered_time, raw_times, map(_ZONE, found)))
+    except _Refused:
+        return None
+    if min(times) < received_at - rules.max_past or max(times) > received_at + rules.max_future:
+        return None
+    columns = [list(map(dict.get, items, repeat(name))) for name in _VALUE_FIELDS]
+    if (None, None, None) in zip(*columns[:3], strict=True):
+        return None  # no measurement
+    kinds = list(map(_KIND, found))
+    bounds = [rules.bounds[kind] for kind in dict.fromkeys(kinds)]
+    for index, column in enumerate(columns):
+        if not set(map(type, column)) <= {float, type(None)}:
+            return None
+        ranges = {b[index][1:] for b in bounds}
+        if len(ranges) == 1:
+            if not _within(column, *ranges.pop()):
+                return None
+            continue
+        for kind in dict.fromkeys(kinds):
+            of_kind = list(compress(column, map(kind.__eq__, kinds)))
+            if not _within(of_kind, *rules.bounds[kind][index][1:]):
+                return None
+    return list(map(_READING, repeat(Reading), zip(codes, times, *columns, strict=True)))
+
+
+def _within(column: Sequence[Any], low: float, high: float) -> bool:
+    """Every float of the column within [low, high] (None is absent, not out of bounds)."""
+    values: list[float] = list(filter(_IS_VALUE, column))
+    if not values:
+        return True
+    total = sum(values)
+    # NaN, which min and max cannot order, makes the sum NaN; so do -inf and +inf together,
+    # and those are out of bounds anyway.
+    return not math.isnan(total) and low <= min(values) and max(values) <= high
+
+
+_VALUE_FIELDS = tuple(v.value for v in Variable)  # Reading's order after station and time
+_GATEWAY = attrgetter("gateway")
+_ZONE = attrgetter("tz")
+_KIND = attrgetter("kind")
+_IS_VALUE = partial(is_not, None)
+_READING = tuple.__new__  # Reading's own __new__ is Python code; the fields are already in order
+
+
 def _fast_json(payload: bytes) -> Any:
     """The document as ``json.loads`` reads it, about five times faster, or ValueError where the
     standard library must decide: orjson refuses what json reads (NaN, lone surrogates, an integer
     past 64 bits; it reads some as floats instead, so any run of 20 digits goes to json) and its
     error texts differ from the ones the quarantine has always given."""
-    if _LONG_DIGITS(payload):
+    # Every digit made "0": a run of 20 digits is then a run of 20 zeros, found by a plain
+    # substring search; a regular expression took longer than orjson's whole parse.
+    if _TWENTY_DIGITS in payload.translate(_DIGITS_AS_ZERO):
         raise ValueError("an integer orjson may not keep exact")
     return orjson.loads(payload)
 
 
-_LONG_DIGITS = re.compile(rb"[0-9]{20}").search
+_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+_TWENTY_DIGITS = b"0" * 20
 
 
 def refuse_whole(

@@ -114,7 +114,7 @@ def build_daily(
         d = days.get(station.code)
         rows.append(
             StationFigures(
-                **_identity(station),
+                **station.identity(),
                 readings=d.readings if d else 0,
                 expected=expected,
                 rain_mm=None if d is None or d.rainfall is None else round(d.rainfall, 1),
@@ -151,17 +151,6 @@ def build_daily(
         storage=storage,
         storage_totals=_storage_totals(storage) if len(curves) else None,
     )
-
-
-def _identity(station: Station) -> dict[str, str]:
-    """Who and where, as every station line of a report names it."""
-    return {
-        "code": station.code,
-        "name": station.name,
-        "kind": station.kind.value,
-        "prefecture": station.prefecture,
-        "county": station.county,
-    }
 
 
 def _by_area(rainy: list[StationFigures], *, county: bool) -> list[AreaRain]:
@@ -223,7 +212,7 @@ def _above_levels(
         for verdict in alert_levels(level_verdicts(rules, station, row.level_max, start)):
             found.append(
                 Excess(
-                    **_identity(station),
+                    **station.identity(),
                     level_name=LEVEL_NAMES[verdict.rule.level],
                     level=verdict.level,
                     level_max=row.level_max,
@@ -251,7 +240,7 @@ def _storage(
         limit = _flood_limit(station, figures.end)
         rows.append(
             ReservoirStorage(
-                **_identity(station),
+                **station.identity(),
                 size=size,
                 normal_storage=normal,
                 level=None if read is None else read.level,

@@ -23,6 +23,7 @@ from tests.support import (
     count_rows,
     minutes_ago_at_start,
     publish_json,
+    publish_levels,
     publisher,
     reading,
     start_hydro,
@@ -84,27 +85,6 @@ def hydro_run(
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             process.wait(30)
-
-
-def publish_levels(
-    broker: LocalMosquitto,
-    topic_prefix: str,
-    *levels: tuple[int, float],
-    station: str = HEFENG,
-    gateway: str = HEFENG_GATEWAY,
-    client: str = "gw",
-) -> None:
-    """Water levels (minutes ago, metres) in one message from the station's gateway."""
-
-    async def go() -> None:
-        async with publisher(broker.port, f"{client}-{topic_prefix}") as gw:
-            await publish_json(
-                gw,
-                f"{topic_prefix}/{gateway}/readings",
-                {"readings": [reading(station, at(m), water_level=v) for m, v in levels]},
-            )
-
-    asyncio.run(go())
 
 
 def wait_for(condition: Callable[[], bool], what: str, seconds: float = 30) -> None:
@@ -266,12 +246,11 @@ def test_a_back_filled_report_opens_at_its_peak_and_a_silent_gauge_keeps_the_ale
 
 def test_a_crossing_during_a_database_outage_is_announced_when_it_returns(
     hydro_run: Callable[..., subprocess.Popen[bytes]],
-    postgres_factory: Callable[[], LocalPostgres],
+    own_cluster: tuple[LocalPostgres, str],
     local_mosquitto: LocalMosquitto,
     mqtt_topic_prefix: str,
 ) -> None:
-    cluster = postgres_factory()
-    database = cluster.create_database("hydro")
+    cluster, database = own_cluster
     topic = f"{mqtt_topic_prefix}/{HEFENG_GATEWAY}/readings"
 
     def publish(minutes: int, level: float) -> None:
@@ -325,13 +304,12 @@ def _kill_listener(url: str, database: str) -> None:
 
 def test_wake_ups_come_back_after_the_listener_is_killed_and_after_a_database_restart(
     hydro_run: Callable[..., subprocess.Popen[bytes]],
-    postgres_factory: Callable[[], LocalPostgres],
+    own_cluster: tuple[LocalPostgres, str],
     local_mosquitto: LocalMosquitto,
     mqtt_topic_prefix: str,
     tmp_path: Path,
 ) -> None:
-    cluster = postgres_factory()
-    database = cluster.create_database("hydro")
+    cluster, database = own_cluster
     with FakeTwilio() as fake:
         hydro_run(fake, database, interval="1h")  # every evaluation after start is a wake-up
         wait_for(lambda: "evaluating as readings arrive" in _log(tmp_path), "the listener")

@@ -3,7 +3,6 @@ with real Mosquitto and PostgreSQL. A screenshot is kept in ``test-artifacts/``.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import os
 import shutil
@@ -20,10 +19,7 @@ from tests.support import (
     HEFENG_GATEWAY,
     REPO,
     fetch,
-    minutes_ago_at_start,
-    publish_json,
-    publisher,
-    reading,
+    publish_levels,
     start_hydro,
     write_config,
 )
@@ -70,25 +66,24 @@ MAICHONG, MAICHONG_GATEWAY = "67901001", "gw-7-001"  # 麦冲水库, with a stag
 
 
 def _publish(
-    port: int,
+    broker: LocalMosquitto,
     topic_prefix: str,
     minutes_ago: int,
     level: float,
     station: tuple[str, str] = (HEFENG, HEFENG_GATEWAY),
 ) -> None:
-    async def go() -> None:
-        time_ = minutes_ago_at_start(minutes_ago).isoformat()
-        code, gateway_name = station
-        async with publisher(port, f"web-gw-{topic_prefix}") as gateway:
-            await publish_json(
-                gateway,
-                f"{topic_prefix}/{gateway_name}/readings",
-                {"readings": [reading(code, time_, water_level=level)]},
-            )
-
     # Playwright's sync API keeps an event loop running in this thread: publish from another.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, go()).result(30)
+        code, gateway = station
+        pool.submit(
+            publish_levels,
+            broker,
+            topic_prefix,
+            (minutes_ago, level),
+            station=code,
+            gateway=gateway,
+            client="web-gw",
+        ).result(30)
 
 
 def test_map_shows_a_crossing_live_and_an_operator_acknowledges_it(
@@ -96,11 +91,9 @@ def test_map_shows_a_crossing_live_and_an_operator_acknowledges_it(
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    _publish(
-        local_mosquitto.port, mqtt_topic_prefix, 10, 908.30
-    )  # a 0.4 m rise: no rapid-rise alert
+    _publish(local_mosquitto, mqtt_topic_prefix, 10, 908.30)  # a 0.4 m rise: no rapid-rise alert
     # below its normal level 771.5 (no alert): 4,407 万m³ on stations/storage_curves.csv
-    _publish(local_mosquitto.port, mqtt_topic_prefix, 10, 771.0, (MAICHONG, MAICHONG_GATEWAY))
+    _publish(local_mosquitto, mqtt_topic_prefix, 10, 771.0, (MAICHONG, MAICHONG_GATEWAY))
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
@@ -123,7 +116,7 @@ def test_map_shows_a_crossing_live_and_an_operator_acknowledges_it(
         expect(hefeng).to_have_attribute("data-status", "normal")
         expect(page.locator("#who")).to_have_text("li (operator)")
 
-        _publish(local_mosquitto.port, mqtt_topic_prefix, 5, 908.70)  # above 908.50
+        _publish(local_mosquitto, mqtt_topic_prefix, 5, 908.70)  # above 908.50
         expect(hefeng).to_have_attribute("data-status", "yellow", timeout=30_000)  # live refresh
         row = page.locator("#active tr[data-alert]")
         expect(row).to_have_count(1)

@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
@@ -45,6 +45,18 @@ def iso(minutes_ago: int, offset: str = "+00:00") -> str:
     if offset == "":
         return (moment + dt.timedelta(hours=8)).replace(tzinfo=None).isoformat()
     return moment.isoformat().replace("+00:00", offset)
+
+
+@pytest.fixture
+def config(pg_url: str, local_mosquitto: LocalMosquitto, mqtt_topic_prefix: str) -> Config:
+    """Ingest on the test's own database and the session broker."""
+    return ingest_config(pg_url, local_mosquitto.port, mqtt_topic_prefix)
+
+
+@pytest.fixture
+def topic(mqtt_topic_prefix: str) -> str:
+    """Where gateway gw-1 publishes its readings."""
+    return f"{mqtt_topic_prefix}/gw-1/readings"
 
 
 @contextlib.asynccontextmanager
@@ -149,15 +161,12 @@ def test_bad_input_is_quarantined_with_its_reason_and_good_readings_stored(
     assert {gateway for _, _, gateway, _ in quarantined} == {"gw-1"}
 
 
-def test_duplicates_absorbed_and_revisions_kept(
-    pg_url: str, local_mosquitto: object, mqtt_topic_prefix: str
-) -> None:
-    port = local_mosquitto.port  # type: ignore[attr-defined]
-    config = ingest_config(pg_url, port, mqtt_topic_prefix)
-    topic = f"{mqtt_topic_prefix}/gw-1/readings"
-
+def test_duplicates_absorbed_and_revisions_kept(pg_url: str, config: Config, topic: str) -> None:
     async def scenario() -> None:
-        async with running_ingest(config, stations("A1")) as service, publisher(port) as gw:
+        async with (
+            running_ingest(config, stations("A1")) as service,
+            publisher(config.mqtt.port) as gw,
+        ):
             first = {"readings": [reading("A1", iso(5 * i), water_level=770.0) for i in range(3)]}
             await publish_json(gw, topic, first)
             await wait_until(lambda: service.stats.batches >= 1, what="first batch")
@@ -178,17 +187,14 @@ def test_duplicates_absorbed_and_revisions_kept(
 
 
 def test_readings_published_while_hydro_is_down_arrive_when_it_returns(
-    pg_url: str, local_mosquitto: object, mqtt_topic_prefix: str
+    pg_url: str, config: Config, topic: str
 ) -> None:
-    port = local_mosquitto.port  # type: ignore[attr-defined]
-    config = ingest_config(pg_url, port, mqtt_topic_prefix)
-    topic = f"{mqtt_topic_prefix}/gw-1/readings"
     registry = stations("A1")
 
     async def scenario() -> None:
         async with running_ingest(config, registry):
             pass  # the first connection creates the persistent session
-        async with publisher(port) as gw:
+        async with publisher(config.mqtt.port) as gw:
             for i in range(50):
                 await publish_json(gw, topic, reading("A1", iso(i), water_level=770.0 + i / 100))
         async with running_ingest(config, registry):
@@ -221,11 +227,9 @@ def test_broker_restart_loses_nothing(
 
 
 def test_database_restart_while_publishing_loses_nothing(
-    postgres_factory: object, local_mosquitto: object, mqtt_topic_prefix: str
+    own_cluster: tuple[LocalPostgres, str], local_mosquitto: object, mqtt_topic_prefix: str
 ) -> None:
-    cluster = postgres_factory()  # type: ignore[operator]
-    cluster.create_database("hydro")
-    pg_url = cluster.url("hydro")
+    cluster, pg_url = own_cluster
     port = local_mosquitto.port  # type: ignore[attr-defined]
     config = ingest_config(pg_url, port, mqtt_topic_prefix)
     topic = f"{mqtt_topic_prefix}/gw-1/readings"
@@ -279,12 +283,9 @@ def test_shared_subscription_splits_the_stream_and_loses_nothing(
 
 
 def test_stopping_while_the_database_is_down_leaves_the_rest_to_the_broker(
-    postgres_factory: Callable[[], LocalPostgres],
-    local_mosquitto: LocalMosquitto,
-    mqtt_topic_prefix: str,
+    own_cluster: tuple[LocalPostgres, str], local_mosquitto: LocalMosquitto, mqtt_topic_prefix: str
 ) -> None:
-    cluster = postgres_factory()
-    pg_url = cluster.create_database("hydro")
+    cluster, pg_url = own_cluster
     port = local_mosquitto.port
     config = ingest_config(pg_url, port, mqtt_topic_prefix)
     topic = f"{mqtt_topic_prefix}/gw-1/readings"
@@ -346,9 +347,8 @@ async def publish_then_restart(
 
 
 def test_poison_messages_are_quarantined_acknowledged_and_the_stream_goes_on(
-    pg_url: str, local_mosquitto: LocalMosquitto, mqtt_topic_prefix: str
+    pg_url: str, config: Config
 ) -> None:
-    config = ingest_config(pg_url, local_mosquitto.port, mqtt_topic_prefix)
     payloads = [payload for payload, _ in POISON]
     # Acknowledged: nothing came again.
     assert asyncio.run(publish_then_restart(config, pg_url, payloads)) == 1
@@ -360,13 +360,12 @@ def test_poison_messages_are_quarantined_acknowledged_and_the_stream_goes_on(
 
 def test_anything_judging_raises_is_quarantined_as_internal_error_and_acknowledged(
     pg_url: str,
-    local_mosquitto: LocalMosquitto,
+    config: Config,
     mqtt_topic_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The guard for defects still unknown: one is planted, since none is known any more."""
-    config = ingest_config(pg_url, local_mosquitto.port, mqtt_topic_prefix)
     judge = service_module.judge_message
 
     def defective(topic: str, payload: bytes, *args: Any, **kwargs: Any) -> Any:
@@ -389,14 +388,9 @@ def test_anything_judging_raises_is_quarantined_as_internal_error_and_acknowledg
 
 
 def test_gateway_text_in_the_log_cannot_forge_a_line(
-    pg_url: str,
-    local_mosquitto: LocalMosquitto,
-    mqtt_topic_prefix: str,
-    caplog: pytest.LogCaptureFixture,
+    pg_url: str, config: Config, topic: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    port = local_mosquitto.port
-    config = ingest_config(pg_url, port, mqtt_topic_prefix)
-    topic = f"{mqtt_topic_prefix}/gw-1/readings"
+    port = config.mqtt.port
     forged = "X\n2026-05-07 08:00:00,000 CRITICAL hydro.alerts: all clear\r"
 
     async def scenario() -> None:
@@ -420,14 +414,9 @@ def test_gateway_text_in_the_log_cannot_forge_a_line(
 
 
 def test_endless_new_field_names_neither_grow_memory_nor_flood_the_log(
-    pg_url: str,
-    local_mosquitto: LocalMosquitto,
-    mqtt_topic_prefix: str,
-    caplog: pytest.LogCaptureFixture,
+    pg_url: str, config: Config, topic: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    port = local_mosquitto.port
-    config = ingest_config(pg_url, port, mqtt_topic_prefix)
-    topic = f"{mqtt_topic_prefix}/gw-1/readings"
+    port = config.mqtt.port
 
     async def scenario() -> IngestStats:
         async with running_ingest(config, stations("A1")) as service, publisher(port) as gw:

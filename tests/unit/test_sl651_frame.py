@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from hydro.gateway.sl651.frame import (
     Refused,
     Report,
     Splitter,
+    Value,
     crc16,
     decode,
     encode_reply,
@@ -43,6 +45,23 @@ def report_of(data: bytes) -> Report:
     report = decode(frame)
     assert isinstance(report, Report), report
     return report
+
+
+def one_observation(
+    function: int,
+    observed_at: dt.datetime,
+    values: Sequence[tuple[int, Value]],
+    *,
+    serial: int = 1,
+) -> bytes:
+    """A report from ADDRESS, sent at AT, of one observation."""
+    return encode_report(
+        address=ADDRESS,
+        function=function,
+        serial=serial,
+        sent_at=AT,
+        observations=[(observed_at, values)],
+    )
 
 
 def hourly(
@@ -206,20 +225,8 @@ def test_accumulated_rainfall_is_differenced_with_resets_and_resends() -> None:
 
 def test_accumulated_counter_gives_rainfall_from_the_second_report_on() -> None:
     counters = RainCounters()
-    frame = encode_report(
-        address=ADDRESS,
-        function=0x32,
-        serial=1,
-        sent_at=AT,
-        observations=[(AT, [(0x26, 10.0), (0x39, 1.0)])],
-    )
-    later = encode_report(
-        address=ADDRESS,
-        function=0x32,
-        serial=2,
-        sent_at=AT,
-        observations=[(AT + dt.timedelta(hours=1), [(0x26, 12.5), (0x39, 1.0)])],
-    )
+    frame = one_observation(0x32, AT, [(0x26, 10.0), (0x39, 1.0)])
+    later = one_observation(0x32, AT + dt.timedelta(hours=1), [(0x26, 12.5), (0x39, 1.0)], serial=2)
     first, _ = readings_of(report_of(frame), "s", counters)
     second, _ = readings_of(report_of(later), "s", counters)
     assert "rainfall" not in first[0]
@@ -227,21 +234,13 @@ def test_accumulated_counter_gives_rainfall_from_the_second_report_on() -> None:
 
 
 def test_a_counter_without_an_amount_falls_back_to_the_current_rain() -> None:
-    frame = encode_report(
-        address=ADDRESS,
-        function=0x33,
-        serial=1,
-        sent_at=AT,
-        observations=[(AT, [(0x26, 10.0), (0x20, 0.5)])],
-    )
+    frame = one_observation(0x33, AT, [(0x26, 10.0), (0x20, 0.5)])
     readings, _ = readings_of(report_of(frame), "s", RainCounters())
     assert readings[0]["rainfall"] == 0.5
 
 
 def test_link_keeping_and_voltage_only_reports_carry_no_reading() -> None:
-    data = encode_report(
-        address=ADDRESS, function=0x2F, serial=3, sent_at=AT, observations=[(AT, [(0x38, 12.1)])]
-    )
+    data = one_observation(0x2F, AT, [(0x38, 12.1)], serial=3)
     readings, skipped = readings_of(report_of(data), "s", RainCounters())
     assert readings == []
     assert skipped == {"voltage_only": 1}
@@ -288,9 +287,7 @@ def test_each_bad_frame_gives_its_reason(mutate: object, problem: Problem) -> No
 
 
 def test_impossible_bcd_behind_a_good_crc_is_refused_as_such() -> None:
-    frame = encode_report(
-        address=ADDRESS, function=0x32, serial=1, sent_at=AT, observations=[(AT, [(0x39, 1.0)])]
-    )
+    frame = one_observation(0x32, AT, [(0x39, 1.0)])
     body = bytearray(frame[14:-3])
     body[-1] = 0xA0  # the level's last BCD byte
     header = bytearray(frame[:14])

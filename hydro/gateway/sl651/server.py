@@ -45,12 +45,12 @@ from hydro.gateway.sl651.frame import (
     encode_reply,
 )
 from hydro.gateway.sl651.frame import Problem as FrameProblem
+from hydro.logs import log_progress_every
 from hydro.models import Station
 
 log = logging.getLogger(__name__)
 
 _READ_SIZE = 65536
-_PROGRESS_EVERY = 30.0  # seconds between progress lines
 _HEX_IN_LOG = 512  # bytes of a refused frame shown in the log (all of it goes to quarantine)
 
 
@@ -203,7 +203,7 @@ class Sl651Gateway:
         )
         if listening is not None:
             listening(self.port)
-        progress = asyncio.create_task(self._report_progress())
+        progress = asyncio.create_task(log_progress_every(self._log_progress))
         try:
             async with server:
                 await stop.wait()
@@ -311,11 +311,6 @@ class Sl651Gateway:
             await self._publisher.publish(self._rejects_topic, json.dumps(payload).encode())
         except BrokerUnavailable as exc:
             log.warning("refused frame from peer=%s not quarantined: %s", peer, exc)
-
-    async def _report_progress(self) -> None:
-        while True:
-            await asyncio.sleep(_PROGRESS_EVERY)
-            self._log_progress()
 
     def _log_progress(self) -> None:
         s = self.stats
