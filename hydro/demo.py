@@ -2,9 +2,10 @@
 
 A throw-away PostgreSQL and Mosquitto in a work folder, hydro itself (ingest, evaluation, SMS to
 the console, the API and web page) and the simulator playing a storm over the registry: rain
-builds, rivers and reservoirs rise past their levels, the gauge that rises furthest goes silent
-at its peak, levels fall and alerts clear. Ctrl-C stops everything it started and keeps the data
-(and how far the storm got) for ``hydro demo --resume``.
+builds, rivers and reservoirs rise past their levels (a reservoir whose spillway gate jams past
+its 设计洪水位: a red warning whose persons are called), the gauge that rises furthest goes
+silent at its peak, levels fall and alerts clear. Ctrl-C stops everything it started and keeps
+the data (and how far the storm got) for ``hydro demo --resume``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def run_demo(
             start=dt.datetime.fromisoformat(state["start"]),
             done=state["done"],
             silent_gauge=True,
+            overtop=True,
         )
         token = str(state["token"])
     else:
@@ -69,7 +71,9 @@ def run_demo(
                     )
                 ]
             )
-        plan = dataclasses.replace(plan, start=simulation_start(plan), silent_gauge=True)
+        plan = dataclasses.replace(
+            plan, start=simulation_start(plan), silent_gauge=True, overtop=True
+        )
         token = secrets.token_urlsafe(18)
     asyncio.run(_demo(config, workdir, plan, token, port))
 
@@ -308,8 +312,12 @@ def _print_tour(config: Config, plan: SimulationPlan, token: str) -> None:
         "Watch: rain builds over a few prefectures, rivers and reservoirs rise, and as each\n"
         "crosses a level its three responsible persons get an SMS (printed below as sent);\n"
         "the gauge that rises furthest goes silent at its peak, levels fall, alerts clear.\n"
-        "Calls print as CALL lines; the first call of each alert with an odd id is answered\n"
-        "with 1 (a confirmation by key press), every other call rings out (no-answer).\n"
+        "叫应: orange and red alerts call their persons (CALL lines); a reservoir's spillway\n"
+        "gate jams and it passes its 设计洪水位 (red: all three persons called). The first call\n"
+        "of each alert with an odd id is answered with 1 (a confirmation by key press); the\n"
+        "others ring out (no-answer), and after 10 storm minutes their ladders climb to the\n"
+        "county's 防汛负责人 (a CALL and an SMS starting 【无人叫应】), then the duty officers.\n"
+        "hydro alerts show ID, and the web page's alert dialog, show each ladder.\n"
         "Ctrl-C stops everything; hydro demo --resume continues, --reset starts clean.\n",
         flush=True,
     )

@@ -130,6 +130,7 @@ class NotificationOut(BaseModel):
     delivered_at: dt.datetime | None
     written_by: str | None  # a manual message (the duty desk's): who wrote it and why
     reason: str | None
+    call_status: str | None = None  # a call's outcome: completed, busy, no-answer, failed, canceled
 
 
 class ConfirmIn(BaseModel):

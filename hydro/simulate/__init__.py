@@ -3,11 +3,13 @@
 from hydro.simulate.model import (
     REPORT_INTERVAL,
     Outage,
+    Overtop,
     Step,
     StepSource,
     StormModel,
     Subset,
     outage_at_peak,
+    overtop_in_storm,
 )
 from hydro.simulate.plan import PlannedStorm, SimulationPlan, plan_storm, simulation_start
 from hydro.simulate.publisher import (
@@ -24,6 +26,7 @@ __all__ = [
     "SIMULATED_GATEWAY_SIZE",
     "Message",
     "Outage",
+    "Overtop",
     "PayloadEncoder",
     "PlannedStorm",
     "PublishProgress",
@@ -34,6 +37,7 @@ __all__ = [
     "Subset",
     "gateways",
     "outage_at_peak",
+    "overtop_in_storm",
     "plan_storm",
     "publish_storm",
     "simulation_start",

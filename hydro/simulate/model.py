@@ -106,6 +106,16 @@ class Outage:
     last: int
 
 
+@dataclass(frozen=True)
+class Overtop:
+    """The reservoir at ``index`` (registry order) has its spillway gate jammed shut (闸门故障):
+    nothing spills, and its inflow is ``gain`` times what its catchment gives, so the storm
+    takes it past its 设计洪水位 (a red warning)."""
+
+    index: int
+    gain: float
+
+
 class StormModel:
     """Advances every station by one report interval per :meth:`step`.
 
@@ -124,6 +134,7 @@ class StormModel:
         seed: int = 0,
         interval: dt.timedelta = REPORT_INTERVAL,
         outage: Outage | None = None,
+        overtop: Overtop | None = None,
     ) -> None:
         if not stations:
             raise ValueError("the model needs at least one station")
@@ -170,6 +181,9 @@ class StormModel:
         self._reservoirs = _Reservoirs(
             [stations[i] for i in self._reservoir.tolist()], self._start, calm_runoff[nr:], rng
         )
+        if overtop is not None:
+            jammed = int(np.flatnonzero(self._reservoir == overtop.index)[0])
+            self._reservoirs.jam(jammed, overtop.gain)
         self._battery = rng.uniform(12.3, 12.8, self._n)
         self._charge = rng.uniform(0.4, 0.9, self._n)  # volts gained in full sun
         self._weather = _Weather(
@@ -237,6 +251,7 @@ def outage_at_peak(
     seed: int = 0,
     interval: dt.timedelta = REPORT_INTERVAL,
     duration: dt.timedelta = dt.timedelta(hours=2),
+    overtop: Overtop | None = None,
 ) -> Outage | None:
     """The gauge that rises furthest above its warning level (rivers) or normal level
     (reservoirs) in this storm goes silent at its peak for ``duration``; None if none crosses.
@@ -244,7 +259,15 @@ def outage_at_peak(
     A twin of the model (same seed, same weather) is run ahead to find it: cheap, since a step
     costs microseconds per station.
     """
-    twin = StormModel(stations, start=start, steps=steps, storm=storm, seed=seed, interval=interval)
+    twin = StormModel(
+        stations,
+        start=start,
+        steps=steps,
+        storm=storm,
+        seed=seed,
+        interval=interval,
+        overtop=overtop,
+    )
     levels = np.array([twin.step().water_level for _ in range(steps)])
     reference = np.array(
         [s.warning_level if s.kind is StationKind.RIVER else s.normal_level for s in stations],
@@ -257,6 +280,48 @@ def outage_at_peak(
         return None
     peak = int(above[:, index].argmax())
     return Outage(index, peak, min(steps, peak + max(1, round(duration / interval))))
+
+
+_OVERTOP_BY = 0.3  # metres over the 设计洪水位 at the jammed reservoir's peak
+
+
+def overtop_in_storm(
+    stations: Sequence[Station], *, start: dt.datetime, steps: int, storm: float, seed: int = 0
+) -> Overtop | None:
+    """The reservoir that fills furthest towards its 设计洪水位 in this storm, jammed so that it
+    peaks ``_OVERTOP_BY`` over it; None without a reservoir that has one, or without rain.
+
+    Twins of the model are run ahead, as for :func:`outage_at_peak`: one to choose the
+    reservoir, one with its gate jammed to measure its rise (a jammed pool rises in proportion
+    to the gain; a large one keeps the gauge's rounding out of the measure).
+    """
+
+    def levels(overtop: Overtop | None) -> FloatArray:
+        twin = StormModel(
+            stations, start=start, steps=steps, storm=storm, seed=seed, overtop=overtop
+        )
+        return np.array([twin.step().water_level for _ in range(steps)])
+
+    design = np.array(
+        [
+            s.design_flood_level
+            if s.kind is StationKind.RESERVOIR and s.design_flood_level is not None
+            else np.nan
+            for s in stations
+        ],
+        dtype=np.float64,
+    )
+    if np.isnan(design).all():
+        return None
+    free = levels(None)
+    first = free[0]
+    filled = (free.max(axis=0) - first) / (design - first)
+    index = int(np.nan_to_num(filled, nan=-np.inf).argmax())
+    probe = 100.0
+    rise = levels(Overtop(index, probe))[:, index].max() - first[index]
+    if rise <= 0:  # no rain at all over it
+        return None
+    return Overtop(index, float(probe * (design[index] + _OVERTOP_BY - first[index]) / rise))
 
 
 class _Catchments:
@@ -349,11 +414,18 @@ class _Reservoirs:
             1 / rng.uniform(24.0, 72.0, n), self._fill * calm_runoff / (margin - 0.05)
         )
         self._pool = self._base.copy()
+        self._spills = np.ones(n)
+
+    def jam(self, k: int, gain: float) -> None:
+        """The k-th reservoir spills nothing and fills ``gain`` times as fast (its release is
+        left as it was: the pool's rise stays proportional to ``gain``)."""
+        self._spills[k] = 0.0
+        self._fill[k] *= gain
 
     def report(self, runoff: FloatArray, hours: float, jitter: FloatArray) -> FloatArray:
         """The level now, rounded; then the pool moves on by ``hours``."""
         level = np.round(self._pool + 0.01 * jitter, 2)
-        spill = 0.8 * np.maximum(self._pool - self._normal, 0.0) ** 1.5  # weir flow: head^1.5
+        spill = 0.8 * self._spills * np.maximum(self._pool - self._normal, 0.0) ** 1.5  # head^1.5
         change = self._fill * runoff - self._release * (self._pool - self._base) - spill
         self._pool = self._pool + hours * change
         return level

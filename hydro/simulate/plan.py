@@ -8,7 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hydro.models import Station
-from hydro.simulate.model import REPORT_INTERVAL, Outage, StormModel, outage_at_peak
+from hydro.simulate.model import (
+    REPORT_INTERVAL,
+    Outage,
+    Overtop,
+    StormModel,
+    outage_at_peak,
+    overtop_in_storm,
+)
 from hydro.stations import Registry
 
 log = logging.getLogger("hydro")  # the run's lines, as they were when app.py held them
@@ -24,6 +31,7 @@ class SimulationPlan:
     stations: int | None  # the first N of the registry; None for all
     start: dt.datetime | None  # None: in real time from now, else replayed up to now
     silent_gauge: bool = False  # the gauge rising furthest goes silent at its peak for 2 h
+    overtop: bool = False  # the reservoir filling furthest passes its 设计洪水位 (red)
     done: int = 0  # steps already published by an earlier run of the same plan
     protocol: str = "mqtt"  # mqtt: gateways publish JSON; sl651: RTUs send frames to sl651.port
     sl651_gateway: str | None = None  # with mqtt: this gateway's stations are RTUs (hydro demo)
@@ -48,6 +56,7 @@ class PlannedStorm:
     storm: float
     steps: int
     done: int
+    overtop: Overtop | None = None
 
     def weather(self) -> StormModel:
         """A fresh copy of the deterministic model: two senders sharing one storm each get one."""
@@ -58,6 +67,7 @@ class PlannedStorm:
             storm=self.storm,
             seed=self.seed,
             outage=self.outage,
+            overtop=self.overtop,
         )
         for _ in range(self.done):  # the same weather up to where the earlier run stopped
             model.step()
@@ -68,8 +78,20 @@ def plan_storm(registry: Registry, plan: SimulationPlan) -> PlannedStorm:
     """The plan's stations, start and outage, logged as the run's first lines."""
     stations = registry.stations[: plan.stations] if plan.stations else registry.stations
     start = simulation_start(plan)
+    overtop = (
+        overtop_in_storm(stations, start=start, steps=plan.steps, storm=plan.storm, seed=plan.seed)
+        if plan.overtop
+        else None
+    )
     outage = (
-        outage_at_peak(stations, start=start, steps=plan.steps, storm=plan.storm, seed=plan.seed)
+        outage_at_peak(
+            stations,
+            start=start,
+            steps=plan.steps,
+            storm=plan.storm,
+            seed=plan.seed,
+            overtop=overtop,
+        )
         if plan.silent_gauge
         else None
     )
@@ -90,8 +112,21 @@ def plan_storm(registry: Registry, plan: SimulationPlan) -> PlannedStorm:
             (start + outage.first * REPORT_INTERVAL).isoformat(),
             outage.last - outage.first,
         )
+    if overtop is not None:
+        log.info(
+            "station=%s: its spillway gate jams, it passes its design flood level (x%.1f inflow)",
+            stations[overtop.index].code,
+            overtop.gain,
+        )
     return PlannedStorm(
-        stations, start, outage, plan.seed, plan.storm, steps=plan.steps, done=plan.done
+        stations,
+        start,
+        outage,
+        plan.seed,
+        plan.storm,
+        steps=plan.steps,
+        done=plan.done,
+        overtop=overtop,
     )
 
 

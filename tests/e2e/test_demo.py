@@ -20,8 +20,9 @@ import psycopg
 import pytest
 
 from hydro.local import free_port
-from hydro.simulate import outage_at_peak
+from hydro.simulate import outage_at_peak, overtop_in_storm
 from hydro.stations import load_registry
+from tests.support import fetch
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 288  # a day of 5-minute reports, as the demo plays by default
@@ -121,18 +122,34 @@ def test_a_storm_from_gateway_to_sms_interrupted_and_resumed(
     shown = wait_for_text(resumed, log, "预警解除", 30)  # levels fell and alerts cleared
     assert "预警期间" in shown  # the gauge silent at its peak, during its alert...
     assert "未收到监测数据" in shown
+    # 叫应: a red alert's persons called, a simulated person pressing 1, a ladder nobody
+    # answered climbing to its county's 防汛负责人.
+    assert re.search(r"CALL #\d+ to 技术责任人", shown)
+    assert "【无人叫应】" in shown
+    assert fetch(
+        database[1],
+        "SELECT count(*) > 0 FROM outbox o JOIN alerts a ON a.id = o.alert_id"
+        " WHERE o.channel = 'voice' AND a.severity = 'red'",
+    ) == [(True,)]
+    assert fetch(
+        database[1], "SELECT count(*) > 0 FROM confirmations WHERE answer = 'keypress'"
+    ) == [(True,)]
+    assert fetch(
+        database[1],
+        "SELECT count(*) > 0 FROM ladder_steps s JOIN outbox o ON o.id = ANY (s.outbox_ids)"
+        " WHERE s.key LIKE '%:county:1' AND o.role = 'county' AND o.channel = 'voice'",
+    ) == [(True,)]
 
     alerts = httpx.get(
         f"http://127.0.0.1:{port}/api/v1/alerts", params={"state": "cleared"}, headers=headers
     ).json()
     assert alerts["items"]
     stations = load_registry(REPO / "stations", "Asia/Shanghai").stations
+    start, storm, seed = dt.datetime.fromisoformat(state["start"]), state["storm"], state["seed"]
+    # The demo's storm jams a reservoir's spillway gate: the same twin finds its outage.
+    overtop = overtop_in_storm(stations, start=start, steps=STEPS, storm=storm, seed=seed)
     outage = outage_at_peak(
-        stations,
-        start=dt.datetime.fromisoformat(state["start"]),
-        steps=STEPS,
-        storm=state["storm"],
-        seed=state["seed"],
+        stations, start=start, steps=STEPS, storm=storm, seed=seed, overtop=overtop
     )
     assert outage is not None
     # Every report of the storm stored once, across the interruption: none lost, none doubled.

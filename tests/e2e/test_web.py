@@ -3,6 +3,7 @@ with real Mosquitto and PostgreSQL. A screenshot is kept in ``test-artifacts/``.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import os
 import shutil
@@ -10,6 +11,7 @@ import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -21,8 +23,12 @@ from tests.support import (
     fetch,
     publish_levels,
     start_hydro,
+    wait_until,
     write_config,
 )
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, Playwright
 
 ARTIFACTS = Path(os.environ.get("HYDRO_TEST_ARTIFACTS", REPO / "test-artifacts"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -54,6 +60,7 @@ def hydro_url(
         api={"port": port, "max_csv_rows": 1},  # an export of three alerts takes three answers
         sms={"confirm_above": 10},  # a prefecture's persons need the second confirmation
         duty={"roster": str(REPO / "duty" / "roster.csv")},  # weekly: someone is always on
+        voice={"console_answers": "none"},  # every call rings out: alerts stay 未叫应
     )
     env = {"HYDRO_API__TOKENS": f"li:operator:{OPERATOR}"}
     process = start_hydro("run", config, tmp_path / "hydro.log", env)
@@ -84,6 +91,17 @@ def _publish(
             gateway=gateway,
             client="web-gw",
         ).result(30)
+
+
+def _operator_page(playwright: Playwright, hydro_url: str) -> tuple[Browser, Page]:
+    """Chromium with the page open, signed in as the operator."""
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{hydro_url}/#token={OPERATOR}")
+    return browser, page
 
 
 def test_map_shows_a_crossing_live_and_an_operator_acknowledges_it(
@@ -276,12 +294,7 @@ def test_the_duty_hand_over_shows_and_an_operator_enters_a_reading_by_hand(
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{hydro_url}/#token={OPERATOR}")
+        browser, page = _operator_page(playwright, hydro_url)
         expect(page.locator("#duty-now .duty-person")).to_have_count(2)  # officer and leader
         expect(page.locator('#duty-now [data-role="duty"]')).to_contain_text("示例值班")
         expect(page.locator('#duty-now [data-role="leader"]')).to_contain_text("示例领导")
@@ -308,4 +321,57 @@ def test_the_duty_hand_over_shows_and_an_operator_enters_a_reading_by_hand(
         browser.close()
     assert fetch(pg_url, "SELECT station, water_level, entered_by FROM manual_readings") == [
         (HEFENG, 908.2, "li")
+    ]
+
+
+def test_an_unconfirmed_alert_shows_its_ladder_and_an_operator_confirms_for_a_person(
+    hydro_url: str, local_mosquitto: LocalMosquitto, mqtt_topic_prefix: str, pg_url: str
+) -> None:
+    """叫应 on the page: an orange alert calls the technical person, nobody answers, the alert
+    is listed as 未叫应; its dialog shows the call and its outcome, and an operator who reached
+    the person by phone records it with the person's button."""
+    from playwright.sync_api import expect, sync_playwright
+
+    _publish(local_mosquitto, mqtt_topic_prefix, 5, 910.30)  # above 保证水位 910.00
+    asyncio.run(
+        wait_until(
+            lambda: bool(fetch(pg_url, "SELECT 1 FROM outbox WHERE call_status = 'no-answer'")),
+            seconds=60,
+            what="the technical person's call to ring out",
+        )
+    )
+    with sync_playwright() as playwright:
+        browser, page = _operator_page(playwright, hydro_url)
+        waiting = page.locator("#unconfirmed tr[data-alert]")
+        expect(waiting).to_have_count(1, timeout=30_000)  # the map refreshes every 10 s
+        expect(waiting).to_contain_text("禾丰水文站")
+        expect(page.locator("#unconfirmed-count")).to_have_text("1")
+        expect(page.locator("#counts")).to_contain_text("未叫应")
+
+        waiting.click()
+        dialog = page.locator("#alert-dialog")
+        expect(dialog).to_contain_text("超保证水位")
+        ladder = dialog.locator("#ladder")
+        expect(ladder).to_contain_text("橙色预警叫应, 呼叫技术责任人")
+        expect(ladder).to_contain_text("技术责任人 陈海燕")
+        expect(ladder).to_contain_text("电话")
+        expect(page.locator("#wake-up")).to_have_text("尚无人确认")
+        expect(ladder.locator(".call-outcome")).to_have_text(["no-answer"])
+
+        page.locator(".confirm-for", has_text="陈海燕").click()
+        confirmation = dialog.locator("#confirmations .confirmation")
+        expect(confirmation).to_have_count(1)
+        expect(confirmation).to_contain_text("技术责任人 陈海燕")
+        expect(confirmation).to_contain_text("值班员代确认")
+        expect(confirmation).to_contain_text("li(电话已联系)")
+        expect(page.locator("#wake-up")).not_to_have_text("尚无人确认")
+        expect(dialog.locator(".confirm-for")).to_have_count(0)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "web-ladder.png"))
+        page.keyboard.press("Escape")
+        expect(waiting).to_have_count(0)
+        expect(page.locator("#unconfirmed-count")).to_have_text("0")
+        browser.close()
+    assert fetch(pg_url, "SELECT role, answer, recorded_by FROM confirmations") == [
+        ("technical", "operator", "li(电话已联系)")
     ]

@@ -23,6 +23,7 @@ from hydro.simulate import (
     StormModel,
     gateways,
     outage_at_peak,
+    overtop_in_storm,
     publish_storm,
 )
 
@@ -180,6 +181,22 @@ def test_the_gauge_that_rises_furthest_goes_silent_at_its_peak_and_comes_back() 
         silent = outage.first <= index < outage.last
         assert (f'"{station.code}"'.encode() in sent) is not silent, index
     assert outage_at_peak(STATIONS, start=START, steps=DAY, storm=0.0, seed=5) is None  # calm
+
+
+def test_a_jammed_reservoir_passes_its_design_flood_level_and_the_others_do_not_change() -> None:
+    """hydro demo's red warning: the reservoir filling furthest, its spillway gate jammed."""
+    free = peaks(run(1.0))
+    assert not np.any(free[RESERVOIR] >= levels("design_flood_level")[RESERVOIR])  # none alone
+    overtop = overtop_in_storm(STATIONS, start=START, steps=DAY, storm=1.0, seed=5)
+    assert overtop is not None
+    assert STATIONS[overtop.index].kind is StationKind.RESERVOIR
+    model = StormModel(STATIONS, start=START, steps=DAY, storm=1.0, seed=5, overtop=overtop)
+    jammed = peaks([model.step() for _ in range(DAY)])
+    design = STATIONS[overtop.index].design_flood_level
+    assert design is not None
+    assert design < jammed[overtop.index] < design + 0.5
+    others = np.arange(len(STATIONS)) != overtop.index
+    np.testing.assert_array_equal(jammed[others], free[others])  # the same weather elsewhere
 
 
 def test_the_model_refuses_what_it_cannot_simulate() -> None:

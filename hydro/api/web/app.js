@@ -26,6 +26,11 @@ const TEXT = {
     on_duty: "值班", next_shift: "接班", until: "至", duty_fallback: "值班表未排班, 由备用值班员接收",
     enter_reading: "人工置数", note: "说明", save: "保存", stored: "已保存",
     storage: "库容", of_normal: "正常库容的", normal_storage: "正常库容", below_curve: "水位低于库容曲线", above_curve: "水位高于库容曲线",
+    ladder: "叫应", unconfirmed: "未叫应", wake_up: "叫应用时", nobody_confirmed: "尚无人确认",
+    confirmations: "确认", step: "步骤", channel: "方式", call_outcome: "呼叫结果", reason: "说明",
+    recorded_by: "记录人", sms_channel: "短信", voice_channel: "电话", answer_keypress: "按键",
+    answer_link: "链接", answer_operator: "值班员代确认", confirm_for: "电话已联系",
+    minutes: "分", seconds: "秒",
   },
   en: {
     title: "hydro flood map", nav_map: "Map", nav_alerts: "Alert history", logout: "Sign out",
@@ -54,6 +59,11 @@ const TEXT = {
     enter_reading: "Enter a reading", note: "Note", save: "Save", stored: "Stored",
     storage: "Storage", of_normal: "of normal: ", normal_storage: "Normal storage", below_curve: "level below the storage curve",
     above_curve: "level above the storage curve",
+    ladder: "Call ladder", unconfirmed: "Not confirmed", wake_up: "Wake-up time", nobody_confirmed: "Nobody has confirmed",
+    confirmations: "Confirmations", step: "Step", channel: "Channel", call_outcome: "Call outcome", reason: "Reason",
+    recorded_by: "Recorded by", sms_channel: "SMS", voice_channel: "Call", answer_keypress: "key press",
+    answer_link: "link", answer_operator: "by an operator", confirm_for: "Reached by phone",
+    minutes: "min ", seconds: "s",
   },
 };
 const STATUSES = ["red", "orange", "yellow", "blue", "silent", "normal", "no_data"];
@@ -62,6 +72,13 @@ const LEVEL_NAMES = {
   flood_limit_level: ["汛限水位", "Flood limit"], normal_level: ["正常蓄水位", "Normal pool"],
   design_flood_level: ["设计洪水位", "Design flood"],
 };
+const ROLE_NAMES = {
+  administrative: ["行政责任人", "Administrative"], technical: ["技术责任人", "Technical"],
+  patrol: ["巡查责任人", "Patrol"], duty: ["值班员", "Duty officer"], leader: ["带班领导", "Leader on call"],
+  contact: ["联系人", "Contact"], county: ["县防汛负责人", "County flood chief"],
+  prefecture: ["市州防汛负责人", "Prefecture flood chief"],
+};
+const roleName = (role) => (ROLE_NAMES[role] || [role, role])[state.lang === "zh" ? 0 : 1];
 const REFRESH_MS = 10000;
 
 const state = {
@@ -231,9 +248,9 @@ function alertTable(alerts) {
 async function refreshMap() {
   // The registry part is fetched once; each refresh asks only for every station's colour.
   if (!state.stations.length) state.stations = await api("/api/v1/stations");
-  const [states, summary, active, duty] = await Promise.all([
+  const [states, summary, active, duty, unconfirmed] = await Promise.all([
     api("/api/v1/stations/status"), api("/api/v1/summary"), api("/api/v1/alerts?state=open&limit=200"),
-    api("/api/v1/duty"),
+    api("/api/v1/duty"), api("/api/v1/alerts?unconfirmed=true&limit=200"),
   ]);
   showDuty(duty);
   const byCode = new Map(states.map((s) => [s.code, s]));
@@ -244,8 +261,19 @@ async function refreshMap() {
     [t("silent"), summary.silent.length], [t("no_data"), summary.no_data],
     [t("reporting"), summary.stations_reporting_5m],
     [t("rate"), summary.ingest_rate_per_s.toFixed(1)], [t("backlog"), summary.outbox_backlog],
+    [t("unconfirmed"), summary.unconfirmed_alerts],
   ].map(([label, n]) => `<div class="count" data-count="${esc(label)}"><b>${n}</b>${esc(label)}</div>`).join("");
   $("#active").innerHTML = alertTable(active.items).replace(/^<table class="grid">|<\/table>$/g, "");
+  showUnconfirmed(summary.unconfirmed_alerts, unconfirmed.items);
+}
+
+// 未叫应: alerts whose ladder is calling and nobody has confirmed yet, the longest waiting last.
+function showUnconfirmed(count, alerts) {
+  $("#unconfirmed-count").textContent = count;
+  $("#unconfirmed").innerHTML = alerts.length ? alerts.map((a) => `<tr data-alert="${a.id}">`
+    + `<td>${badge(a.severity)}</td><td>${esc(a.station_name || a.station)}</td>`
+    + `<td>${esc(a.county || "")}</td><td>${esc(when(a.opened_at))}</td></tr>`).join("")
+    : `<tr><td class="muted">${esc(t("none"))}</td></tr>`;
 }
 
 // The hand-over: who the duty desk is now (until when), and who takes over next.
@@ -268,7 +296,7 @@ async function showAlert(id) {
   const events = detail.events.map((e) => `<li>${esc(when(e.observed_at))} · ${esc(t(`change_${e.change}`))}`
     + ` · ${esc(e.rule_id)} · ${e.value === null ? "" : e.value.toFixed(2)}${e.late ? " (late)" : ""}</li>`).join("");
   const sms = detail.notifications.map((n) => `<tr>
-      <td>${esc(n.role)}</td><td>${esc(n.person)}</td><td>${esc(n.phone)}</td>
+      <td>${esc(n.role)}</td><td>${esc(n.person)}</td><td>${esc(n.phone)}</td><td>${esc(t(`${n.channel}_channel`))}</td>
       <td class="sms-status">${esc(n.status)}${n.error_code ? ` (${esc(n.error_code)})` : ""}</td>
       <td>${n.attempts}</td><td>${esc(when(n.delivered_at || n.sent_at || n.created_at))}</td>
       <td class="sms-body">${esc(n.body)}${n.written_by ? `<br><span class="muted">${esc(t("sms_by"))} `
@@ -281,10 +309,70 @@ async function showAlert(id) {
     <h4>${esc(t("events"))}</h4><ul class="timeline">${events}</ul>
     <h4>${esc(t("notifications"))}</h4>
     <table class="grid"><thead><tr><th>role</th><th>${t("persons")}</th><th>phone</th>
-      <th>${t("status")}</th><th>${t("attempts")}</th><th>${t("time")}</th><th></th></tr></thead>
+      <th>${t("channel")}</th><th>${t("status")}</th><th>${t("attempts")}</th><th>${t("time")}</th><th></th></tr></thead>
       <tbody>${sms}</tbody></table>`;
+  $("#alert-detail").insertAdjacentHTML("beforeend", ladderSection(detail));
   const dialog = $("#alert-dialog");
   if (!dialog.open) dialog.showModal();
+}
+
+function duration(seconds) {
+  const minutes = Math.floor(seconds / 60);
+  return `${minutes ? `${minutes}${t("minutes")}` : ""}${Math.round(seconds % 60)}${t("seconds")}`;
+}
+
+// 叫应: each step with whom it called or texted and how that went, who confirmed and how, and
+// (for operators) a button per person reached to record that they were reached by phone.
+function ladderSection(detail) {
+  if (!detail.ladder.length && !detail.confirmations.length) return "";
+  const sent = new Map(detail.notifications.map((n) => [n.id, n]));
+  const rows = detail.ladder.flatMap((step) => {
+    const reached = step.notifications.map((id) => sent.get(id)).filter(Boolean);
+    const head = `<td>${esc(when(step.taken_at))}</td><td>${esc(step.reason)}</td>`;
+    if (!reached.length) return [`<tr class="ladder-step">${head}<td colspan="4"></td></tr>`];
+    return reached.map((n, i) => `<tr class="ladder-step">${i ? "<td></td><td></td>" : head}`
+      + `<td>${esc(roleName(n.role))} ${esc(n.person)} ${esc(n.phone)}</td>`
+      + `<td>${esc(t(`${n.channel}_channel`))}</td><td>${esc(n.status)}</td>`
+      + `<td class="call-outcome">${esc(n.call_status || "")}</td></tr>`);
+  }).join("");
+  const confirmed = new Set(detail.confirmations.map((c) => `${c.role} ${c.phone}`));
+  const answers = detail.confirmations.map((c) => `<tr class="confirmation">`
+    + `<td>${esc(roleName(c.role))} ${esc(c.person)}</td><td>${esc(t(`answer_${c.answer}`))}</td>`
+    + `<td>${esc(when(c.confirmed_at))}</td><td>${esc(c.recorded_by)}</td></tr>`).join("");
+  const people = new Map();
+  for (const step of detail.ladder) {
+    for (const n of step.notifications.map((id) => sent.get(id)).filter(Boolean)) {
+      if (!confirmed.has(`${n.role} ${n.phone}`)) people.set(`${n.role} ${n.phone}`, n);
+    }
+  }
+  const operator = state.me && ["operator", "admin"].includes(state.me.role);
+  // Operators see masked phones: the role alone names the person unless a role has several.
+  const buttons = operator ? [...people.values()].map((n) => `<button type="button" class="confirm-for"`
+    + ` data-alert-id="${detail.alert.id}" data-role="${esc(n.role)}"`
+    + ` data-phone="${n.phone.startsWith("+") ? esc(n.phone) : ""}">`
+    + `${esc(t("confirm_for"))}: ${esc(roleName(n.role))} ${esc(n.person)}</button>`).join(" ") : "";
+  const woke = detail.wake_up_seconds;
+  return `<h4>${esc(t("ladder"))}</h4>
+    <p>${esc(t("wake_up"))}: <b id="wake-up">${esc(woke === null ? t("nobody_confirmed") : duration(woke))}</b></p>
+    <table class="grid" id="ladder"><thead><tr><th>${esc(t("time"))}</th><th>${esc(t("step"))}</th>
+      <th>${esc(t("persons"))}</th><th>${esc(t("channel"))}</th><th>${esc(t("status"))}</th>
+      <th>${esc(t("call_outcome"))}</th></tr></thead><tbody>${rows}</tbody></table>
+    <h4>${esc(t("confirmations"))}</h4>
+    ${answers ? `<table class="grid" id="confirmations"><tbody>${answers}</tbody></table>`
+      : `<p class="muted">${esc(t("nobody_confirmed"))}</p>`}
+    <p class="confirm-buttons">${buttons}</p><p id="confirm-error" class="error"></p>`;
+}
+
+async function confirmFor(button) {
+  const body = { role: button.dataset.role, note: "电话已联系" };
+  if (button.dataset.phone) body.phone = button.dataset.phone;
+  const { status, data } = await postJson(`/api/v1/alerts/${button.dataset.alertId}/confirmations`, body);
+  if (status !== 200 && status !== 201) {
+    $("#confirm-error").textContent = smsError(data);
+    return;
+  }
+  await showAlert(button.dataset.alertId);
+  await refreshCurrent();
 }
 
 async function acknowledge(id) {
@@ -586,6 +674,7 @@ document.addEventListener("click", (event) => {
   const row = event.target.closest("tr[data-alert]");
   if (row) guarded(() => showAlert(row.dataset.alert));
   if (event.target.id === "ack") guarded(() => acknowledge(event.target.dataset.alertId));
+  if (event.target.classList.contains("confirm-for")) guarded(() => confirmFor(event.target));
 });
 $("#filters").addEventListener("submit", (event) => { event.preventDefault(); guarded(() => searchHistory(false)); });
 $("#reading-form").addEventListener("submit", (event) => guarded(() => enterReading(event)));
