@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
 from hydro.store.db import Connection, translate_errors
+from hydro.store.ladder import LadderOpened, ladders_opened
 from hydro.store.outbox import counts_by_status
 from hydro.store.schema import StorageMode, storage_mode
 
@@ -73,6 +74,7 @@ class DayFigures:
     rain: HourlyRain  # from as far before the day as the longest rainfall window reaches
     alerts: list[DayAlert]  # opened within the day, or still open when the report was built
     sms: dict[str, int]  # SMS queued within the day, by status
+    ladders: list[LadderOpened] = field(default_factory=list)  # 叫应 of the alerts opened
 
 
 _DAILY_TIMESCALE = """
@@ -149,7 +151,8 @@ async def day_figures(
         await alerts_cur.execute(_ALERTS, params)
         alerts = await alerts_cur.fetchall()
     sms = await counts_by_status(conn, since=start, until=end)
-    return DayFigures(start, end, stations, level_at_end, rain, alerts, sms)
+    ladders = await ladders_opened(conn, start, end)
+    return DayFigures(start, end, stations, level_at_end, rain, alerts, sms, ladders)
 
 
 def _hourly_rain(
