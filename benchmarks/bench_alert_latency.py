@@ -15,24 +15,17 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import aiomqtt
-import yaml
 
 from benchmarks import storage
-from hydro.local import LocalMosquitto, LocalPostgres
-from hydro.models import StationKind
-from hydro.stations import generate_stations, write_stations_csv
+from benchmarks.local_hydro import hydro_running
+from hydro.models import Station, StationKind
+from hydro.stations import generate_stations
 from tests.twilio_server import FakeTwilio
 
-REPO = Path(__file__).resolve().parent.parent
 CROSSINGS = 200
 
 
@@ -53,56 +46,20 @@ def main() -> None:
     print(json.dumps({**results, "goal_p99_s": 0.25}, indent=2))
 
 
-def latencies(mode: str, rivers: list) -> list[float]:  # type: ignore[type-arg]
+def latencies(mode: str, rivers: list[Station]) -> list[float]:
     """Each crossing's time to its first SMS, with ``hydro run`` on a fresh PostgreSQL."""
-    with tempfile.TemporaryDirectory(prefix="hydro-latency-") as tmp, FakeTwilio() as fake:
-        folder = Path(tmp)
-        write_stations_csv(rivers, folder / "stations.csv")
-        postgres, broker = LocalPostgres(folder / "pg"), LocalMosquitto(folder / "mq")
-        postgres.start()
-        broker.start()
-        try:
-            url = postgres.create_database("hydro")
-            config = folder / "config.yaml"
-            config.write_text(
-                yaml.safe_dump(
-                    {
-                        "mqtt": {"port": broker.port, "client_id": "latency"},
-                        "database": {"url": url, "timescaledb": mode},
-                        "registry": {"stations": str(folder / "stations.csv")},
-                        "alerting": {"rules": str(REPO / "alert_rules"), "interval": "1s"},
-                        "sms": {"provider": "twilio", "rate_per_second": 1000, "concurrency": 16},
-                        "api": {"enabled": False},
-                        "logging": {"level": "INFO"},
-                    }
-                )
-            )
-            env = {**os.environ, **fake.environment()}
-            log = folder / "hydro.log"
-            with log.open("wb") as out:
-                hydro = subprocess.Popen(
-                    [sys.executable, "-m", "hydro", "--config", str(config), "run"],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                )
-            try:
-                # Both the evaluator and the subscription: a first start has no session at the
-                # broker yet, so a crossing published before the subscription is not queued.
-                while not all(
-                    line in log.read_text(errors="replace")
-                    for line in ("alerting: every", "subscribed to")
-                ):
-                    if hydro.poll() is not None:
-                        raise SystemExit(log.read_text())
-                    time.sleep(0.05)
-                return asyncio.run(cross(rivers, broker.port, fake))
-            finally:
-                hydro.terminate()
-                hydro.wait(30)
-        finally:
-            broker.stop()
-            postgres.stop()
+    with (
+        FakeTwilio() as fake,
+        hydro_running(
+            rivers,
+            mode,
+            fake,
+            alerting={"interval": "1s"},
+            sms={"rate_per_second": 1000, "concurrency": 16},
+            api={"enabled": False},
+        ) as port,
+    ):
+        return asyncio.run(cross(rivers, port, fake))
 
 
 async def cross(rivers: list, port: int, fake: FakeTwilio) -> list[float]:  # type: ignore[type-arg]

@@ -8,6 +8,7 @@ date of its opening 08:00, so the report read on the morning of May 8 is the one
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
@@ -18,17 +19,20 @@ from hydro.reports.model import (
     AlertEntry,
     AreaRain,
     Correction,
+    CountyWakeUp,
     DailyReport,
     Excess,
     Grade,
     ReservoirStorage,
     StationFigures,
     StorageTotals,
+    WakeUp,
 )
 from hydro.rules import LEVEL_NAMES, RuleSet
 from hydro.rules.levels import alert_levels, level_verdicts
 from hydro.rules.model import RainfallRule
 from hydro.stations import MEDIUM_CAPACITY, StorageTable
+from hydro.store.ladder import LadderOpened
 from hydro.store.reports import DayAlert, DayFigures, HourlyRain
 
 DAY_OPENS = dt.time(8, 0)
@@ -129,6 +133,7 @@ def build_daily(
     )
     names = {s.code: s.name for s in stations}
     storage = _storage(curves, {s.code: s for s in stations}, figures)
+    wake_ups = _wake_ups(figures.ladders, stations)
     return DailyReport(
         day=day,
         start=figures.start,
@@ -150,6 +155,8 @@ def build_daily(
         sms=dict(sorted(figures.sms.items())),
         storage=storage,
         storage_totals=_storage_totals(storage) if len(curves) else None,
+        wake_ups=wake_ups,
+        wake_up_by_county=_wake_up_by_county(wake_ups),
     )
 
 
@@ -301,6 +308,53 @@ def _entries(alerts: Iterable[DayAlert], names: dict[str, str]) -> list[AlertEnt
         )
         for a in alerts
     ]
+
+
+def _wake_ups(ladders: Iterable[LadderOpened], stations: Sequence[Station]) -> list[WakeUp]:
+    """The day's ladders by the station's place; a station since removed from the registry
+    keeps its alert under its code, in no county."""
+    known = {s.code: s for s in stations}
+    found = []
+    for ladder in ladders:
+        station = known.get(ladder.station)
+        woke = None if ladder.confirmed_at is None else ladder.confirmed_at - ladder.opened_at
+        found.append(
+            WakeUp(
+                id=ladder.id,
+                station=ladder.station,
+                name=station.name if station else ladder.station,
+                prefecture=station.prefecture if station else "",
+                county=station.county if station else "",
+                severity=ladder.severity,
+                opened_at=ladder.opened_at,
+                confirmed_at=ladder.confirmed_at,
+                wake_up_s=None if woke is None else woke.total_seconds(),
+                answer=ladder.answer,
+                acknowledged=ladder.acknowledged,
+            )
+        )
+    return found
+
+
+def _wake_up_by_county(wake_ups: Iterable[WakeUp]) -> list[CountyWakeUp]:
+    counties: dict[tuple[str, str], list[WakeUp]] = {}
+    for w in wake_ups:
+        counties.setdefault((w.prefecture, w.county), []).append(w)
+    result = []
+    for (prefecture, county), members in sorted(counties.items()):
+        times = [w.wake_up_s for w in members if w.wake_up_s is not None]
+        result.append(
+            CountyWakeUp(
+                prefecture=prefecture,
+                county=county,
+                alerts=len(members),
+                confirmed=len(times),
+                median_s=statistics.median(times) if times else None,
+                worst_s=max(times, default=None),
+                unconfirmed=[w.id for w in members if w.wake_up_s is None],
+            )
+        )
+    return result
 
 
 def with_corrections(stored: DailyReport, fresh: DailyReport) -> DailyReport:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import statistics
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
@@ -14,6 +15,7 @@ from hydro.reports.model import (
     ReservoirStorage,
     StationFigures,
     StorageTotals,
+    WakeUp,
 )
 from hydro.texts import SEVERITY_NAMES
 
@@ -75,6 +77,7 @@ def to_text(report: DailyReport) -> str:
         f" {a.state} {a.opened_at:%m-%d %H:%M}Z"
         for a in report.alerts_active
     ]
+    lines += _wake_up_text(report)
     lines.append("四、测站")
     lines.append(f"  全天无数据 {len(report.silent)}站: {_named(report, report.silent) or '无'}")
     lines.append(
@@ -125,6 +128,38 @@ def _age(minutes: int | None) -> str:
     return f"{minutes}分钟前" if minutes < 120 else f"{minutes // 60}小时前"
 
 
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}分{rest}秒" if minutes else f"{rest}秒"
+
+
+def _place(prefecture: str, county: str) -> str:
+    return prefecture + county or "不在测站表"
+
+
+def _alerts_named(report: DailyReport, ids: list[int]) -> str:
+    names = {w.id: w.name for w in report.wake_ups}
+    return "、".join(f"#{i}{names[i]}" for i in ids)
+
+
+def _wake_up_text(report: DailyReport) -> list[str]:
+    """叫应 of the alerts opened in the day, by county: from opening to the first confirmation."""
+    if not report.wake_ups:
+        return ["  叫应: 无"]
+    confirmed = sum(c.confirmed for c in report.wake_up_by_county)
+    lines = [f"  叫应 (开始至首次确认): {len(report.wake_ups)}条, 已确认{confirmed}条"]
+    for c in report.wake_up_by_county:
+        unconfirmed = _alerts_named(report, c.unconfirmed)
+        lines.append(
+            f"    {_place(c.prefecture, c.county)} {c.alerts}条 已确认{c.confirmed}条"
+            f" 中位{_duration(c.median_s)} 最长{_duration(c.worst_s)}"
+            + (f" 未叫应: {unconfirmed}" if unconfirmed else "")
+        )
+    return lines
+
+
 def _sms(report: DailyReport) -> str:
     n = report.sms.get
     return (
@@ -146,20 +181,40 @@ STORAGE_CSV_COLUMNS = {
     "percent_normal": "storage_percent_normal",
     "above_flood_limit": "above_flood_limit",
 }
-CSV_COLUMNS = [*StationFigures.model_fields, *STORAGE_CSV_COLUMNS.values()]
+WAKE_UP_COLUMNS = ["ladder_alerts", "ladder_confirmed", "wake_up_median_s", "wake_up_worst_s"]
+CSV_COLUMNS = [*StationFigures.model_fields, *STORAGE_CSV_COLUMNS.values(), *WAKE_UP_COLUMNS]
 
 
 def to_csv(report: DailyReport) -> str:
-    """One row per station: the day's figures (rain_reports below expected: rain unknown)."""
+    """One row per station: the day's figures (rain_reports below expected: rain unknown), then
+    the 叫应 of its alerts opened in the day."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     storage = {r.code: r for r in report.storage}
+    wake_ups: dict[str, list[WakeUp]] = {}
+    for w in report.wake_ups:
+        wake_ups.setdefault(w.station, []).append(w)
     for row in report.stations:
         held = storage.get(row.code)
         extra = [None if held is None else getattr(held, name) for name in STORAGE_CSV_COLUMNS]
-        writer.writerow(["" if v is None else v for v in [*row.model_dump().values(), *extra]])
+        values = [
+            *row.model_dump().values(),
+            *extra,
+            *_station_wake_ups(wake_ups.get(row.code, [])),
+        ]
+        writer.writerow(["" if v is None else v for v in values])
     return out.getvalue()
+
+
+def _station_wake_ups(wake_ups: list[WakeUp]) -> list[object]:
+    times = sorted(w.wake_up_s for w in wake_ups if w.wake_up_s is not None)
+    return [
+        len(wake_ups),
+        len(times),
+        statistics.median(times) if times else None,
+        times[-1] if times else None,
+    ]
 
 
 def to_html(report: DailyReport) -> str:
@@ -220,6 +275,7 @@ def to_html(report: DailyReport) -> str:
                 + [a for a in report.alerts_active if a not in report.alerts_opened]
             ],
         ),
+        *_wake_up_html(report),
         "<h2>测站</h2>",
         f"<p>全天无数据: {html.escape(_named(report, report.silent) or '无')}</p>",
         f"<p>部分缺报: {html.escape(_named(report, report.missing_data) or '无')}</p>",
@@ -270,6 +326,41 @@ def to_html(report: DailyReport) -> str:
         f'<!doctype html>\n<html lang="zh"><head><meta charset="utf-8"><title>{title}</title>'
         f"</head><body>\n{body}\n</body></html>\n"
     )
+
+
+def _wake_up_html(report: DailyReport) -> list[str]:
+    return [
+        "<h3>叫应 (开始至首次确认)</h3>",
+        _table(
+            ["地区", "预警", "已确认", "中位", "最长", "未叫应"],
+            [
+                [
+                    _place(c.prefecture, c.county),
+                    c.alerts,
+                    c.confirmed,
+                    _duration(c.median_s),
+                    _duration(c.worst_s),
+                    _alerts_named(report, c.unconfirmed),
+                ]
+                for c in report.wake_up_by_county
+            ],
+        ),
+        _table(
+            ["#", "站名", "等级", "开始(UTC)", "首次确认(UTC)", "叫应用时", "方式"],
+            [
+                [
+                    w.id,
+                    w.name,
+                    SEVERITY_NAMES.get(w.severity, w.severity),
+                    f"{w.opened_at:%Y-%m-%d %H:%M:%S}",
+                    "" if w.confirmed_at is None else f"{w.confirmed_at:%Y-%m-%d %H:%M:%S}",
+                    _duration(w.wake_up_s),
+                    w.answer or ("已签收,无人确认" if w.acknowledged else "无人确认"),
+                ]
+                for w in report.wake_ups
+            ],
+        ),
+    ]
 
 
 def _table(header: list[str], rows: list[list[object]]) -> str:

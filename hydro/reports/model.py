@@ -76,6 +76,36 @@ class AlertEntry(_Part):
     peak_value: float | None
 
 
+class WakeUp(_Part):
+    """An alert opened in the day whose 叫应 ladder started: how long from its opening until
+    a first person confirmed, as recorded when the report was built (None: nobody had)."""
+
+    id: int
+    station: str
+    name: str
+    prefecture: str
+    county: str
+    severity: str
+    opened_at: dt.datetime
+    confirmed_at: dt.datetime | None
+    wake_up_s: float | None
+    answer: str | None  # keypress, link, operator
+    acknowledged: bool  # an operator acknowledged it: the ladder stopped, nobody confirmed
+
+
+class CountyWakeUp(_Part):
+    """A county's 叫应 in the day: its alerts with a ladder, how many were confirmed, the median
+    and worst wake-up of those, and the ones nobody confirmed (alert ids)."""
+
+    prefecture: str
+    county: str
+    alerts: int
+    confirmed: int
+    median_s: float | None
+    worst_s: float | None
+    unconfirmed: list[int]
+
+
 class Correction(_Part):
     """A figure that changed since the report was stored (late or corrected data)."""
 
@@ -143,6 +173,8 @@ class DailyReport(_Part):
     sms: dict[str, int]  # SMS queued in the day, by status
     storage: list[ReservoirStorage] = []  # reports stored before storage was added have none
     storage_totals: StorageTotals | None = None  # None: no reservoir has a curve
+    wake_ups: list[WakeUp] = []  # reports stored before 叫应 have none
+    wake_up_by_county: list[CountyWakeUp] = []
     corrections: list[Correction] = []  # only when a stored report is shown again
 
     @cached_property

@@ -134,6 +134,47 @@ async def ladder_detail(
     return steps, answers.get(alert_id, [])
 
 
+@dataclass(frozen=True, slots=True)
+class LadderOpened:
+    """An alert opened in a period whose ladder started, with its first confirmation as
+    recorded so far (None: nobody has confirmed)."""
+
+    id: int
+    station: str
+    severity: str
+    opened_at: dt.datetime
+    confirmed_at: dt.datetime | None
+    answer: str | None
+    acknowledged: bool
+
+
+_LADDERS_OPENED = """
+SELECT a.id, a.station, a.severity, a.opened_at, c.confirmed_at, c.answer,
+    a.acknowledged_at IS NOT NULL AS acknowledged
+FROM alerts a
+LEFT JOIN LATERAL (
+    SELECT confirmed_at, answer FROM confirmations WHERE alert_id = a.id
+    ORDER BY confirmed_at, id LIMIT 1
+) c ON true
+WHERE a.opened_at >= %(start)s AND a.opened_at < %(end)s
+    AND EXISTS (SELECT 1 FROM ladder_steps s WHERE s.alert_id = a.id)
+ORDER BY a.opened_at, a.id
+"""
+
+
+async def ladders_opened(
+    conn: Connection, start: dt.datetime, end: dt.datetime
+) -> list[LadderOpened]:
+    """The alerts opened in [start, end) whose ladder started: the daily report's 叫应."""
+    return await fetch_all(
+        conn,
+        "reading the 叫应 ladders of a day",
+        class_row(LadderOpened),
+        _LADDERS_OPENED,
+        {"start": start, "end": end},
+    )
+
+
 def wake_up(opened_at: dt.datetime, confirmations: Sequence[Confirmation]) -> dt.timedelta | None:
     """From the alert's opening to its first confirmation (叫应's measure); None: nobody yet."""
     return min(c.confirmed_at for c in confirmations) - opened_at if confirmations else None

@@ -22,6 +22,7 @@ from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
 from hydro.store.db import Connection, translate_errors
+from hydro.store.ladder import LadderOpened, ladders_opened
 from hydro.store.outbox import counts_by_status
 from hydro.store.schema import StorageMode, storage_mode
 
@@ -89,6 +90,7 @@ class DayFigures:
     # within STORAGE_LEVEL_MAX_AGE.
     levels_at_start: dict[str, LevelAt] = field(default_factory=dict)
     levels_at_end: dict[str, LevelAt] = field(default_factory=dict)
+    ladders: list[LadderOpened] = field(default_factory=list)  # 叫应 of the alerts opened
 
 
 _DAILY_TIMESCALE = """
@@ -183,8 +185,18 @@ async def day_figures(
         levels_at_start = await _levels_at(conn, reservoirs, start)
         levels_at_end = await _levels_at(conn, reservoirs, end)
     sms = await counts_by_status(conn, since=start, until=end)
+    ladders = await ladders_opened(conn, start, end)
     return DayFigures(
-        start, end, stations, level_at_end, rain, alerts, sms, levels_at_start, levels_at_end
+        start,
+        end,
+        stations,
+        level_at_end,
+        rain,
+        alerts,
+        sms,
+        levels_at_start,
+        levels_at_end,
+        ladders,
     )
 
 

@@ -13,20 +13,23 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import psycopg
 import pytest
+from psycopg.rows import scalar_row
 from psycopg_pool import AsyncConnectionPool
 
 from hydro.config import Config
 from hydro.duty import DutyRoster, load_roster
-from hydro.models import FloodSeason, Reading, StationKind
+from hydro.models import Answer, Confirmation, FloodSeason, Reading, Recipient, Role, StationKind
 from hydro.reports.daily import day_bounds, last_ended_day, wettest_windows
 from hydro.reports.formats import DIGEST_LIMIT, FORMATS, digest
 from hydro.reports.model import DailyReport
 from hydro.reports.service import DailyReports
 from hydro.rules import load_rules
 from hydro.stations import Registry, StorageCurve
-from hydro.store.db import open_pool
+from hydro.store.confirmations import record_confirmation
+from hydro.store.db import Connection, open_pool
+from hydro.store.ladder import take_step
 from hydro.store.readings import ReadingWriter
-from hydro.store.reports import HourlyRain
+from hydro.store.reports import HourlyRain, store_report
 from hydro.store.schema import migrate
 from hydro.texts import sms_length
 from tests.support import run_refresh_policies, station
@@ -313,6 +316,119 @@ def test_a_report_missed_while_down_is_caught_up_at_start_unless_the_day_had_no_
     assert body.startswith("【水情日报】5月7日8时至5月8日8时")
 
 
+async def seed_alert(
+    conn: Connection,
+    code: str,
+    opened: dt.datetime,
+    *,
+    ladder: bool = True,
+    confirmed: tuple[tuple[dt.datetime, Answer], ...] = (),
+    acked: bool = False,
+) -> int:
+    """An alert as the evaluator opens it (a family of its own), its ladder's first step and
+    its persons' answers."""
+    acked_at = opened + dt.timedelta(hours=1) if acked else None
+    cur = conn.cursor(row_factory=scalar_row)
+    await cur.execute(
+        "INSERT INTO alerts (station, family, rule_id, rank, severity, state, opened_at,"
+        " acknowledged_by, acknowledged_at) VALUES (%s, %s, 'rule', 1, 'red', 'open', %s, %s,"
+        " %s) RETURNING id",
+        (code, f"f{opened:%d%H%M%S}", opened, "王值班" if acked else None, acked_at),
+    )
+    alert_id: int | None = await cur.fetchone()
+    assert alert_id is not None
+    if ladder:
+        await take_step(conn, alert_id, "call:1", "呼叫三个责任人", opened)
+    for i, (when, answer) in enumerate(confirmed):
+        person = Recipient(Role.PATROL, f"p{i}", f"+86138000100{i:02d}")
+        await record_confirmation(conn, Confirmation(alert_id, person, answer, when, "p"))
+    return alert_id
+
+
+def test_the_wake_up_time_of_the_days_ladders_by_county_in_every_format(pg_url: str) -> None:
+    minutes = dt.timedelta(minutes=1)
+
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, reports: DailyReports
+    ) -> tuple[list[int], DailyReport, DailyReport]:
+        async with pool.connection() as conn:
+            ids = [
+                # 台江县: 4 and 10 minutes, one nobody confirmed (an operator acked it)
+                await seed_alert(
+                    conn,
+                    RIVER,
+                    at(60),
+                    confirmed=(
+                        (at(60) + 4 * minutes, Answer.KEYPRESS),
+                        (at(60) + 6 * minutes, Answer.OPERATOR),  # the second counts not
+                    ),
+                ),
+                await seed_alert(conn, QUIET, at(120), confirmed=((at(130), Answer.LINK),)),
+                await seed_alert(conn, RIVER, at(180), acked=True),
+                # 雷山县: 90 s; and 07:59 next morning, confirmed after the day closed: 4 minutes
+                await seed_alert(conn, GAUGE, at(300), confirmed=((at(301.5), Answer.KEYPRESS),)),
+                await seed_alert(
+                    conn, GAUGE, at(24 * 60 - 1), confirmed=((at(24 * 60 + 3), Answer.LINK),)
+                ),
+                # Not the day's ladders: no ladder (an SMS-only alert), opened the day before
+                await seed_alert(conn, GAUGE, at(200), ladder=False),
+                await seed_alert(conn, GAUGE, at(-10), confirmed=((at(-5), Answer.LINK),)),
+            ]
+        await reports.publish_due()
+        built = await reports.build(DAY)
+        stored, _ = await reports.report(DAY)
+        return ids, built, stored
+
+    ids, report, stored = with_reports(pg_url, body)
+    assert [(w.id, w.county, w.wake_up_s, w.answer, w.acknowledged) for w in report.wake_ups] == [
+        (ids[0], "台江县", 240.0, "keypress", False),
+        (ids[1], "台江县", 600.0, "link", False),
+        (ids[2], "台江县", None, None, True),
+        (ids[3], "雷山县", 90.0, "keypress", False),
+        (ids[4], "雷山县", 240.0, "link", False),
+    ]
+    assert [
+        (c.county, c.alerts, c.confirmed, c.median_s, c.worst_s, c.unconfirmed)
+        for c in report.wake_up_by_county
+    ] == [
+        ("台江县", 3, 2, 420.0, 600.0, [ids[2]]),
+        ("雷山县", 2, 2, 165.0, 240.0, []),
+    ]
+    assert stored.model_dump() == report.model_dump(exclude={"built_at"}) | {
+        "built_at": stored.built_at
+    }
+    text = FORMATS["text"](report)
+    assert "  叫应 (开始至首次确认): 5条, 已确认4条" in text
+    assert (
+        f"    黔东南州台江县 3条 已确认2条 中位7分0秒 最长10分0秒 未叫应: #{ids[2]}测站R1" in text
+    )
+    assert "    黔东南州雷山县 2条 已确认2条 中位2分45秒 最长4分0秒" in text
+    csv_lines = FORMATS["csv"](report).splitlines()
+    assert csv_lines[0].endswith("ladder_alerts,ladder_confirmed,wake_up_median_s,wake_up_worst_s")
+    assert (csv_lines[1].split(",")[0], csv_lines[1].endswith(",2,2,165.0,240.0")) == ("P1", True)
+    assert (csv_lines[2].split(",")[0], csv_lines[2].endswith(",1,1,600.0,600.0")) == ("P2", True)
+    assert (csv_lines[3].split(",")[0], csv_lines[3].endswith(",2,1,240.0,240.0")) == ("R1", True)
+    page = FORMATS["html"](report)
+    assert "<td>黔东南州台江县</td><td>3</td><td>2</td><td>7分0秒</td><td>10分0秒</td>" in page
+    assert "<td>已签收,无人确认</td>" in page
+    assert DailyReport.model_validate_json(FORMATS["json"](report)) == report
+
+
+def test_a_report_stored_before_wake_up_times_still_reads(pg_url: str) -> None:
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, reports: DailyReports
+    ) -> DailyReport:
+        report = await reports.build(DAY)
+        old = report.model_dump(mode="json", exclude={"wake_ups", "wake_up_by_county"})
+        async with pool.connection() as conn:
+            await store_report(conn, DAY, old)
+        return (await reports.report(DAY))[0]
+
+    report = with_reports(pg_url, body)
+    assert (report.wake_ups, report.wake_up_by_county) == ([], [])
+    assert "  叫应: 无" in FORMATS["text"](report)
+
+
 @pytest.mark.parametrize(
     ("now", "expected"),
     [
@@ -455,8 +571,9 @@ def test_storage_of_medium_reservoirs_at_0800_its_change_and_the_digest(
     assert "测站K2(中型) 水位775.00米(3小时前) 高于库容曲线, 库容未知 超汛限4.50米" in text
     assert "测站K3(中型) 8时前24小时无水位" in text
     csv_rows = {row.split(",")[0]: row for row in FORMATS["csv"](report).splitlines()}
-    assert csv_rows["K1"].endswith(",中型,2026-05-07 23:30:00+00:00,2200.0,200.0,95.7,0.5")
-    assert csv_rows["K4"].endswith(",,,,,,")
+    # storage columns, then the wake-up columns (no ladder here)
+    assert csv_rows["K1"].endswith(",中型,2026-05-07 23:30:00+00:00,2200.0,200.0,95.7,0.5,0,0,,")
+    assert csv_rows["K4"].endswith(",,,,,,,0,0,,")
     assert "<td>2200.0</td><td>200.0</td><td>95.7</td><td>0.5</td>" in FORMATS["html"](report)
     assert DailyReport.model_validate_json(FORMATS["json"](report)) == report
 
