@@ -31,6 +31,9 @@ LEVEL_ROLES = {"county": Role.COUNTY, "prefecture": Role.PREFECTURE, "duty": Rol
 class TakenStep:
     key: str
     at: dt.datetime  # the ladder's clock when it was taken
+    # A call it queued still waits for its turn (the call rate is a backlog in a wide flood):
+    # nobody is called again before their last call has even rung.
+    waiting: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,7 @@ def due_steps(
     """The steps due at ``now``. ``reach``: whom each level of ``escalate_to`` reaches for this
     alert's station (its county's contacts, the duty officers)."""
     taken = {step.key: step.at for step in alert.taken}
+    waiting = frozenset(step.key for step in alert.taken if step.waiting)
     if STOP in taken:
         return []
     stop = _stop_reason(alert)
@@ -76,7 +80,7 @@ def due_steps(
         return []
     mine = {key: at for key, at in taken.items() if key.startswith(f"{policy.id}:")}
     start = min(mine.values(), default=now)
-    steps = _person_calls(alert, policy, mine, start, now)
+    steps = _person_calls(alert, policy, mine, waiting, start, now)
     steps += _escalations(alert, policy, reach, mine, start, now)
     return steps
 
@@ -94,15 +98,16 @@ def _stop_reason(alert: LadderAlert) -> str | None:
     return None
 
 
-def _person_calls(
+def _person_calls(  # noqa: PLR0917 - the alert, its policy, its steps, and the clock
     alert: LadderAlert,
     policy: LadderPolicy,
     taken: Mapping[str, dt.datetime],
+    waiting: frozenset[str],
     start: dt.datetime,
     now: dt.datetime,
 ) -> list[LadderStep]:
     """Each called person's next call: the first at the start, each other ``call_again`` after
-    the one before, up to ``attempts``."""
+    the one before, up to ``attempts``, and never while the one before waits to be placed."""
     persons = {p.role: p for p in alert.station.persons}
     severity = SEVERITY_NAMES.get(alert.severity, alert.severity)
     steps = []
@@ -114,7 +119,10 @@ def _person_calls(
                 if person is None:
                     break  # nobody to call again: the first step said so
                 continue
-            due = start if n == 1 else taken[_call_key(policy, role, n - 1)] + policy.call_again
+            before = _call_key(policy, role, n - 1)
+            if n > 1 and before in waiting:
+                break
+            due = start if n == 1 else taken[before] + policy.call_again
             if due <= now:
                 if person is None:
                     steps.append(LadderStep(key, f"测站无{name}电话, 无法呼叫"))

@@ -143,7 +143,10 @@ async def _text(  # noqa: PLR0917 - one message to one person
 
 
 def _ladder_alert(row: LadderRow, station: Station, answers: list[Confirmation]) -> LadderAlert:
-    taken = tuple(TakenStep(k, at) for k, at in zip(row.keys, row.taken_at, strict=True))
+    taken = tuple(
+        TakenStep(k, at, waiting)
+        for k, at, waiting in zip(row.keys, row.taken_at, row.waiting, strict=True)
+    )
     return LadderAlert(
         row.alert_id, station, row.severity, row.open, row.acknowledged_by, taken, tuple(answers)
     )

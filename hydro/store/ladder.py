@@ -50,6 +50,7 @@ class LadderRow:
     acknowledged_by: str | None
     keys: list[str]
     taken_at: list[dt.datetime]
+    waiting: list[bool]  # each step: an outbox row it queued is not yet placed
     message: str | None
 
 
@@ -57,13 +58,18 @@ _LADDER_ALERTS = """
 SELECT a.id AS alert_id, a.station, a.rule_id, a.severity, a.state = 'open' AS open,
     a.acknowledged_by,
     coalesce(s.keys, '{}') AS keys, coalesce(s.taken_at, '{}') AS taken_at,
+    coalesce(s.waiting, '{}') AS waiting,
     (SELECT o.body FROM outbox o WHERE o.alert_id = a.id AND o.channel = 'sms'
         AND o.role IN ('administrative', 'technical', 'patrol') ORDER BY o.id DESC LIMIT 1)
         AS message
 FROM alerts a
 LEFT JOIN LATERAL (
-    SELECT array_agg(key ORDER BY id) AS keys, array_agg(taken_at ORDER BY id) AS taken_at
-    FROM ladder_steps WHERE alert_id = a.id
+    SELECT array_agg(key ORDER BY id) AS keys, array_agg(taken_at ORDER BY id) AS taken_at,
+        array_agg(EXISTS (
+            SELECT 1 FROM outbox o
+            WHERE o.id = ANY(l.outbox_ids) AND o.status IN ('queued', 'sending')
+        ) ORDER BY id) AS waiting
+    FROM ladder_steps l WHERE alert_id = a.id
 ) s ON true
 WHERE a.id IN (
     SELECT id FROM alerts WHERE state = 'open' AND NOT late

@@ -205,3 +205,17 @@ def test_an_escalation_sms_keeps_who_where_and_how_bad_when_cut() -> None:
         escalation_sms(with_link("麦冲水库水位超设计洪水位", URL))
         == "【无人叫应】麦冲水库水位超设计洪水位"
     )
+
+
+def test_nobody_is_called_again_while_their_last_call_waits_to_be_placed() -> None:
+    """In a wide flood the call rate is a backlog: the administrative person's first call has
+    not rung yet, so they get no second one; the others, whose calls rang, do."""
+    steps = tuple(
+        TakenStep(key, minutes(at), waiting=key == "red:call:administrative:1")
+        for key, at in FIRST_CALLS
+    )
+    due = due_steps(alert(taken=steps), RED, REACH, minutes(3))
+    assert [s.key for s in due] == ["red:call:technical:2", "red:call:patrol:2"]
+    # the climb does not wait for it: nobody has confirmed after escalate_after
+    later = due_steps(alert(taken=steps), RED, REACH, minutes(10))
+    assert "red:county:1" in [s.key for s in later]
