@@ -64,16 +64,24 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class _Lane:
-    """One channel's claims and pace: how many rows a claim takes, and when the next may start."""
+    """One channel's claims, pace and requests in flight: how many rows a claim takes, when the
+    next send may start, and how many may wait for the provider at once. Each channel has its
+    own, so SMS waiting for their pace never hold calls back, nor calls SMS."""
 
     channel: Channel
     batch: int
     spacing: float  # seconds between the starts of two sends
+    slots: asyncio.Semaphore
     next_start: float = 0.0
 
     @classmethod
-    def of(cls, channel: Channel, per_second: float, concurrency: int) -> _Lane:
-        return cls(channel, max(concurrency, math.ceil(per_second)), 1.0 / per_second)
+    def of(cls, channel: Channel, per_second: float, batch: int, concurrency: int) -> _Lane:
+        return cls(
+            channel,
+            max(batch, math.ceil(per_second)),
+            1.0 / per_second,
+            asyncio.Semaphore(concurrency),
+        )
 
 
 class Dispatcher:
@@ -92,13 +100,12 @@ class Dispatcher:
         self._provider = provider
         self._pool = pool
         self._notices = DutyNotices(roster, undelivered_notice, clock)
-        self._slots = asyncio.Semaphore(config.concurrency)
         calls = (voice or VoiceConfig()).calls_per_second
         self._lanes = (
-            _Lane.of(Channel.SMS, config.rate_per_second, config.concurrency),
+            _Lane.of(Channel.SMS, config.rate_per_second, config.concurrency, config.concurrency),
             # A call rate is about one per second: claim no more than that, or calls would wait
             # their turn holding claims.
-            _Lane.of(Channel.VOICE, calls, 1),
+            _Lane.of(Channel.VOICE, calls, 1, config.concurrency),
         )
         self._timeout = config.provider_timeout.total_seconds()
         self._full = False  # the last claim took a whole batch of a channel
@@ -168,7 +175,7 @@ class Dispatcher:
 
     async def _send(self, claim: Claim, lane: _Lane, claimed_at: float) -> None:
         sms = claim.notification
-        async with self._slots:
+        async with lane.slots:
             await _pace(lane)
             if not await self._still_ours(claim, claimed_at):
                 log.warning(

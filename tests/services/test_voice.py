@@ -349,3 +349,26 @@ def test_calls_start_no_faster_than_voice_calls_per_second(voice: Voice) -> None
     starts = sorted(call.at for call in voice.twilio.calls)
     assert len(starts) == 5
     assert starts[-1] - starts[0] >= 0.3
+
+
+def test_sms_waiting_for_their_pace_do_not_hold_a_call_back(voice: Voice) -> None:
+    """Four SMS at 4 a second with one request in flight each wait their turn; the call queued
+    after them has slots of its own and goes at once, not after the last SMS (0.75 s later)."""
+    voice.queue(
+        *(Recipient(Role.PATROL, f"s{i}", f"+86138000001{i:02d}") for i in range(4)),
+        channel=Channel.SMS,
+    )
+    voice.queue(WANG)
+    slow_sms = voice.config.sms.model_copy(update={"rate_per_second": 4.0, "concurrency": 1})
+
+    async def body(pool: AsyncConnectionPool) -> None:
+        sender = Dispatcher(
+            slow_sms, app.sms_provider(voice.config), pool, NOBODY, voice.config.voice
+        )
+        while await sender.run_once():
+            pass
+
+    voice.run(body)
+    [call] = voice.twilio.calls
+    assert len(voice.twilio.received) == 4
+    assert call.at < max(m.at for m in voice.twilio.received)
