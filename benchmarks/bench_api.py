@@ -210,7 +210,9 @@ def run(config: Config, codes: list[str], args: argparse.Namespace) -> dict[str,
                 )
             )
             ready.set()
-            await serve(create_api(app.api_context(config, pool, registry, rules)), listener, stop)
+            roster = app.load_duty_roster(config)
+            context = app.api_context(config, pool, registry, rules, roster)
+            await serve(create_api(context), listener, stop)
 
     thread = threading.Thread(target=loop.run_until_complete, args=(serve_api(),))
     thread.start()

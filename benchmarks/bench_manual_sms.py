@@ -113,7 +113,8 @@ async def api_preview(
     """POST /api/v1/sms/preview in process: the preview and its 2,300 messages as JSON."""
     token = "bench:operator:bench-token-0123456789"
     config = config.model_copy(update={"api": ApiConfig(tokens=SecretStr(token))})
-    api = create_api(app.api_context(config, pool, registry, RULES))
+    roster = app.load_duty_roster(config)
+    api = create_api(app.api_context(config, pool, registry, RULES, roster))
     headers = {"Authorization": "Bearer bench-token-0123456789"}
     body = {audience.kind.value: audience.value, "text": TEXT}
     timings = []

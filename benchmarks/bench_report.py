@@ -27,6 +27,7 @@ import numpy as np
 import psycopg
 
 from benchmarks import storage
+from hydro.duty import DutyRoster
 from hydro.models import StationKind
 from hydro.reports.daily import day_bounds
 from hydro.reports.service import DailyReports
@@ -81,7 +82,7 @@ def measure(url: str, mode: str, registry: Registry, runs: int = 5) -> dict[str,
                 "without_storage": Registry.of(registry.stations),
             }
             reports = {
-                name: DailyReports(config.report, held, RULES, pool, zone=ZONE, duty_officers=())
+                name: DailyReports(config.report, held, RULES, pool, zone=ZONE, roster=DutyRoster())
                 for name, held in variants.items()
             }
             timings: dict[str, list[float]] = {name: [] for name in reports}

@@ -39,6 +39,7 @@ from hydro.api import (
 )
 from hydro.broker import broker_problem
 from hydro.config import Config, find_config_path, load_config
+from hydro.desk.confirm import confirm_person
 from hydro.desk.manual import ManualSms
 from hydro.desk.recipients import Directory
 from hydro.duty import DutyRoster, check_roster, load_roster
@@ -84,8 +85,6 @@ from hydro.stations import (
     Registry,
     check_registry,
     load_registry,
-    pick_person,
-    reachable,
     registry_warnings,
 )
 from hydro.store.alerts import (
@@ -96,7 +95,6 @@ from hydro.store.alerts import (
     alert_detail,
     list_alerts,
 )
-from hydro.store.confirmations import confirm_on_behalf
 from hydro.store.db import open_pool
 from hydro.store.ladder import LadderStepRecord, ladder_detail
 from hydro.store.links import Links
@@ -407,7 +405,12 @@ async def _start_alerting(  # noqa: PLR0917 - the parts it runs, built by its ca
     await evaluator.load_state()
     dispatcher = Dispatcher(config.sms, sms_provider(config, pool), pool, roster, config.voice)
     await dispatcher.recover()
-    ladders = ladder_runner(config, registry, rules, roster, pool, clock)
+    # On the evaluator's clock; the duty officers are who is on duty at each step.
+    ladders = (
+        LadderRunner(registry, rules, pool, roster.on_duty, links, clock=clock)
+        if clock
+        else LadderRunner(registry, rules, pool, roster.on_duty, links)
+    )
 
     async def run_ladders() -> None:
         if await ladders.run():
@@ -447,21 +450,6 @@ async def _start_alerting(  # noqa: PLR0917 - the parts it runs, built by its ca
 
 # The changes that may start a 叫应 ladder (an alert reaching a red or orange rule).
 _LADDER_STARTS = (AlertChangeKind.OPEN, AlertChangeKind.ESCALATE)
-
-
-def ladder_runner(  # noqa: PLR0917 - the parts it runs, built by its caller
-    config: Config,
-    registry: Registry,
-    rules: RuleSet,
-    roster: DutyRoster,
-    pool: psycopg_pool.AsyncConnectionPool,
-    clock: Callable[[], dt.datetime] | None,
-) -> LadderRunner:
-    """On the evaluator's clock; the duty officers are who is on duty at each step."""
-    links = confirmation_links(config)
-    if clock is None:
-        return LadderRunner(registry, rules, pool, roster.on_duty, links)
-    return LadderRunner(registry, rules, pool, roster.on_duty, links, clock=clock)
 
 
 def confirmation_links(config: Config) -> Links | None:
@@ -706,17 +694,18 @@ async def confirm_alert(
     """叫应 on a person's behalf (电话已联系), as ``POST /api/v1/alerts/{id}/confirmations``."""
     registry, now = load_stations(config), dt.datetime.now(dt.UTC)
     duty = load_duty_roster(config).on_duty(now)
-    recorded_by = by + (f"({note})" if note else "")
     async with database(config) as pool:
-        found = await confirm_on_behalf(
-            pool,
-            alert_id,
-            lambda station: pick_person(reachable(registry, station, duty), role, phone),
-            recorded_by,
-            now,
+        found = await confirm_person(
+            pool, registry, duty, alert_id, role=role, phone=phone, by=by, note=note, now=now
         )
     if isinstance(found, tuple) and found[1]:
-        log.info("alert=%d confirmed for %s by %s", alert_id, found[0].recipient.role, recorded_by)
+        standing = found[0]
+        log.info(
+            "alert=%d confirmed for %s by %s",
+            alert_id,
+            standing.recipient.role,
+            standing.recorded_by,
+        )
     return found
 
 

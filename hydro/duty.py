@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from hydro.config import DutyOfficer
 from hydro.errors import Problem, RosterError
-from hydro.loading import normalise_phone
+from hydro.loading import column_aliases, normalise_phone
 from hydro.models import Recipient, Role
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,6 @@ COLUMNS: Mapping[str, tuple[str, ...]] = {
     "name": ("姓名",),
     "phone": ("电话",),
 }
-_ALIASES = {alias: name for name, aliases in COLUMNS.items() for alias in (name, *aliases)}
 _ROLES = {
     "officer": Role.DUTY,
     "值班员": Role.DUTY,
@@ -221,7 +220,8 @@ def _read(path: Path, zone: ZoneInfo, problems: list[Problem]) -> list[_Row] | N
         problems.append(Problem(source, f"cannot read the duty roster as UTF-8: {exc}"))
         return None
     reader = csv.reader(text.splitlines())
-    header = [_ALIASES.get(h.strip(), h.strip()) for h in next(reader, [])]
+    aliases = column_aliases(COLUMNS)
+    header = [aliases.get(h.strip(), h.strip()) for h in next(reader, [])]
     unknown = [h for h in header if h not in COLUMNS]
     missing = [c for c in COLUMNS if c not in header]
     if unknown or missing:

@@ -120,3 +120,9 @@ def normalise_phone(raw: str) -> str | None:
     if not phonenumbers.is_valid_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def column_aliases(columns: Mapping[str, tuple[str, ...]]) -> dict[str, str]:
+    """Each header a CSV file may have (a column's name, or one of its Chinese names) to the
+    column's name: one header reading for the registry, contacts, curves and the roster."""
+    return {alias: name for name, aliases in columns.items() for alias in (name, *aliases)}

@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import httpx
 import psycopg
 import yaml
 from psycopg_pool import AsyncConnectionPool
 
 from hydro import app
 from hydro.api import create_api, serve
-from hydro.config import Config
+from hydro.api.context import ApiContext
+from hydro.config import Config, DatabaseConfig
 from hydro.local import LocalMosquitto
 from hydro.models import STATION_ROLES, Recipient, Station, StationKind
 from hydro.store.db import open_pool
@@ -146,6 +148,24 @@ def api_in_thread(
         loop.close()
 
 
+@contextlib.asynccontextmanager
+async def api_client(
+    config: Config, headers: Mapping[str, str] | None = None
+) -> AsyncIterator[tuple[httpx.AsyncClient, ApiContext]]:
+    """A client of the API of ``config`` in this loop, on the migrated database, and the
+    API's context (its pool, registry, roster)."""
+    registry, rules = app.load_stations(config), app.load_alert_rules(config)
+    async with open_pool(config.database) as pool:
+        async with pool.connection() as conn:
+            await migrate(conn, config.database, "Asia/Shanghai")
+        context = app.api_context(config, pool, registry, rules, app.load_duty_roster(config))
+        transport = httpx.ASGITransport(app=create_api(context))
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://hydro", headers=headers
+        ) as client:
+            yield client, context
+
+
 def reading(code: str, time_: str, **values: float) -> dict[str, Any]:
     return {"station": code, "time": time_, **values}
 
@@ -192,9 +212,55 @@ def count_rows(pg_url: str, query: str = "SELECT count(*) FROM readings") -> int
     return int(row[0]) if row else 0
 
 
-def fetch(pg_url: str, query: str) -> list[tuple[Any, ...]]:
+def fetch(pg_url: str, query: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        return conn.execute(query).fetchall()  # type: ignore[arg-type]
+        # No parameters: no placeholders either, so a LIKE '%...' is taken as written.
+        return conn.execute(query, params or None).fetchall()  # type: ignore[arg-type]
+
+
+def execute(pg_url: str, statement: str, params: tuple[object, ...] = ()) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(statement, params or None)  # type: ignore[arg-type]
+
+
+def migrated(pg_url: str) -> None:
+    """The test database migrated as ``hydro run`` would (the sample registry's zone)."""
+
+    async def main() -> None:
+        config = DatabaseConfig(url=pg_url, timescaledb="off")
+        async with open_pool(config) as pool, pool.connection() as conn:
+            await migrate(conn, config, "Asia/Shanghai")
+
+    asyncio.run(main())
+
+
+def open_alert(
+    pg_url: str,
+    station: str,
+    *,
+    family: str,
+    rule_id: str,
+    rank: int,
+    severity: str,
+    opened_at: dt.datetime | None = None,
+    sms: tuple[str, str, str, str] | None = None,
+) -> int:
+    """An open alert as the evaluator stores it (opened now unless ``opened_at``), with the SMS
+    it sent, (role, person, phone, body), when given."""
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(
+            "INSERT INTO alerts (station, family, rule_id, rank, severity, state, opened_at)"
+            " VALUES (%s, %s, %s, %s, %s, 'open', coalesce(%s::timestamptz, now())) RETURNING id",
+            (station, family, rule_id, rank, severity, opened_at),
+        ).fetchone()
+        assert row is not None
+        if sms is not None:
+            conn.execute(
+                "INSERT INTO outbox (alert_id, station, role, person, phone, body)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (row[0], station, *sms),
+            )
+    return int(row[0])
 
 
 async def wait_until(

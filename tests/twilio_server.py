@@ -42,14 +42,14 @@ class Received:
 
 
 @dataclass
-class PlacedCall:
-    to: str
-    sender: str
-    twiml: str
-    at: float  # time.time() when the request arrived
-    status_callback: str | None = None
+class PlacedCall(Received):
+    """A call: its ``body`` is the TwiML script, its ``sid`` set when the call was accepted."""
+
     status_events: list[str] = field(default_factory=list)
-    sid: str | None = None  # set when the call was accepted
+
+    @property
+    def twiml(self) -> str:
+        return self.body
 
     def gather_url(self, twiml: str | None = None) -> str:
         """Where the first <Gather> of ``twiml`` (default: the call's own) posts the keys."""
@@ -209,13 +209,7 @@ class FakeTwilio:
                 if self.path.endswith("/Calls.json"):
                     self._call(form)
                     return
-                message = Received(
-                    form["To"][0],
-                    form["From"][0],
-                    form["Body"][0],
-                    time.time(),
-                    form.get("StatusCallback", [None])[0],
-                )
+                message = Received(*_arrived(form, "Body"))
                 with fake._lock:
                     fake.received.append(message)
                 status, code = self._scripted()
@@ -243,12 +237,7 @@ class FakeTwilio:
 
             def _call(self, form: dict[str, list[str]]) -> None:
                 call = PlacedCall(
-                    form["To"][0],
-                    form["From"][0],
-                    form["Twiml"][0],
-                    time.time(),
-                    form.get("StatusCallback", [None])[0],
-                    form.get("StatusCallbackEvent", []),
+                    *_arrived(form, "Twiml"), status_events=form.get("StatusCallbackEvent", [])
                 )
                 with fake._lock:
                     fake.calls.append(call)
@@ -322,3 +311,14 @@ def _post_signed(url: str, fields: dict[str, str], sign: bool) -> tuple[int, str
             return int(answer.status), answer.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+
+
+def _arrived(form: dict[str, list[str]], text: str) -> tuple[str, str, str, float, str | None]:
+    """The fields of a message or call request as it arrived now; ``text``: its body's key."""
+    return (
+        form["To"][0],
+        form["From"][0],
+        form[text][0],
+        time.time(),
+        form.get("StatusCallback", [None])[0],
+    )

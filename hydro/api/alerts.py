@@ -29,8 +29,8 @@ from hydro.api.views import (
     encode_cursor,
     notification_out,
 )
+from hydro.desk.confirm import confirm_person
 from hydro.rules.model import Severity
-from hydro.stations import pick_person, reachable
 from hydro.store.alerts import (
     AlertFilter,
     AlertRecord,
@@ -38,7 +38,6 @@ from hydro.store.alerts import (
     alert_detail,
     list_alerts,
 )
-from hydro.store.confirmations import confirm_on_behalf
 from hydro.store.ladder import ladder_detail, wake_up
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -189,13 +188,16 @@ async def confirm_for_person(
         raise HTTPException(422, "give the person's role or phone")
     now = dt.datetime.now(dt.UTC)
     duty = ctx.roster.on_duty(now)
-    by = principal.name + (f"({body.note})" if body.note else "")
-    found = await confirm_on_behalf(
+    found = await confirm_person(
         ctx.pool,
+        ctx.registry,
+        duty,
         alert_id,
-        lambda station: pick_person(reachable(ctx.registry, station, duty), body.role, body.phone),
-        by,
-        now,
+        role=body.role,
+        phone=body.phone,
+        by=principal.name,
+        note=body.note,
+        now=now,
     )
     if found is None:
         raise HTTPException(404, f"no alert {alert_id}")

@@ -17,10 +17,10 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 import psycopg_pool
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from hydro.api.auth import Context
-from hydro.api.operations import signed_form, signed_url
+from hydro.api.operations import STATUS_CALLBACK, UNSIGNED, TwilioSignature, signed_form, signed_url
 from hydro.models import Answer, Confirmation, mask_phone
 from hydro.store.confirmations import record_confirmation
 from hydro.store.db import connection
@@ -94,7 +94,7 @@ async def report_call_status(
     response_class=Response,
     responses={
         200: {"description": "TwiML: thanks, or asked again", "content": {_TWIML: {}}},
-        403: {"description": "missing or invalid X-Twilio-Signature"},
+        **UNSIGNED,
     },
 )
 async def twilio_gather(
@@ -102,7 +102,7 @@ async def twilio_gather(
     request: Request,
     outbox: Annotated[int, Query(description="the call's outbox id", ge=1, lt=2**63)],
     attempt: Annotated[int, Query(alias="try", ge=1, le=2)] = 1,
-    x_twilio_signature: Annotated[str | None, Header()] = None,
+    x_twilio_signature: TwilioSignature = None,
 ) -> Response:
     """The key a called person pressed (Twilio's <Gather> action): 1 confirms the alert."""
     form = await signed_form(ctx, request, x_twilio_signature)
@@ -119,16 +119,9 @@ async def twilio_gather(
     return Response(twiml, media_type=_TWIML)
 
 
-@router.post(
-    TWILIO_CALL_STATUS_PATH,
-    tags=["webhooks"],
-    status_code=204,
-    responses={403: {"description": "missing or invalid X-Twilio-Signature"}},
-)
+@router.post(TWILIO_CALL_STATUS_PATH, **STATUS_CALLBACK)
 async def twilio_call_status(
-    ctx: Context,
-    request: Request,
-    x_twilio_signature: Annotated[str | None, Header()] = None,
+    ctx: Context, request: Request, x_twilio_signature: TwilioSignature = None
 ) -> Response:
     """Twilio's call status callback: completed, busy, no-answer, failed or canceled. Kept like
     an SMS receipt; a status for a call hydro did not place changes nothing."""

@@ -6,7 +6,7 @@ import asyncio
 import collections
 import datetime as dt
 import logging
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
@@ -190,16 +190,18 @@ async def daily_report(
     )
 
 
-@router.post(
-    TWILIO_STATUS_PATH,
-    tags=["webhooks"],
-    status_code=204,
-    responses={403: {"description": "missing or invalid X-Twilio-Signature"}},
-)
+# The header each Twilio webhook passes to signed_form.
+TwilioSignature = Annotated[str | None, Header()]
+UNSIGNED: dict[int | str, dict[str, Any]] = {
+    403: {"description": "missing or invalid X-Twilio-Signature"}
+}
+# Twilio's status callbacks (an SMS's, a call's): nothing to answer but 204.
+STATUS_CALLBACK: dict[str, Any] = {"tags": ["webhooks"], "status_code": 204, "responses": UNSIGNED}
+
+
+@router.post(TWILIO_STATUS_PATH, **STATUS_CALLBACK)
 async def twilio_status(
-    ctx: Context,
-    request: Request,
-    x_twilio_signature: Annotated[str | None, Header()] = None,
+    ctx: Context, request: Request, x_twilio_signature: TwilioSignature = None
 ) -> Response:
     """Twilio's message status callback: delivered, undelivered or failed with an error code."""
     params = await signed_form(ctx, request, x_twilio_signature)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Response
 from pydantic import TypeAdapter
 
 from hydro.api.auth import Context, Operator, Viewer
+from hydro.api.context import ApiContext
 from hydro.api.schemas import (
     ManualReadingOut,
     Person,
@@ -164,34 +165,23 @@ async def enter_reading(
         reading = await ctx.enter_reading(entry)
     except ReadingRefused as exc:
         raise HTTPException(404 if exc.code == "unknown_station" else 422, exc.reason) from exc
-    return ManualReadingOut(
-        station=reading.station,
-        time=reading.time,
-        water_level=reading.water_level,
-        flow=reading.flow,
-        rainfall=reading.rainfall,
-        entered_by=principal.name,
-        note=entry.note.strip(),
-        entered_at=None,
+    return ManualReadingOut(  # the reading as stored; a model ignores its battery_v
+        **reading._asdict(), entered_by=principal.name, note=entry.note.strip(), entered_at=None
     )
+
+
+# A range's start, ``from`` in the query (a Python keyword).
+_From = Annotated[dt.datetime | None, Query(alias="from")]
 
 
 @router.get("/{code}/readings/manual", response_model=list[ManualReadingOut])
 async def station_manual_readings(
-    *,
-    ctx: Context,
-    _: Viewer,
-    code: str,
-    from_: Annotated[dt.datetime | None, Query(alias="from")] = None,
-    to: dt.datetime | None = None,
+    *, ctx: Context, _: Viewer, code: str, from_: _From = None, to: dt.datetime | None = None
 ) -> list[ManualReadingOut]:
     """The readings operators typed in, by observation time, with who and why: the station's
     readings (``/readings``) hold their values among the gateway's. Defaults to the last 30
     days; times without an offset are read as UTC."""
-    if ctx.registry.get(code) is None:
-        raise HTTPException(404, f"no station {code} in the registry")
-    until = aware(to) or dt.datetime.now(dt.UTC)
-    since = aware(from_) or until - dt.timedelta(days=30)
+    since, until = _station_window(ctx, code, from_, to, dt.timedelta(days=30))
     records = await manual_readings(ctx.pool, code, since, until)
     return [ManualReadingOut.model_validate(r, from_attributes=True) for r in records]
 
@@ -202,17 +192,14 @@ async def station_readings(
     ctx: Context,
     _: Viewer,
     code: str,
-    from_: Annotated[dt.datetime | None, Query(alias="from")] = None,
+    from_: _From = None,
     to: dt.datetime | None = None,
     every: Annotated[
         Every, Query(description="raw, 5m, 1h or 1d (hydrological day, from 08:00 local)")
     ] = "raw",
 ) -> Response:
     """Defaults to the last 24 hours. Times without an offset are read as UTC."""
-    if ctx.registry.get(code) is None:
-        raise HTTPException(404, f"no station {code} in the registry")
-    until = aware(to) or dt.datetime.now(dt.UTC)
-    since = aware(from_) or until - dt.timedelta(days=1)
+    since, until = _station_window(ctx, code, from_, to, dt.timedelta(days=1))
     if since >= until:
         raise HTTPException(422, "from must be before to")
     if until - since > _MAX_RANGE[every]:
@@ -241,3 +228,18 @@ async def station_readings(
             flow=[r[5] for r in rows],
         ),
     )
+
+
+def _station_window(
+    ctx: ApiContext,
+    code: str,
+    from_: dt.datetime | None,
+    to: dt.datetime | None,
+    default: dt.timedelta,
+) -> tuple[dt.datetime, dt.datetime]:
+    """404 for a station not in the registry, else the range asked: up to now and ``default``
+    long unless given, times without an offset read as UTC."""
+    if ctx.registry.get(code) is None:
+        raise HTTPException(404, f"no station {code} in the registry")
+    until = aware(to) or dt.datetime.now(dt.UTC)
+    return aware(from_) or until - default, until

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -56,3 +56,8 @@ def ago(value: str) -> dt.datetime:
         return timestamp(value)
     assert isinstance(delta, dt.timedelta)
     return dt.datetime.now(dt.UTC) - delta
+
+
+def labelled(values: Iterable[tuple[str, float | None]], spec: str = "") -> str:
+    """``label value, label value`` of the values there are, each formatted with ``spec``."""
+    return ", ".join(f"{label} {value:{spec}}" for label, value in values if value is not None)

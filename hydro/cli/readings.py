@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from hydro import app
-from hydro.cli._common import Subparsers, add_command, run_async
+from hydro.cli._common import Subparsers, add_command, labelled, run_async
 from hydro.store.manual import ManualEntry
 
 
@@ -52,14 +52,12 @@ def _add(args: argparse.Namespace) -> int:
         args.station, args.time, args.water_level, args.flow, args.rainfall, args.by, args.note
     )
     reading = run_async(app.enter_reading(config, entry))
-    values = ", ".join(
-        f"{name} {value}"
-        for name, value in (
+    values = labelled(
+        (
             ("water_level", reading.water_level),
             ("flow", reading.flow),
             ("rainfall", reading.rainfall),
         )
-        if value is not None
     )
     print(
         f"stored {reading.station} at {reading.time.isoformat()}: {values} (manual, by {args.by})"

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from hydro import app
-from hydro.cli._common import Subparsers, add_command
+from hydro.cli._common import Subparsers, add_command, labelled
 from hydro.models import StationKind
 from hydro.stations import (
     generate_curves,
@@ -91,16 +91,15 @@ def _list(args: argparse.Namespace) -> int:
         and (args.kind is None or s.kind.value == args.kind)
     ]
     for s in shown:
-        levels = ", ".join(
-            f"{label} {value:.2f}"
-            for label, value in (
+        levels = labelled(
+            (
                 ("警戒", s.warning_level),
                 ("保证", s.guaranteed_level),
                 ("汛限", s.flood_limit_level),
                 ("正常", s.normal_level),
                 ("设计", s.design_flood_level),
-            )
-            if value is not None
+            ),
+            ".2f",
         )
         print(
             f"{s.code}  {s.name}  {s.kind.value:<9} {s.prefecture}{s.county}  "

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from hydro.errors import Problem
-from hydro.loading import normalise_phone
+from hydro.loading import column_aliases, normalise_phone
 from hydro.models import FloodContact, Recipient, Role, Station
 
 CONTACTS_FILE = "flood_contacts.csv"
@@ -25,7 +25,7 @@ CONTACT_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "name": ("姓名", "防汛负责人"),
     "phone": ("电话", "手机"),
 }
-_ALIASES = {alias: name for name, aliases in CONTACT_COLUMNS.items() for alias in (name, *aliases)}
+_ALIASES = column_aliases(CONTACT_COLUMNS)
 _ROLES = {
     alias: role
     for role, aliases in (

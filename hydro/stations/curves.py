@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hydro.errors import Problem
+from hydro.loading import column_aliases
 from hydro.models import Station, StationKind
 
 CURVE_FILE_SUFFIX = "storage_curves.csv"
@@ -30,7 +31,7 @@ CURVE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "level": ("水位",),
     "storage": ("库容",),
 }
-_ALIASES = {alias: name for name, aliases in CURVE_COLUMNS.items() for alias in (name, *aliases)}
+_ALIASES = column_aliases(CURVE_COLUMNS)
 # The levels a curve must reach, when the station sets them.
 COVERED_LEVELS = ("flood_limit_level", "normal_level", "design_flood_level")
 

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hydro.errors import Problem, RegistryError
-from hydro.loading import normalise_phone
+from hydro.loading import column_aliases, normalise_phone
 from hydro.models import (
     DEFAULT_REPORT_INTERVAL,
     MAX_REPORT_INTERVAL,
@@ -66,7 +66,7 @@ COLUMNS: Mapping[str, tuple[str, ...]] = {
     "sl651_address": ("遥测站地址",),
 }
 REQUIRED_COLUMNS = ("code", "name", "kind", "prefecture", "county", "lat", "lon")
-_ALIASES = {alias: name for name, aliases in COLUMNS.items() for alias in (name, *aliases)}
+_ALIASES = column_aliases(COLUMNS)
 _KINDS = {
     "river": StationKind.RIVER,
     "河道": StationKind.RIVER,

@@ -19,15 +19,12 @@ from psycopg_pool import AsyncConnectionPool
 from hydro import app
 from hydro.alerts.evaluator import AlertEvaluator
 from hydro.alerts.ladder_runner import LadderRunner
-from hydro.api import create_api
 from hydro.cli import main
 from hydro.config import Config
 from hydro.models import Answer, Reading, Recipient, Role
 from hydro.store.confirmations import confirmations_of
-from hydro.store.db import open_pool
 from hydro.store.readings import ReadingWriter
-from hydro.store.schema import migrate
-from tests.support import HEFENG, REPO
+from tests.support import HEFENG, REPO, api_client, fetch
 
 MAICHONG = "67901001"  # 麦冲水库: 771.54 is above its normal level, a yellow alert
 PUBLIC_URL = "https://hydro.example.org"
@@ -65,34 +62,24 @@ def with_alerts(pg_url: str, body: Body) -> None:
 
     async def main() -> None:
         registry, rules = app.load_stations(config), app.load_alert_rules(config)
-        async with open_pool(config.database) as pool:
-            async with pool.connection() as conn:
-                await migrate(conn, config.database, "Asia/Shanghai")
+        async with api_client(config) as (client, context):
             links = app.confirmation_links(config)
             evaluator = AlertEvaluator(
-                config.alerting, registry, rules, pool, clock=lambda: NOW, links=links
+                config.alerting, registry, rules, context.pool, clock=lambda: NOW, links=links
             )
             await evaluator.load_state()
-            writer = ReadingWriter(pool)
+            writer = ReadingWriter(context.pool)
             at = NOW - dt.timedelta(minutes=5)
             await writer.write([Reading(HEFENG, at, water_level=910.2)])
             await writer.write([Reading(MAICHONG, at, water_level=771.54)])
             await evaluator.tick()
-            api = create_api(
-                app.api_context(config, pool, registry, rules, app.load_duty_roster(config))
-            )
-            transport = httpx.ASGITransport(app=api)
-            async with httpx.AsyncClient(transport=transport, base_url="http://hydro") as client:
-                await body(client, pool)
+            await body(client, context.pool)
 
     asyncio.run(main())
 
 
 def sms_of(pg_url: str, station: str) -> list[str]:
-    with psycopg.connect(pg_url) as conn:
-        rows = conn.execute(
-            "SELECT body FROM outbox WHERE station = %s ORDER BY id", (station,)
-        ).fetchall()
+    rows = fetch(pg_url, "SELECT body FROM outbox WHERE station = %s ORDER BY id", (station,))
     return [str(body) for (body,) in rows]
 
 

@@ -13,7 +13,8 @@ from hydro.errors import StorageError
 from hydro.models import Answer, Confirmation, Recipient, Role
 from hydro.store.confirmations import confirmations_of, record_confirmation
 from hydro.store.db import open_pool
-from hydro.store.schema import migrate
+from tests import support
+from tests.support import migrated
 
 T0 = dt.datetime(2026, 5, 7, 0, 0, tzinfo=dt.UTC)
 PATROL = Recipient(Role.PATROL, "王五", "+8613800000003")
@@ -21,24 +22,15 @@ TECHNICAL = Recipient(Role.TECHNICAL, "李四", "+8613800000002")
 
 
 def open_alert(pg_url: str) -> int:
-    with psycopg.connect(pg_url) as conn:
-        row = conn.execute(
-            "INSERT INTO alerts (station, family, rule_id, rank, severity, state, opened_at)"
-            " VALUES ('61901001', 'reservoir_level', 'reservoir_design_flood', 3, 'red',"
-            " 'open', %s) RETURNING id",
-            (T0,),
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def migrated(pg_url: str) -> None:
-    async def main() -> None:
-        config = DatabaseConfig(url=pg_url, timescaledb="off")
-        async with open_pool(config) as pool, pool.connection() as conn:
-            await migrate(conn, config, "Asia/Shanghai")
-
-    asyncio.run(main())
+    return support.open_alert(
+        pg_url,
+        "61901001",
+        family="reservoir_level",
+        rule_id="reservoir_design_flood",
+        rank=3,
+        severity="red",
+        opened_at=T0,
+    )
 
 
 def record(pg_url: str, *answers: Confirmation) -> list[tuple[Confirmation, bool]]:

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
-import psycopg
 
 from hydro.alerts.ladder_runner import LadderRunner, TakenRecord
 from hydro.config import DatabaseConfig
@@ -18,8 +14,7 @@ from hydro.stations import load_registry
 from hydro.store.confirmations import record_confirmation
 from hydro.store.db import open_pool
 from hydro.store.links import Links
-from hydro.store.schema import migrate
-from tests.support import REPO
+from tests.support import REPO, execute, fetch, migrated, open_alert
 
 REGISTRY = load_registry(REPO / "stations", "Asia/Shanghai")
 RULES = load_rules(REPO / "alert_rules")
@@ -27,7 +22,6 @@ MAICHONG = "67901001"  # 麦冲水库, 黔东南州台江县
 T0 = dt.datetime(2026, 7, 1, 19, 0, tzinfo=dt.UTC)
 DUTY = (Recipient(Role.DUTY, "值班甲", "+8613900000009"),)
 LINKS = Links("https://hydro.example.org", dt.timedelta(hours=24))
-T = TypeVar("T")
 
 
 def at(minutes: float) -> dt.datetime:
@@ -35,36 +29,16 @@ def at(minutes: float) -> dt.datetime:
 
 
 def open_red_alert(pg_url: str) -> int:
-    with psycopg.connect(pg_url) as conn:
-        row = conn.execute(
-            "INSERT INTO alerts (station, family, rule_id, rank, severity, state, opened_at)"
-            " VALUES (%s, 'reservoir_level', 'reservoir_design_flood', 3, 'red', 'open', %s)"
-            " RETURNING id",
-            (MAICHONG, T0),
-        ).fetchone()
-        assert row is not None
-        conn.execute(
-            "INSERT INTO outbox (alert_id, station, role, person, phone, body)"
-            " VALUES (%s, %s, 'patrol', '张秀英', '+8615885500103', '麦冲水库水位超设计洪水位')",
-            (row[0], MAICHONG),
-        )
-    return int(row[0])
-
-
-def in_database(pg_url: str, work: Callable[[Callable[[], dt.datetime]], Awaitable[T]]) -> T:
-    """Runs ``work`` after migrating; ``work`` gets a clock of its own to pass to runners."""
-
-    async def main() -> T:
-        config = DatabaseConfig(url=pg_url, timescaledb="off")
-        async with open_pool(config) as pool, pool.connection() as conn:
-            await migrate(conn, config, "Asia/Shanghai")
-        return await work(lambda: T0)
-
-    return asyncio.run(main())
-
-
-def migrated(pg_url: str) -> None:
-    in_database(pg_url, lambda _: asyncio.sleep(0))
+    return open_alert(
+        pg_url,
+        MAICHONG,
+        family="reservoir_level",
+        rule_id="reservoir_design_flood",
+        rank=3,
+        severity="red",
+        opened_at=T0,
+        sms=("patrol", "张秀英", "+8615885500103", "麦冲水库水位超设计洪水位"),
+    )
 
 
 async def run_at(pg_url: str, minutes: float, processes: int = 1) -> list[list[TakenRecord]]:
@@ -85,31 +59,30 @@ async def run_at(pg_url: str, minutes: float, processes: int = 1) -> list[list[T
 
 def queued(pg_url: str, alert_id: int) -> list[tuple[str, str, str]]:
     """(channel, role, body) of the alert's outbox rows the ladder queued, in order."""
-    with psycopg.connect(pg_url) as conn:
-        rows = conn.execute(
-            "SELECT channel, role, body FROM outbox WHERE alert_id = %s AND id > ("
-            "SELECT min(id) FROM outbox WHERE alert_id = %s) ORDER BY id",
-            (alert_id, alert_id),
-        ).fetchall()
+    rows = fetch(
+        pg_url,
+        "SELECT channel, role, body FROM outbox WHERE alert_id = %s AND id > ("
+        "SELECT min(id) FROM outbox WHERE alert_id = %s) ORDER BY id",
+        (alert_id, alert_id),
+    )
     return [(str(c), str(r), str(b)) for c, r, b in rows]
 
 
 def steps(pg_url: str, alert_id: int) -> list[str]:
-    with psycopg.connect(pg_url) as conn:
-        rows = conn.execute(
-            "SELECT key FROM ladder_steps WHERE alert_id = %s ORDER BY id", (alert_id,)
-        ).fetchall()
+    rows = fetch(
+        pg_url, "SELECT key FROM ladder_steps WHERE alert_id = %s ORDER BY id", (alert_id,)
+    )
     return [str(key) for (key,) in rows]
 
 
 def placed(pg_url: str, alert_id: int) -> None:
     """The dispatcher's part: every queued row of the alert is sent."""
-    with psycopg.connect(pg_url) as conn:
-        conn.execute(
-            "UPDATE outbox SET status = 'sent', sent_at = now() WHERE alert_id = %s"
-            " AND status = 'queued'",
-            (alert_id,),
-        )
+    execute(
+        pg_url,
+        "UPDATE outbox SET status = 'sent', sent_at = now() WHERE alert_id = %s"
+        " AND status = 'queued'",
+        (alert_id,),
+    )
 
 
 FIRST = ["red:call:administrative:1", "red:call:technical:1", "red:call:patrol:1"]
@@ -170,12 +143,12 @@ def test_nobody_is_called_again_before_their_call_is_placed_and_the_climb_goes_o
     migrated(pg_url)
     alert = open_red_alert(pg_url)
     asyncio.run(run_at(pg_url, 0))
-    with psycopg.connect(pg_url) as conn:
-        conn.execute(
-            "UPDATE outbox SET attempts = 3, last_error = 'HTTP 503', next_attempt_at ="
-            " now() + interval '1 hour' WHERE alert_id = %s AND channel = 'voice'",
-            (alert,),
-        )
+    execute(
+        pg_url,
+        "UPDATE outbox SET attempts = 3, last_error = 'HTTP 503', next_attempt_at ="
+        " now() + interval '1 hour' WHERE alert_id = %s AND channel = 'voice'",
+        (alert,),
+    )
     assert asyncio.run(run_at(pg_url, 3)) == [[]]
     [county] = asyncio.run(run_at(pg_url, 10))
     assert [record.step.key for record in county] == ["red:county:1"]
@@ -190,13 +163,13 @@ def test_a_confirmation_stops_the_ladder_once(pg_url: str) -> None:
     asyncio.run(run_at(pg_url, 0))
     patrol = next(p for p in REGISTRY.by_code[MAICHONG].persons if p.role is Role.PATROL)
 
-    async def confirm(_: Callable[[], dt.datetime]) -> None:
+    async def confirm() -> None:
         async with open_pool(DatabaseConfig(url=pg_url)) as pool, pool.connection() as conn:
             await record_confirmation(
                 conn, Confirmation(alert, patrol, Answer.KEYPRESS, at(2), patrol.name)
             )
 
-    in_database(pg_url, confirm)
+    asyncio.run(confirm())
     [stopped] = asyncio.run(run_at(pg_url, 3))
     assert [(r.step.key, r.step.reason) for r in stopped] == [
         ("stop", f"巡查责任人{patrol.name}已确认(电话按键), 停止叫应")
@@ -210,10 +183,9 @@ def test_a_cleared_alert_stops_its_ladder_and_is_not_looked_at_again(pg_url: str
     migrated(pg_url)
     alert = open_red_alert(pg_url)
     asyncio.run(run_at(pg_url, 0))
-    with psycopg.connect(pg_url) as conn:
-        conn.execute(
-            "UPDATE alerts SET state = 'cleared', cleared_at = %s WHERE id = %s", (at(1), alert)
-        )
+    execute(
+        pg_url, "UPDATE alerts SET state = 'cleared', cleared_at = %s WHERE id = %s", (at(1), alert)
+    )
     [stopped] = asyncio.run(run_at(pg_url, 3))
     assert [r.step.reason for r in stopped] == ["预警已解除, 停止叫应"]
     assert asyncio.run(run_at(pg_url, 20)) == [[]]

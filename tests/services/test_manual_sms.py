@@ -10,11 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
-from hydro import app
-from hydro.api import create_api
 from hydro.cli import main
 from hydro.config import Config
 from hydro.desk.manual import ManualSms, SmsRequest
@@ -23,10 +20,8 @@ from hydro.errors import StorageError
 from hydro.models import Recipient, Role
 from hydro.rules import RuleSet
 from hydro.store.alerts import alert_detail
-from hydro.store.db import open_pool
 from hydro.store.outbox import list_outbox
-from hydro.store.schema import migrate
-from tests.support import HEFENG, REPO, fetch, write_config
+from tests.support import HEFENG, REPO, api_client, fetch, migrated, open_alert, write_config
 
 VIEWER = "viewer-token-0123456789"
 OPERATOR = "operator-token-0123456789"
@@ -58,42 +53,25 @@ def _run(pg_url: str, test: Callable[[Client, Any], Awaitable[None]]) -> None:
     config = _config(pg_url)
 
     async def main() -> None:
-        registry, rules = app.load_stations(config), app.load_alert_rules(config)
-        async with open_pool(config.database) as pool:
-            async with pool.connection() as conn:
-                await migrate(conn, config.database, "Asia/Shanghai")
-            roster = app.load_duty_roster(config)
-            context = app.api_context(config, pool, registry, rules, roster)
-            transport = httpx.ASGITransport(app=create_api(context))
-            headers = {"Authorization": f"Bearer {OPERATOR}"}
-            async with Client(transport=transport, base_url="http://hydro", headers=headers) as c:
-                await test(c, context)
+        headers = {"Authorization": f"Bearer {OPERATOR}"}
+        async with api_client(config, headers) as (client, context):
+            await test(client, context)
 
     asyncio.run(main())
 
 
 def _open_alert(pg_url: str, severity: str = "orange") -> int:
     """An open alert at 禾丰水文站 with the SMS it sent its administrative person."""
-    config = _config(pg_url)
-
-    async def migrated() -> None:
-        async with open_pool(config.database) as pool, pool.connection() as conn:
-            await migrate(conn, config.database, "Asia/Shanghai")
-
-    asyncio.run(migrated())
-    with psycopg.connect(pg_url) as conn:
-        row = conn.execute(
-            "INSERT INTO alerts (station, family, rule_id, rank, severity, state, opened_at)"
-            " VALUES (%s, 'river_level', 'river_guaranteed', 2, %s, 'open', now()) RETURNING id",
-            (HEFENG, severity),
-        ).fetchone()
-        assert row is not None
-        conn.execute(
-            "INSERT INTO outbox (alert_id, station, role, person, phone, body)"
-            " VALUES (%s, %s, 'administrative', '罗建国', '+8613908510201', %s)",
-            (row[0], HEFENG, "禾丰水文站超保证水位"),
-        )
-    return int(row[0])
+    migrated(pg_url)
+    return open_alert(
+        pg_url,
+        HEFENG,
+        family="river_level",
+        rule_id="river_guaranteed",
+        rank=2,
+        severity=severity,
+        sms=("administrative", "罗建国", "+8613908510201", "禾丰水文站超保证水位"),
+    )
 
 
 def _queued(pg_url: str) -> int:

@@ -93,6 +93,13 @@ class Voice:
     def placed(self) -> list[PlacedCall]:
         return [call for call in self.twilio.calls if call.sid]
 
+    def call(self, person: Recipient) -> tuple[int, PlacedCall]:
+        """One call to ``person`` queued and placed: its outbox id and the call Twilio got."""
+        [outbox_id] = self.queue(person)
+        self.dispatch()
+        [call] = self.placed()
+        return outbox_id, call
+
 
 def outbox_left(pg_url: str) -> int:
     return int(
@@ -158,9 +165,7 @@ def test_a_queued_call_is_placed_once_in_mandarin_asking_for_1(voice: Voice) -> 
 
 
 def test_pressing_1_confirms_once_however_often_it_comes(voice: Voice) -> None:
-    [outbox_id] = voice.queue(WANG)
-    voice.dispatch()
-    [call] = voice.placed()
+    outbox_id, call = voice.call(WANG)
     status, twiml = voice.twilio.press(call, "1")
     assert status == 200
     assert [s.text for s in ET.fromstring(twiml).iter("Say")] == ["已确认,谢谢。"]
@@ -171,9 +176,7 @@ def test_pressing_1_confirms_once_however_often_it_comes(voice: Voice) -> None:
 
 
 def test_another_key_is_asked_again_once_and_records_nothing(voice: Voice) -> None:
-    [outbox_id] = voice.queue(WANG)
-    voice.dispatch()
-    [call] = voice.placed()
+    outbox_id, call = voice.call(WANG)
     status, twiml = voice.twilio.press(call, "2")
     assert status == 200
     again = call.gather_url(twiml)
@@ -187,9 +190,7 @@ def test_another_key_is_asked_again_once_and_records_nothing(voice: Voice) -> No
 
 
 def test_unsigned_or_forged_webhooks_get_403_and_change_nothing(voice: Voice) -> None:
-    voice.queue(WANG)
-    voice.dispatch()
-    [call] = voice.placed()
+    _, call = voice.call(WANG)
     assert voice.twilio.press(call, "1", sign=False)[0] == 403
     assert voice.twilio.report_call(call, "completed", sign=False) == 403
     assert confirmations(voice.pg_url) == []
@@ -226,9 +227,7 @@ def test_the_final_call_status_lands_on_its_row_once(voice: Voice) -> None:
 
 
 def test_a_status_for_an_unknown_call_is_kept_and_changes_nothing(voice: Voice) -> None:
-    voice.queue(WANG)
-    voice.dispatch()
-    [call] = voice.placed()
+    _, call = voice.call(WANG)
     assert voice.twilio.report_call(call, "failed", sid="CA" + "f" * 32) == 204
     assert fetch(voice.pg_url, "SELECT status, call_status FROM outbox") == [("sent", None)]
     assert fetch(voice.pg_url, "SELECT provider_id, status FROM delivery_receipts") == [

@@ -16,8 +16,8 @@ from hydro.stations import (
     registry_warnings,
     write_stations_csv,
 )
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 HEADER = (
     "code,name,kind,prefecture,county,river,lat,lon,gateway,timezone,warning_level,"
     "guaranteed_level,flood_limit_level,flood_season_start,flood_season_end,normal_level,"

@@ -23,9 +23,9 @@ from hydro.stations import (
     write_stations_csv,
 )
 from hydro.stations.curves import ABOVE, BELOW, INSIDE, StorageReading
+from tests.support import REPO
 from tests.unit.test_stations import GOOD_RIVER, HEADER, PERSONS
 
-REPO = Path(__file__).resolve().parents[2]
 # 汛限 770.5, 正常 771.5, 设计洪水 773.2
 RESERVOIR = (
     f"67901001,麦冲水库,reservoir,黔东南州,台江县,翁密河,26.62,108.35,,,,,770.50,05-01,09-30,"
