@@ -126,11 +126,12 @@ def _person_calls(  # noqa: PLR0917 - the alert, its policy, its steps, and the 
             if due <= now:
                 if person is None:
                     steps.append(LadderStep(key, f"测站无{name}电话, 无法呼叫"))
-                elif n == 1:
-                    reason = f"{severity}预警叫应, 呼叫{name}"
-                    steps.append(LadderStep(key, reason, (person,), (Channel.VOICE,)))
                 else:
-                    reason = f"{name}未确认, 第{n}次呼叫"
+                    reason = (
+                        f"{severity}预警叫应, 呼叫{name}"
+                        if n == 1
+                        else f"{name}未确认, 第{n}次呼叫"
+                    )
                     steps.append(LadderStep(key, reason, (person,), (Channel.VOICE,)))
             break
     return steps
@@ -173,8 +174,6 @@ def _escalations(  # noqa: PLR0917 - the alert, its policy, whom it reaches, and
         if not recipients:
             where = {"county": alert.station.county, "prefecture": alert.station.prefecture}
             reason += f": {where.get(level, '')}无{name}联系方式, 继续下一级"
-            return [LadderStep(f"{policy.id}:{level}:{n}", reason)]
-        return [
-            LadderStep(f"{policy.id}:{level}:{n}", reason, recipients, (Channel.VOICE, Channel.SMS))
-        ]
+            return [LadderStep(key, reason)]
+        return [LadderStep(key, reason, recipients, (Channel.VOICE, Channel.SMS))]
     return []

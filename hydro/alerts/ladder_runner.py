@@ -61,6 +61,7 @@ class LadderRunner:
     async def run(self) -> list[TakenRecord]:
         """Takes every step due now; the steps this run took."""
         now = self._clock()
+        duty = tuple(self._duty(now))
         taken: list[TakenRecord] = []
         async with connection(self._pool, "running 叫应 ladders") as conn:
             rows = await ladder_alerts(conn)
@@ -77,14 +78,16 @@ class LadderRunner:
                 alert = _ladder_alert(row, station, answers.get(row.alert_id, []))
                 policy = self._rules.ladder_of(row.rule_id)
                 links = self._links if policy is not None and policy.link else None
-                for step in due_steps(alert, policy, self._reach(station, now), now):
+                for step in due_steps(alert, policy, self._reach(station, duty), now):
                     record = await self._take(conn, row, station, step, links, now)
                     if record is not None:
                         taken.append(record)
         return taken
 
-    def _reach(self, station: Station, now: dt.datetime) -> dict[str, tuple[Recipient, ...]]:
-        reach = {"duty": tuple(self._duty(now))}
+    def _reach(
+        self, station: Station, duty: tuple[Recipient, ...]
+    ) -> dict[str, tuple[Recipient, ...]]:
+        reach = {"duty": duty}
         for level in ("county", "prefecture"):
             reach[level] = self._registry.flood_contacts(station, LEVEL_ROLES[level])
         return reach

@@ -15,7 +15,7 @@ import psycopg_pool
 from psycopg.rows import dict_row, scalar_row
 
 from hydro.models import Answer, Confirmation, Recipient, Role
-from hydro.store.db import Connection, connection, translate_errors
+from hydro.store.db import Connection, connection, fetch_all, translate_errors
 
 _COLUMNS = "alert_id, role, person, phone, answer, confirmed_at, recorded_by, outbox_id"
 
@@ -91,14 +91,14 @@ async def confirmations_of(
     conn: Connection, alert_ids: Sequence[int]
 ) -> dict[int, list[Confirmation]]:
     """The confirmations of each alert, first first; alerts nobody answered are absent."""
-    with translate_errors("reading confirmations"):
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(
-            f"SELECT {_COLUMNS} FROM confirmations WHERE alert_id = ANY(%s)"
-            " ORDER BY alert_id, confirmed_at, id",
-            (list(alert_ids),),
-        )
-        rows = await cur.fetchall()
+    rows = await fetch_all(
+        conn,
+        "reading confirmations",
+        dict_row,
+        f"SELECT {_COLUMNS} FROM confirmations WHERE alert_id = ANY(%s)"
+        " ORDER BY alert_id, confirmed_at, id",
+        (list(alert_ids),),
+    )
     found: dict[int, list[Confirmation]] = {}
     for row in rows:
         found.setdefault(row["alert_id"], []).append(_confirmation(row))

@@ -68,7 +68,7 @@ def test_the_first_answer_of_a_person_stands(pg_url: str) -> None:
 
 def test_each_person_confirms_each_alert_once(pg_url: str) -> None:
     migrated(pg_url)
-    first_alert, second_alert = open_alert(pg_url), None
+    first_alert = open_alert(pg_url)
     with psycopg.connect(pg_url) as conn:
         conn.execute("UPDATE alerts SET state = 'cleared' WHERE id = %s", (first_alert,))
     second_alert = open_alert(pg_url)

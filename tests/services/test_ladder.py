@@ -4,6 +4,7 @@ calls and SMS queued in the outbox with it, and the climb stopped by an answer."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 
 from hydro.alerts.ladder_runner import LadderRunner, TakenRecord
@@ -44,17 +45,19 @@ def open_red_alert(pg_url: str) -> int:
 async def run_at(pg_url: str, minutes: float, processes: int = 1) -> list[list[TakenRecord]]:
     """``processes`` runners, each on its own pool (as two hydro run would be), run at once."""
     config = DatabaseConfig(url=pg_url, timescaledb="off")
-    pools = [open_pool(config) for _ in range(processes)]
-    opened = [await pool.__aenter__() for pool in pools]
-    try:
+    async with contextlib.AsyncExitStack() as stack:
         runners = [
-            LadderRunner(REGISTRY, RULES, pool, lambda _: DUTY, LINKS, clock=lambda: at(minutes))
-            for pool in opened
+            LadderRunner(
+                REGISTRY,
+                RULES,
+                await stack.enter_async_context(open_pool(config)),
+                lambda _: DUTY,
+                LINKS,
+                clock=lambda: at(minutes),
+            )
+            for _ in range(processes)
         ]
         return list(await asyncio.gather(*(runner.run() for runner in runners)))
-    finally:
-        for pool in pools:
-            await pool.__aexit__(None, None, None)
 
 
 def queued(pg_url: str, alert_id: int) -> list[tuple[str, str, str]]:
