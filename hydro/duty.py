@@ -104,7 +104,8 @@ class DutyRoster:
 
     - ``on_duty(at) -> tuple[Recipient, ...]``: everyone to tell at ``at``, officers (Role.DUTY)
       first, then the leader (Role.LEADER); ``sms.duty_officers`` (as Role.DUTY) when no officer
-      of the roster covers ``at``, with a warning in the log.
+      of the roster covers ``at``, with a warning in the log when such a gap begins (callers
+      ask on every page and every duty notice; one warning per gap is what someone reads).
     - ``shifts(at) -> tuple[Shift, ...]``: the roster's shifts covering ``at`` (no fallback).
     - ``next_shift(at) -> tuple[Shift, ...]``: for each role, the shift(s) starting next after
       ``at``: the hand-over the web page shows.
@@ -123,12 +124,14 @@ class DutyRoster:
         self._weekly = any(r.weekly for r in self._rows)
         self._fallback = tuple(Recipient(Role.DUTY, o.name, o.phone) for o in fallback)
         self.source = source  # the roster file, for messages
+        self._in_gap = False  # the last lookup found no officer: its gap was warned about
 
     def on_duty(self, at: dt.datetime) -> tuple[Recipient, ...]:
         current = self.shifts(at)
         people = [s.recipient for s in sorted(current, key=lambda s: s.role is not Role.DUTY)]
-        if not any(s.role is Role.DUTY for s in current):
-            if self._rows:
+        gap = not any(s.role is Role.DUTY for s in current)
+        if gap:
+            if self._rows and not self._in_gap:
                 log.warning(
                     "no officer on the duty roster %s at %s: telling sms.duty_officers (%d)",
                     self.source,
@@ -136,6 +139,7 @@ class DutyRoster:
                     len(self._fallback),
                 )
             people += self._fallback
+        self._in_gap = gap
         return tuple(dict.fromkeys(people))
 
     def shifts(self, at: dt.datetime) -> tuple[Shift, ...]:

@@ -164,10 +164,10 @@ def test_bad_input_is_refused_by_name_and_nothing_is_queued(
 ) -> None:
     async def test(client: Client, _: object) -> None:
         for path in ("/api/v1/sms/preview", "/api/v1/sms/send"):
-            payload = json.dumps({"reason": "演练", **body})  # \ud800 stays escaped
-            answer = await client.post(path, content=payload, headers=_JSON)
             if path.endswith("preview") and "reason" in body:
                 continue  # a preview needs no reason
+            payload = json.dumps({"reason": "演练", **body})  # \ud800 stays escaped
+            answer = await client.post(path, content=payload, headers=_JSON)
             assert answer.status_code == 422, answer.text
             assert named in str(answer.json()["detail"])
 

@@ -90,6 +90,18 @@ def test_outside_the_roster_sms_duty_officers_are_told_and_the_log_says_so(
     assert "no officer on the duty roster" in caplog.text
 
 
+def test_a_gap_in_the_roster_is_warned_about_once_not_at_every_lookup(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    roster, _, _ = checked(tmp_path, DATED)
+    with caplog.at_level(logging.WARNING, "hydro.duty"):
+        roster.on_duty(local("2026-12-03 08:00"))
+        roster.on_duty(local("2026-12-03 08:01"))
+        roster.on_duty(local("2026-12-02 09:00"))  # an officer again: the gap is over
+        roster.on_duty(local("2026-12-03 08:02"))
+    assert caplog.text.count("no officer on the duty roster") == 2
+
+
 def test_without_a_roster_the_duty_desk_is_sms_duty_officers(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
