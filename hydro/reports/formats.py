@@ -140,8 +140,7 @@ def _place(prefecture: str, county: str) -> str:
 
 
 def _alerts_named(report: DailyReport, ids: list[int]) -> str:
-    names = {w.id: w.name for w in report.wake_ups}
-    return "、".join(f"#{i}{names[i]}" for i in ids)
+    return "、".join(f"#{i}{report.wake_up_names[i]}" for i in ids)
 
 
 def _wake_up_text(report: DailyReport) -> list[str]:
