@@ -217,6 +217,7 @@ def _station_wake_ups(wake_ups: list[WakeUp]) -> list[object]:
 
 
 def to_html(report: DailyReport) -> str:
+    opened = {a.id for a in report.alerts_opened}
     title = html.escape(f"水情日报 {period(report)}")
     sections = [
         f"<h1>{title}</h1>",
@@ -271,7 +272,7 @@ def to_html(report: DailyReport) -> str:
                     f"{a.opened_at:%Y-%m-%d %H:%M}",
                 ]
                 for a in report.alerts_opened
-                + [a for a in report.alerts_active if a not in report.alerts_opened]
+                + [a for a in report.alerts_active if a.id not in opened]
             ],
         ),
         *_wake_up_html(report),
