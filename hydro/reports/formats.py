@@ -140,8 +140,7 @@ def _place(prefecture: str, county: str) -> str:
 
 
 def _alerts_named(report: DailyReport, ids: list[int]) -> str:
-    names = {w.id: w.name for w in report.wake_ups}
-    return "、".join(f"#{i}{names[i]}" for i in ids)
+    return "、".join(f"#{i}{report.wake_up_names[i]}" for i in ids)
 
 
 def _wake_up_text(report: DailyReport) -> list[str]:
@@ -218,6 +217,7 @@ def _station_wake_ups(wake_ups: list[WakeUp]) -> list[object]:
 
 
 def to_html(report: DailyReport) -> str:
+    opened = {a.id for a in report.alerts_opened}
     title = html.escape(f"水情日报 {period(report)}")
     sections = [
         f"<h1>{title}</h1>",
@@ -272,7 +272,7 @@ def to_html(report: DailyReport) -> str:
                     f"{a.opened_at:%Y-%m-%d %H:%M}",
                 ]
                 for a in report.alerts_opened
-                + [a for a in report.alerts_active if a not in report.alerts_opened]
+                + [a for a in report.alerts_active if a.id not in opened]
             ],
         ),
         *_wake_up_html(report),

@@ -180,3 +180,8 @@ class DailyReport(_Part):
     @cached_property
     def by_code(self) -> dict[str, StationFigures]:
         return {s.code: s for s in self.stations}
+
+    @cached_property
+    def wake_up_names(self) -> dict[int, str]:
+        """Alert id -> station name, for the 叫应 sections' unconfirmed alerts by county."""
+        return {w.id: w.name for w in self.wake_ups}
