@@ -156,7 +156,9 @@ PLAIN = {"station": "60312345", "time": AT, "water_level": 1.0}
 def test_one_reading_the_shortcut_cannot_take_sends_the_message_to_the_judge(
     spoilt: dict[str, Any],
 ) -> None:
-    assert_judged_as_one_by_one([PLAIN, {**PLAIN, "time": "2026-05-07T07:50:00+08:00"}, spoilt])
+    items = [PLAIN, {**PLAIN, "time": "2026-05-07T07:50:00+08:00"}, spoilt]
+    assert _plain_readings(items, "gw-1", RECEIVED, STATIONS, RULES) is None
+    assert_judged_as_one_by_one(items)
 
 
 def test_what_gateways_send_takes_the_shortcut() -> None:
