@@ -74,7 +74,6 @@ def _gather(url: str, speech: Speech, *texts: str) -> Gather:
 
 
 def _say(verb: VoiceResponse | Gather, speech: Speech, text: str) -> None:
-    if speech.voice:
-        verb.say(text, language=speech.language, voice=speech.voice)
-    else:
-        verb.say(text, language=speech.language)
+    # twilio's builder leaves out an attribute given as None: no voice named (None or ""), the
+    # account's default one.
+    verb.say(text, language=speech.language, voice=speech.voice or None)
