@@ -9,6 +9,7 @@ named ``<&>`` is spoken, never read as markup. The provider places a call with
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
@@ -29,6 +30,12 @@ class Speech:
 
 
 MANDARIN = Speech()  # the account's default Mandarin voice
+
+
+def gather_url(webhook: str, outbox_id: int | None, attempt: int) -> str:
+    """Where a Gather posts the key: the key-press webhook (no query) with the call's outbox row,
+    which a key pressed before the call's SID is recorded still finds, and which chance it is."""
+    return f"{webhook}?{urlencode({'outbox': outbox_id, 'try': attempt})}"
 
 
 def call_script(text: str, gather_url: str, speech: Speech) -> str:
