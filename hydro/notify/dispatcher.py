@@ -192,7 +192,7 @@ class Dispatcher:
         async with connection(self._pool, "recording a sent SMS") as conn:
             recorded = await mark_sent(conn, claim, provider_id)
             # A receipt that beat this commit (a fast carrier) was kept; apply it now.
-            await apply_receipts(conn, provider_id, self._notices)
+            await apply_receipts(conn, provider_id, self._notices, channel=sms.channel)
         if recorded:
             log.info("%s sent via %s id=%s", _named(sms), self._provider.name, provider_id)
         else:

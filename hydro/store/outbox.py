@@ -348,13 +348,17 @@ async def _apply_call_status(conn: Connection, call_sid: str) -> int | None:
 
 
 async def apply_receipts(
-    conn: Connection, provider_id: str, notices: DutyNotices
+    conn: Connection, provider_id: str, notices: DutyNotices, *, channel: Channel | None = None
 ) -> list[Undelivered]:
     """Brings a sent row up to its latest final receipt, if one has come: an SMS to its
     delivery status, a call to its final status. An undelivered alert SMS is logged and the
     duty officers are told, in the same transaction; an unanswered call is the 叫应 ladder's
-    to follow up."""
-    await _apply_call_status(conn, provider_id)
+    to follow up. ``channel``, the row's when the caller knows it, spares the other channel's
+    update (a round trip for every SMS the dispatcher sends)."""
+    if channel is not Channel.SMS:
+        await _apply_call_status(conn, provider_id)
+    if channel is Channel.VOICE:
+        return []
     with translate_errors(f"applying delivery receipts for {provider_id}"):
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(_APPLY, (provider_id, list(FINAL_STATUSES)))
