@@ -199,8 +199,7 @@ class Abandoned:
     claimed_by: str | None  # None: left by a hydro from before leases
 
 
-# SMS only: a voice row (a 叫应 call) is no text message, and waits for a sender that places
-# calls (issue 13).
+# One channel at a time: each has its own batch and pace in the dispatcher.
 _CLAIM = f"""
 UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_by = %s,
     lease_until = now() + %s, updated_at = now()
