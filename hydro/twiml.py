@@ -9,6 +9,7 @@ named ``<&>`` is spoken, never read as markup. The provider places a call with
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
@@ -29,6 +30,12 @@ class Speech:
 
 
 MANDARIN = Speech()  # the account's default Mandarin voice
+
+
+def gather_url(webhook: str, outbox_id: int | None, attempt: int) -> str:
+    """Where a Gather posts the key: the key-press webhook (no query) with the call's outbox row,
+    which a key pressed before the call's SID is recorded still finds, and which chance it is."""
+    return f"{webhook}?{urlencode({'outbox': outbox_id, 'try': attempt})}"
 
 
 def call_script(text: str, gather_url: str, speech: Speech) -> str:
@@ -74,7 +81,6 @@ def _gather(url: str, speech: Speech, *texts: str) -> Gather:
 
 
 def _say(verb: VoiceResponse | Gather, speech: Speech, text: str) -> None:
-    if speech.voice:
-        verb.say(text, language=speech.language, voice=speech.voice)
-    else:
-        verb.say(text, language=speech.language)
+    # twilio's builder leaves out an attribute given as None: no voice named (None or ""), the
+    # account's default one.
+    verb.say(text, language=speech.language, voice=speech.voice or None)

@@ -14,7 +14,6 @@ import datetime as dt
 import logging
 from enum import StrEnum
 from typing import Annotated
-from urllib.parse import urlencode
 
 import psycopg_pool
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -25,7 +24,7 @@ from hydro.models import Answer, Confirmation, mask_phone
 from hydro.store.confirmations import record_confirmation
 from hydro.store.db import connection
 from hydro.store.outbox import record_call_status, voice_call
-from hydro.twiml import ask_again, goodbye, thanks
+from hydro.twiml import ask_again, gather_url, goodbye, thanks
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -110,9 +109,7 @@ async def twilio_gather(
     if pressed in {KeyPress.CONFIRMED, KeyPress.ALREADY}:
         twiml = thanks(ctx.speech)
     elif pressed is KeyPress.NOT_1 and attempt == 1:
-        again = (
-            signed_url(ctx, request).split("?")[0] + "?" + urlencode({"outbox": outbox, "try": 2})
-        )
+        again = gather_url(signed_url(ctx, request).split("?")[0], outbox, 2)
         twiml = ask_again(again, ctx.speech)
     else:
         twiml = goodbye(ctx.speech)

@@ -108,7 +108,6 @@ class Dispatcher:
             _Lane.of(Channel.VOICE, calls, 1, config.concurrency),
         )
         self._timeout = config.provider_timeout.total_seconds()
-        self._full = False  # the last claim took a whole batch of a channel
         self._woken = asyncio.Event()
         # Whose claim a row is: unique per dispatcher, readable in the outbox and the log.
         self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -123,7 +122,7 @@ class Dispatcher:
         while not stop.is_set():
             self._woken.clear()
             try:
-                busy = await self._claim_and_send()
+                _, busy = await self._send_due()
             except HydroError as exc:
                 if not exc.retryable:
                     log.exception("sending the outbox failed; trying again in %s", poll)
@@ -152,6 +151,11 @@ class Dispatcher:
     async def run_once(self) -> int:
         """Sends what is due now, about a second's worth at the configured rates (so a stop
         never waits long and little is left half-done); returns how many rows were claimed."""
+        claimed, _ = await self._send_due()
+        return claimed
+
+    async def _send_due(self) -> tuple[int, bool]:
+        """:meth:`run_once`, and whether a channel had a whole batch due: then go on at once."""
         await self.recover()
         # Taken before the claim: the lease, counted by the database from its commit, lasts at
         # least claim_lease from here.
@@ -162,16 +166,11 @@ class Dispatcher:
                 (lane, await claim_due(conn, self.name, lease, lane.batch, lane.channel))
                 for lane in self._lanes
             ]
-        self._full = any(len(batch) >= lane.batch for lane, batch in batches)
         await asyncio.gather(
             *(self._send(claim, lane, claimed_at) for lane, batch in batches for claim in batch)
         )
-        return sum(len(batch) for _, batch in batches)
-
-    async def _claim_and_send(self) -> bool:
-        """True when a channel had more due than one batch: go on at once."""
-        await self.run_once()
-        return self._full
+        full = any(len(batch) >= lane.batch for lane, batch in batches)
+        return sum(len(batch) for _, batch in batches), full
 
     async def _send(self, claim: Claim, lane: _Lane, claimed_at: float) -> None:
         sms = claim.notification
@@ -193,7 +192,7 @@ class Dispatcher:
         async with connection(self._pool, "recording a sent SMS") as conn:
             recorded = await mark_sent(conn, claim, provider_id)
             # A receipt that beat this commit (a fast carrier) was kept; apply it now.
-            await apply_receipts(conn, provider_id, self._notices)
+            await apply_receipts(conn, provider_id, self._notices, channel=sms.channel)
         if recorded:
             log.info("%s sent via %s id=%s", _named(sms), self._provider.name, provider_id)
         else:

@@ -12,7 +12,6 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal, NoReturn, Protocol, TextIO
-from urllib.parse import urlencode
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -21,7 +20,7 @@ from twilio.rest import Client
 from hydro.errors import HydroError
 from hydro.models import Channel, Notification, mask_phone
 from hydro.texts import ROLE_NAMES
-from hydro.twiml import MANDARIN, Speech, call_script
+from hydro.twiml import MANDARIN, Speech, call_script, gather_url
 
 __all__ = [
     "CallAnswer",
@@ -180,7 +179,7 @@ class TwilioProvider:
                 "a voice call needs api.public_url: Twilio must reach hydro's key-press webhook",
                 retryable=False,
             )
-        gather = f"{self._calls.gather}?{urlencode({'outbox': notification.outbox_id, 'try': 1})}"
+        gather = gather_url(self._calls.gather, notification.outbox_id, 1)
         with self._translated():
             call = self._client.calls.create(
                 to=notification.recipient.phone,

@@ -199,8 +199,7 @@ class Abandoned:
     claimed_by: str | None  # None: left by a hydro from before leases
 
 
-# SMS only: a voice row (a 叫应 call) is no text message, and waits for a sender that places
-# calls (issue 13).
+# One channel at a time: each has its own batch and pace in the dispatcher.
 _CLAIM = f"""
 UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_by = %s,
     lease_until = now() + %s, updated_at = now()
@@ -348,13 +347,17 @@ async def _apply_call_status(conn: Connection, call_sid: str) -> int | None:
 
 
 async def apply_receipts(
-    conn: Connection, provider_id: str, notices: DutyNotices
+    conn: Connection, provider_id: str, notices: DutyNotices, *, channel: Channel | None = None
 ) -> list[Undelivered]:
     """Brings a sent row up to its latest final receipt, if one has come: an SMS to its
     delivery status, a call to its final status. An undelivered alert SMS is logged and the
     duty officers are told, in the same transaction; an unanswered call is the 叫应 ladder's
-    to follow up."""
-    await _apply_call_status(conn, provider_id)
+    to follow up. ``channel``, the row's when the caller knows it, spares the other channel's
+    update (a round trip for every SMS the dispatcher sends)."""
+    if channel is not Channel.SMS:
+        await _apply_call_status(conn, provider_id)
+    if channel is Channel.VOICE:
+        return []
     with translate_errors(f"applying delivery receipts for {provider_id}"):
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(_APPLY, (provider_id, list(FINAL_STATUSES)))
