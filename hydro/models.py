@@ -97,6 +97,12 @@ class Confirmation:
     confirmed_at: dt.datetime
     recorded_by: str
     outbox_id: int | None = None  # the call or SMS answered, when there is one
+    rank: int | None = None  # the alert's rank it answered, set by the store when recorded
+
+    def answers(self, rank: int) -> bool:
+        """Whether it answers the alert standing at ``rank``: given at that rank or above (a
+        yes to the yellow is no answer to the red the alert has since become)."""
+        return self.rank is not None and self.rank >= rank
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,10 @@ and takes none twice; a step that fell due while hydro was down is due at the ne
 one after it counts from when it was really taken, so nothing comes in a burst.
 
 Keys: ``<ladder>:call:<role>:<n>`` (the n-th call to a station person), ``<ladder>:<level>:<n>``
-(an escalation level; only the last one repeats), and ``stop`` (the ladder ended, once per
-alert: a confirmation, an ack and a clear are all for good).
+(an escalation level; only the last one repeats), ``<ladder>:stop`` (somebody answered the
+severity this ladder is for: an alert that escalates to another severity starts that one's
+ladder, since a yes to the yellow is no answer to the red) and ``stop`` (an ack or a clear: the
+alert's ladders are over for good).
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ class LadderStep:
 
 @dataclass(frozen=True, slots=True)
 class LadderAlert:
-    """An alert as its ladder sees it."""
+    """An alert as its ladder sees it. ``confirmations``: the answers to its present
+    severity (or a higher one it stood at)."""
 
     alert_id: int
     station: Station
@@ -79,18 +82,25 @@ def due_steps(
     if policy is None:
         return []
     mine = {key: at for key, at in taken.items() if key.startswith(f"{policy.id}:")}
+    answered = f"{policy.id}:{STOP}"
+    if answered in mine:
+        return []
+    if alert.confirmations:
+        return [LadderStep(answered, _answered_reason(alert.confirmations[0]))] if mine else []
     start = min(mine.values(), default=now)
     steps = _person_calls(alert, policy, mine, waiting, start, now)
     steps += _escalations(alert, policy, reach, mine, start, now)
     return steps
 
 
+def _answered_reason(first: Confirmation) -> str:
+    to = first.recipient
+    how = {"keypress": "电话按键", "link": "短信链接", "operator": "值班员代为"}[first.answer]
+    return f"{ROLE_NAMES[to.role]}{to.name}已确认({how}), 停止叫应"
+
+
 def _stop_reason(alert: LadderAlert) -> str | None:
-    if alert.confirmations:
-        first = alert.confirmations[0]
-        to = first.recipient
-        how = {"keypress": "电话按键", "link": "短信链接", "operator": "值班员代为"}[first.answer]
-        return f"{ROLE_NAMES[to.role]}{to.name}已确认({how}), 停止叫应"
+    """Why the alert's ladders are over for good, if they are."""
     if alert.acknowledged_by is not None:
         return f"预警已由{alert.acknowledged_by}签收, 停止叫应"
     if not alert.open:

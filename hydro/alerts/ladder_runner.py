@@ -146,12 +146,14 @@ async def _text(  # noqa: PLR0917 - one message to one person
 
 
 def _ladder_alert(row: LadderRow, station: Station, answers: list[Confirmation]) -> LadderAlert:
+    """The alert as its ladder sees it: only answers to its present rank stop it."""
     taken = tuple(
         TakenStep(k, at, waiting)
         for k, at, waiting in zip(row.keys, row.taken_at, row.waiting, strict=True)
     )
+    answered = tuple(a for a in answers if a.answers(row.rank))
     return LadderAlert(
-        row.alert_id, station, row.severity, row.open, row.acknowledged_by, taken, tuple(answers)
+        row.alert_id, station, row.severity, row.open, row.acknowledged_by, taken, answered
     )
 
 

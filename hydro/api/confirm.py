@@ -118,7 +118,9 @@ async def confirmation_page(ctx: Context, request: Request, code: Code) -> HTMLR
         alert = await find_alert(conn, found.alert_id)
         answers = (await confirmations_of(conn, [found.alert_id])).get(found.alert_id, [])
     assert alert is not None  # a link refers to its alert
-    mine = [a for a in answers if a.recipient.phone == found.recipient.phone]
+    mine = [
+        a for a in answers if a.recipient.phone == found.recipient.phone and a.answers(alert.rank)
+    ]
     if mine:
         return _page(200, "已确认", _confirmed(ctx, alert, found, mine[0]))
     button = "<form method=post><button type=submit>确认收到</button></form>"

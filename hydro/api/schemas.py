@@ -153,6 +153,7 @@ class ConfirmationOut(BaseModel):
     confirmed_at: dt.datetime
     recorded_by: str
     outbox_id: int | None
+    rank: int  # the alert's rank it answered: it answers that rank and those below
 
 
 class LadderStepOut(BaseModel):

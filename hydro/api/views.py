@@ -215,6 +215,7 @@ def confirmation_out(c: Confirmation, *, full_phone: bool) -> ConfirmationOut:
         confirmed_at=c.confirmed_at,
         recorded_by=c.recorded_by,
         outbox_id=c.outbox_id,
+        rank=c.rank,
     )
 
 

@@ -193,7 +193,7 @@ def _print_ladder(detail: app.AlertView) -> None:
         to = c.recipient
         print(
             f"    confirmed {c.confirmed_at:%Y-%m-%d %H:%M:%S}Z by {to.role.value} {to.name}"
-            f" via {c.answer.value} (recorded by {c.recorded_by})"
+            f" via {c.answer.value} (recorded by {c.recorded_by}), answers rank {c.rank}"
         )
     woke = wake_up(detail.alert.opened_at, detail.confirmations)
     print(f"    wake-up: {'nobody has confirmed' if woke is None else woke}")

@@ -1,8 +1,9 @@
 """Who answered an alert (叫应), the only module with SQL on ``confirmations``.
 
-A person confirms an alert once: the first answer stands, whatever channel a later one comes
-by, so an alert's wake-up time is the time to its first confirmation and a replayed key press
-or link changes nothing.
+A person confirms each severity of an alert once: the first answer stands, whatever channel a
+later one comes by, so an alert's wake-up time is the time to its first confirmation and a
+replayed key press or link changes nothing. An answer holds for the rank the alert stood at
+and the ranks below it: once the alert escalates, its new ladder asks the person again.
 """
 
 from __future__ import annotations
@@ -14,21 +15,33 @@ from typing import Any
 import psycopg_pool
 from psycopg.rows import dict_row, scalar_row
 
+from hydro.errors import StorageError
 from hydro.models import Answer, Confirmation, Recipient, Role
 from hydro.store.db import Connection, connection, fetch_all, translate_errors
 
-_COLUMNS = "alert_id, role, person, phone, answer, confirmed_at, recorded_by, outbox_id"
+_COLUMNS = "alert_id, role, person, phone, answer, confirmed_at, recorded_by, outbox_id, rank"
 
+# The person's standing answer to the alert's present rank (one given at it or above), else a
+# new one at that rank.
 _RECORD = f"""
-WITH new AS (
+WITH alert AS (SELECT rank FROM alerts WHERE id = %(alert_id)s),
+standing AS (
+    SELECT {_COLUMNS}, false AS new FROM confirmations c
+    WHERE c.alert_id = %(alert_id)s AND c.phone = %(phone)s
+        AND c.rank >= (SELECT rank FROM alert)
+    ORDER BY c.confirmed_at, c.id LIMIT 1
+),
+new AS (
     INSERT INTO confirmations ({_COLUMNS})
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-    ON CONFLICT (alert_id, phone) DO NOTHING
+    SELECT %(alert_id)s, %(role)s, %(person)s, %(phone)s, %(answer)s, %(confirmed_at)s,
+        %(recorded_by)s, %(outbox_id)s, alert.rank
+    FROM alert WHERE NOT EXISTS (SELECT 1 FROM standing)
+    ON CONFLICT (alert_id, rank, phone) DO NOTHING
     RETURNING {_COLUMNS}, true AS new
 )
 SELECT * FROM new
 UNION ALL
-SELECT {_COLUMNS}, false FROM confirmations WHERE alert_id = %s AND phone = %s
+SELECT * FROM standing
 LIMIT 1
 """
 
@@ -41,27 +54,37 @@ def _confirmation(row: dict[str, Any]) -> Confirmation:
         row["confirmed_at"],
         row["recorded_by"],
         row["outbox_id"],
+        row["rank"],
     )
 
 
 async def record_confirmation(
     conn: Connection, confirmation: Confirmation
 ) -> tuple[Confirmation, bool]:
-    """Records the answer in the caller's transaction unless the person had already answered
-    this alert; the confirmation that stands, and whether it is this one."""
+    """Records the answer in the caller's transaction, at the alert's present rank, unless the
+    person had already answered that rank (or a higher one); the confirmation that stands, and
+    whether it is this one."""
     c, to = confirmation, confirmation.recipient
-    with translate_errors("recording a confirmation"):
+    params = {
+        "alert_id": c.alert_id,
+        "role": to.role.value,
+        "person": to.name,
+        "phone": to.phone,
+        "answer": c.answer.value,
+        "confirmed_at": c.confirmed_at,
+        "recorded_by": c.recorded_by,
+        "outbox_id": c.outbox_id,
+    }
+    with translate_errors(f"recording a confirmation of alert {c.alert_id}"):
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(
-            _RECORD,
-            (
-                *(c.alert_id, to.role.value, to.name, to.phone, c.answer.value),
-                *(c.confirmed_at, c.recorded_by, c.outbox_id, c.alert_id, to.phone),
-            ),
-        )
-        row = await cur.fetchone()
-    assert row is not None  # inserted, or there was one already
-    return _confirmation(row), bool(row["new"])
+        # Twice at most: an answer committed by another transaction while this one waited on
+        # the unique index is seen by the second statement's snapshot, not by the first's.
+        for _ in range(2):
+            await cur.execute(_RECORD, params)
+            row = await cur.fetchone()
+            if row is not None:
+                return _confirmation(row), bool(row["new"])
+    raise StorageError(f"no alert {c.alert_id} to confirm")
 
 
 async def confirm_on_behalf(

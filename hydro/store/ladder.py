@@ -20,12 +20,14 @@ from hydro.models import Confirmation
 from hydro.store.confirmations import confirmations_of
 from hydro.store.db import Connection, connection, fetch_all, translate_errors
 
-# 未叫应: an open alert whose ladder has started, that nobody has confirmed and no operator has
-# acknowledged (an ack stops the ladder: somebody has it in hand). A condition on ``alerts``.
+# 未叫应: an open alert whose ladder has started, that nobody has confirmed at its present rank
+# and no operator has acknowledged (an ack stops the ladder: somebody has it in hand). A
+# condition on ``alerts``.
 UNCONFIRMED: LiteralString = (
     "alerts.state = 'open' AND alerts.acknowledged_at IS NULL"
     " AND EXISTS (SELECT 1 FROM ladder_steps s WHERE s.alert_id = alerts.id)"
-    " AND NOT EXISTS (SELECT 1 FROM confirmations c WHERE c.alert_id = alerts.id)"
+    " AND NOT EXISTS (SELECT 1 FROM confirmations c"
+    " WHERE c.alert_id = alerts.id AND c.rank >= alerts.rank)"
 )
 
 
@@ -45,6 +47,7 @@ class LadderRow:
     alert_id: int
     station: str
     rule_id: str
+    rank: int
     severity: str
     open: bool
     acknowledged_by: str | None
@@ -55,7 +58,7 @@ class LadderRow:
 
 
 _LADDER_ALERTS = """
-SELECT a.id AS alert_id, a.station, a.rule_id, a.severity, a.state = 'open' AS open,
+SELECT a.id AS alert_id, a.station, a.rule_id, a.rank, a.severity, a.state = 'open' AS open,
     a.acknowledged_by,
     coalesce(s.keys, '{}') AS keys, coalesce(s.taken_at, '{}') AS taken_at,
     coalesce(s.waiting, '{}') AS waiting,

@@ -115,6 +115,28 @@ def test_each_persons_sms_ends_with_their_own_link_and_only_post_confirms(pg_url
     with_alerts(pg_url, body)
 
 
+def test_after_an_escalation_the_link_asks_again(pg_url: str) -> None:
+    """A confirmation answers the rank the alert stood at: once it escalates, the same link
+    shows the button again and a press records an answer to the new rank."""
+
+    async def body(client: httpx.AsyncClient, pool: AsyncConnectionPool) -> None:
+        [code, *_] = [m.group(1) for t in sms_of(pg_url, HEFENG) if (m := LINK.search(t))]
+        assert (await client.post(f"/c/{code}")).status_code == 200
+        assert "确认收到</button>" not in (await client.get(f"/c/{code}")).text
+        async with pool.connection() as conn:
+            await conn.execute(
+                "UPDATE alerts SET rank = rank + 1, severity = 'red' WHERE station = %s",
+                (HEFENG,),
+            )
+        assert "确认收到</button>" in (await client.get(f"/c/{code}")).text
+        assert (await client.post(f"/c/{code}")).status_code == 200
+        async with pool.connection() as conn:
+            found = await confirmations_of(conn, [1, 2])
+        assert sorted(c.rank or 0 for cs in found.values() for c in cs) == [2, 3]
+
+    with_alerts(pg_url, body)
+
+
 def test_forged_and_expired_codes_get_a_page_saying_so_and_change_nothing(pg_url: str) -> None:
     async def body(client: httpx.AsyncClient, pool: AsyncConnectionPool) -> None:
         [code, *_] = [m.group(1) for t in sms_of(pg_url, HEFENG) if (m := LINK.search(t))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 
 import psycopg
@@ -61,9 +62,10 @@ def test_the_first_answer_of_a_person_stands(pg_url: str) -> None:
         alert, PATROL, Answer.OPERATOR, T0 + dt.timedelta(minutes=5), "duty:张三"
     )
     (first, first_new), (second, second_new) = record(pg_url, by_key, by_operator)
-    assert (first, first_new) == (by_key, True)
-    assert (second, second_new) == (by_key, False)  # the standing one, not the operator's
-    assert listed(pg_url, [alert]) == {alert: [by_key]}
+    stored = dataclasses.replace(by_key, rank=3)  # the alert's rank it answered
+    assert (first, first_new) == (stored, True)
+    assert (second, second_new) == (stored, False)  # the standing one, not the operator's
+    assert listed(pg_url, [alert]) == {alert: [stored]}
 
 
 def test_each_person_confirms_each_alert_once(pg_url: str) -> None:
@@ -79,7 +81,8 @@ def test_each_person_confirms_each_alert_once(pg_url: str) -> None:
     ]
     assert [new for _, new in record(pg_url, *answers)] == [True, True, True]
     found = listed(pg_url, [first_alert, second_alert, 999])
-    assert found == {first_alert: answers[:1], second_alert: [answers[2], answers[1]]}
+    stored = [dataclasses.replace(answer, rank=3) for answer in answers]
+    assert found == {first_alert: stored[:1], second_alert: [stored[2], stored[1]]}
 
 
 def test_an_answer_to_an_unknown_alert_is_refused(pg_url: str) -> None:

@@ -14,6 +14,7 @@ from hydro.rules import load_rules
 from hydro.stations import load_registry
 from hydro.store.confirmations import record_confirmation
 from hydro.store.db import open_pool
+from hydro.store.ladder import count_unconfirmed
 from hydro.store.links import Links
 from tests.support import REPO, execute, fetch, migrated, open_alert
 
@@ -175,11 +176,11 @@ def test_a_confirmation_stops_the_ladder_once(pg_url: str) -> None:
     asyncio.run(confirm())
     [stopped] = asyncio.run(run_at(pg_url, 3))
     assert [(r.step.key, r.step.reason) for r in stopped] == [
-        ("stop", f"巡查责任人{patrol.name}已确认(电话按键), 停止叫应")
+        ("red:stop", f"巡查责任人{patrol.name}已确认(电话按键), 停止叫应")
     ]
     for minutes in (3, 10, 60):
         assert asyncio.run(run_at(pg_url, minutes)) == [[]]
-    assert steps(pg_url, alert) == [*FIRST, "stop"]
+    assert steps(pg_url, alert) == [*FIRST, "red:stop"]
 
 
 def test_a_cleared_alert_stops_its_ladder_and_is_not_looked_at_again(pg_url: str) -> None:
@@ -192,3 +193,57 @@ def test_a_cleared_alert_stops_its_ladder_and_is_not_looked_at_again(pg_url: str
     [stopped] = asyncio.run(run_at(pg_url, 3))
     assert [r.step.reason for r in stopped] == ["预警已解除, 停止叫应"]
     assert asyncio.run(run_at(pg_url, 20)) == [[]]
+
+
+def test_an_answer_to_the_yellow_is_no_answer_to_the_red_it_became(pg_url: str) -> None:
+    """The patrol person confirmed the yellow alert (by phone to the duty desk); the reservoir
+    then passed its design flood level: red's ladder calls all three, the alert is 未叫应 again,
+    and the same person's new answer stops it; back at yellow, their first answer stands."""
+    migrated(pg_url)
+    alert = open_alert(
+        pg_url,
+        MAICHONG,
+        family="reservoir_level",
+        rule_id="reservoir_normal",
+        rank=2,
+        severity="yellow",
+        opened_at=T0,
+    )
+    patrol = next(p for p in REGISTRY.by_code[MAICHONG].persons if p.role is Role.PATROL)
+
+    async def confirm(minutes: float) -> tuple[Confirmation, bool]:
+        answer = Confirmation(alert, patrol, Answer.OPERATOR, at(minutes), "王值班")
+        async with open_pool(DatabaseConfig(url=pg_url)) as pool, pool.connection() as conn:
+            return await record_confirmation(conn, answer)
+
+    async def unconfirmed() -> int:
+        async with open_pool(DatabaseConfig(url=pg_url)) as pool, pool.connection() as conn:
+            return await count_unconfirmed(conn)
+
+    yellow, new = asyncio.run(confirm(1))
+    assert (yellow.rank, new) == (2, True)
+    assert asyncio.run(run_at(pg_url, 2)) == [[]]  # yellow has no ladder
+    execute(
+        pg_url,
+        "UPDATE alerts SET rule_id = 'reservoir_design_flood', rank = 3, severity = 'red'"
+        " WHERE id = %s",
+        (alert,),
+    )
+    [calls] = asyncio.run(run_at(pg_url, 10))
+    assert [record.step.key for record in calls] == FIRST
+    assert asyncio.run(unconfirmed()) == 1
+    red, new = asyncio.run(confirm(11))
+    assert (red.rank, red.confirmed_at, new) == (3, at(11), True)
+    [stopped] = asyncio.run(run_at(pg_url, 12))
+    assert [record.step.key for record in stopped] == ["red:stop"]
+    assert asyncio.run(unconfirmed()) == 0
+    assert asyncio.run(run_at(pg_url, 20)) == [[]]
+    # back to yellow: answered already
+    execute(
+        pg_url,
+        "UPDATE alerts SET rule_id = 'reservoir_normal', rank = 2, severity = 'yellow'"
+        " WHERE id = %s",
+        (alert,),
+    )
+    standing, new = asyncio.run(confirm(30))
+    assert (standing.confirmed_at, new) == (at(1), False)

@@ -66,7 +66,12 @@ def confirmed_by(person: Recipient, answer: Answer = Answer.KEYPRESS) -> tuple[C
             60,
             [*(k.replace(":1", ":2") for k, _ in FIRST_CALLS), "red:county:1"],
         ),
-        (alert(*FIRST_CALLS, confirmations=confirmed_by(PERSONS[Role.PATROL])), 3, ["stop"]),
+        (alert(*FIRST_CALLS, confirmations=confirmed_by(PERSONS[Role.PATROL])), 3, ["red:stop"]),
+        (alert(*FIRST_CALLS, ("red:stop", 1)), 30, []),
+        # confirmed as orange, then escalated to red: red's ladder asks again from the start
+        (alert(("orange:call:technical:1", 0), ("orange:stop", 1)), 5, [k for k, _ in FIRST_CALLS]),
+        # answered before red's ladder began (the link in the red SMS): no call, nothing to stop
+        (alert(confirmations=confirmed_by(PERSONS[Role.PATROL])), 0, []),
         (alert(*FIRST_CALLS, acknowledged_by="王值班"), 3, ["stop"]),
         (alert(*FIRST_CALLS, open=False), 3, ["stop"]),
         (alert(*FIRST_CALLS, ("stop", 1), open=False), 30, []),
@@ -75,7 +80,7 @@ def confirmed_by(person: Recipient, answer: Answer = Answer.KEYPRESS) -> tuple[C
         (
             alert(*CALLED_THRICE, ("red:county:1", 10), confirmations=confirmed_by(COUNTY)),
             40,
-            ["stop"],
+            ["red:stop"],
         ),
     ],
 )

@@ -335,7 +335,9 @@ function ladderSection(detail) {
       + `<td>${esc(t(`${n.channel}_channel`))}</td><td>${esc(n.status)}</td>`
       + `<td class="call-outcome">${esc(n.call_status || "")}</td></tr>`);
   }).join("");
-  const confirmed = new Set(detail.confirmations.map((c) => `${c.role} ${c.phone}`));
+  // An answer to a lower rank than the alert's now is no answer: the operator may record a new one.
+  const confirmed = new Set(detail.confirmations.filter((c) => c.rank >= detail.alert.rank)
+    .map((c) => `${c.role} ${c.phone}`));
   const answers = detail.confirmations.map((c) => `<tr class="confirmation">`
     + `<td>${esc(roleName(c.role))} ${esc(c.person)}</td><td>${esc(t(`answer_${c.answer}`))}</td>`
     + `<td>${esc(when(c.confirmed_at))}</td><td>${esc(c.recorded_by)}</td></tr>`).join("");
