@@ -29,21 +29,21 @@ ROLE_NAMES = {
 
 
 def delivery_failure_notice(notification: Notification, reason: str) -> str:
-    """To the duty officers: a responsible person did not get an alert and must be called."""
+    """To the duty officers: somebody did not get what hydro sent them and must be phoned. Says
+    who by their role's name, the station where there is one, and whether it was an alert's."""
     to = notification.recipient
-    failed, missed = (
-        ("电话呼叫失败", "预警电话")
-        if notification.channel is Channel.VOICE
-        else ("短信发送失败", "预警短信")
-    )
+    voice = notification.channel is Channel.VOICE
+    failed, what = ("电话呼叫失败", "电话") if voice else ("短信发送失败", "短信")
+    about = "预警" if notification.alert_id is not None else ""
+    where = f"测站{notification.station}的" if notification.station else ""
     return (
-        f"hydro{failed}: 测站{notification.station or '-'}的{to.role}责任人{to.name}"
-        f"({mask_phone(to.phone)})未能收到{missed},原因: {reason}。请电话通知。"
+        f"hydro{failed}: {where}{ROLE_NAMES[to.role]}{to.name}({mask_phone(to.phone)})"
+        f"未能收到{about}{what},原因: {reason}。请电话通知。"
     )
 
 
 def undelivered_notice(notification: Notification, status: str, error_code: str | None) -> str:
-    """The provider accepted an alert SMS but the carrier could not deliver it."""
+    """The provider accepted an SMS but the carrier could not deliver it."""
     reason = f"运营商回执{status}" + (f"(错误码{error_code})" if error_code else "")
     return delivery_failure_notice(notification, reason)
 
