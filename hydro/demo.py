@@ -30,6 +30,7 @@ from hydro.config import Config, DutyConfig
 from hydro.errors import ConfigError, HydroError, Problem
 from hydro.local import LocalMosquitto, LocalPostgres, free_port
 from hydro.logs import configure_logging
+from hydro.models import Channel
 from hydro.simulate import REPORT_INTERVAL, PublishProgress, SimulationPlan, simulation_start
 from hydro.store.status import newest_observation
 
@@ -252,11 +253,11 @@ async def _print_progress(
     step = plan.done + progress.steps
     assert plan.start is not None
     local = (plan.start + step * REPORT_INTERVAL).astimezone(dt.timezone(dt.timedelta(hours=8)))
-    sms = sum(status.outbox.values())
+    sms, calls = (sum(status.outbox[channel].values()) for channel in Channel)
     head = "storm over" if finished else f"storm at {local:%m-%d %H:%M}"
     print(
         f"-- {head} (report {step}/{plan.steps}): {progress.readings:,} readings published,"
-        f" {status.open_alerts} alerts open, {sms} SMS"
+        f" {status.open_alerts} alerts open, {sms} SMS, {calls} calls"
         + (f"; the web page stays up. Ctrl-C to stop.{_web_line(config)}" if finished else ""),
         flush=True,
     )

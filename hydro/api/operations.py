@@ -74,6 +74,7 @@ async def metrics(ctx: Context) -> Response:
     by_state = Gauge("hydro_alerts", "Alerts by state (open, cleared)", ["state"], registry=scrape)
     open_by = Gauge("hydro_alerts_open", "Open alerts by severity", ["severity"], registry=scrape)
     sms = Gauge("hydro_sms", "SMS in the outbox by status", ["status"], registry=scrape)
+    calls = Gauge("hydro_calls", "Voice calls in the outbox by status", ["status"], registry=scrape)
     backlog = Gauge("hydro_evaluation_backlog", "Stored batches not yet evaluated", registry=scrape)
     silent = Gauge("hydro_stations_silent", "Stations with an open silence alert", registry=scrape)
     unconfirmed = Gauge(
@@ -91,6 +92,8 @@ async def metrics(ctx: Context) -> Response:
         by_state.labels(state).set(n)
     for status, n in counts.sms_by_status.items():
         sms.labels(status).set(n)
+    for status, n in counts.calls_by_status.items():
+        calls.labels(status).set(n)
     backlog.set(counts.journal_backlog)
     unconfirmed.set(counts.unconfirmed_alerts)
     silent.set(len({a.station for a in alerts if a.family in ctx.silence_families}))
@@ -143,9 +146,13 @@ async def summary(ctx: Context, _: Viewer) -> Summary:
         by_severity=dict(by_severity),
         silent=silent,
         no_data=sum(1 for status, _ in statuses.values() if status == "no_data"),
-        outbox_backlog=counts.sms_by_status.get("queued", 0)
-        + counts.sms_by_status.get("sending", 0),
+        outbox_backlog=sum(
+            by_status.get(status, 0)
+            for by_status in (counts.sms_by_status, counts.calls_by_status)
+            for status in ("queued", "sending")
+        ),
         sms_by_status=counts.sms_by_status,
+        calls_by_status=counts.calls_by_status,
         journal_backlog=counts.journal_backlog,
     )
 

@@ -256,6 +256,7 @@ class Summary(BaseModel):
     no_data: int  # registry stations that never reported
     outbox_backlog: int  # SMS queued or being sent
     sms_by_status: dict[str, int]
+    calls_by_status: dict[str, int]  # 叫应's voice calls, apart from the SMS
     journal_backlog: int  # stored batches not yet evaluated
 
 

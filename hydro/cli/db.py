@@ -6,6 +6,7 @@ import argparse
 
 from hydro import app
 from hydro.cli._common import Subparsers, add_command, run_async
+from hydro.models import Channel
 
 
 def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
@@ -65,9 +66,14 @@ def _status(args: argparse.Namespace) -> int:
         ("revised values, last 24 h", f"{s.revisions_24h:,}"),
         ("open alerts", f"{s.open_alerts:,}"),
         ("batches awaiting evaluation", f"{s.journal_backlog:,}"),
-        ("SMS", ", ".join(f"{n:,} {status}" for status, n in sorted(s.outbox.items())) or "-"),
+        ("SMS", _by_status(s.outbox[Channel.SMS])),
+        ("calls", _by_status(s.outbox[Channel.VOICE])),
     ]
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
     return 0
+
+
+def _by_status(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n:,} {status}" for status, n in sorted(counts.items())) or "-"

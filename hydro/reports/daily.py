@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from hydro.models import Station
+from hydro.models import Channel, Station
 from hydro.reports.model import (
     AlertEntry,
     AreaRain,
@@ -152,7 +152,8 @@ def build_daily(
         alerts_active=_entries((a for a in figures.alerts if a.state == "open"), names),
         silent=[r.code for r in rows if r.readings == 0],
         missing_data=[r.code for r in rows if 0 < r.readings < expected],
-        sms=dict(sorted(figures.sms.items())),
+        sms=dict(sorted(figures.outbox[Channel.SMS].items())),
+        calls=dict(sorted(figures.outbox[Channel.VOICE].items())),
         storage=storage,
         storage_totals=_storage_totals(storage) if len(curves) else None,
         wake_ups=wake_ups,

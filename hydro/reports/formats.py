@@ -84,6 +84,8 @@ def to_text(report: DailyReport) -> str:
         f"  部分缺报 {len(report.missing_data)}站: {_named(report, report.missing_data) or '无'}"
     )
     lines.append("五、短信 " + _sms(report))
+    if report.calls:
+        lines.append("  电话 " + _calls(report))
     numbers = iter("六七")  # the sections a report may lack
     if report.storage_totals is not None:
         lines.append(f"{next(numbers)}、中型以上水库蓄水 (8时) {_totals(report.storage_totals)}")
@@ -164,6 +166,16 @@ def _sms(report: DailyReport) -> str:
     return (
         f"已发{n('sent', 0) + n('delivered', 0)}条(送达{n('delivered', 0)}条),"
         f" 失败{n('failed', 0)}条, 待发{n('queued', 0) + n('sending', 0)}条"
+    )
+
+
+def _calls(report: DailyReport) -> str:
+    """叫应's calls: a placed call is one the provider took (its answer is in the wake-up
+    figures), a failed one was refused for good."""
+    n = report.calls.get
+    return (
+        f"已呼叫{n('sent', 0) + n('delivered', 0)}次, 失败{n('failed', 0)}次,"
+        f" 待呼叫{n('queued', 0) + n('sending', 0)}次"
     )
 
 
@@ -280,6 +292,7 @@ def to_html(report: DailyReport) -> str:
         f"<p>全天无数据: {html.escape(_named(report, report.silent) or '无')}</p>",
         f"<p>部分缺报: {html.escape(_named(report, report.missing_data) or '无')}</p>",
         f"<h2>短信</h2><p>{html.escape(_sms(report))}</p>",
+        *([f"<p>电话 {html.escape(_calls(report))}</p>"] if report.calls else []),
     ]
     if report.storage_totals is not None:
         sections += [
@@ -398,6 +411,9 @@ def digest(report: DailyReport) -> str:
     failed = report.sms.get("failed", 0)
     if failed:
         parts.append(f"短信失败{failed}条")
+    failed_calls = report.calls.get("failed", 0)
+    if failed_calls:
+        parts.append(f"电话失败{failed_calls}次")
     return _fit(parts, DIGEST_LIMIT)
 
 

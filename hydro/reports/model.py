@@ -171,6 +171,7 @@ class DailyReport(_Part):
     silent: list[str]  # codes of stations with no reading in the day
     missing_data: list[str]  # codes of stations with some of the day's reports missing
     sms: dict[str, int]  # SMS queued in the day, by status
+    calls: dict[str, int] = {}  # voice calls queued in the day, by status (none before 叫应)
     storage: list[ReservoirStorage] = []  # reports stored before storage was added have none
     storage_totals: StorageTotals | None = None  # None: no reservoir has a curve
     wake_ups: list[WakeUp] = []  # reports stored before 叫应 have none

@@ -406,18 +406,25 @@ async def voice_call(conn: Connection, outbox_id: int) -> Notification | None:
 
 async def counts_by_status(
     conn: Connection, *, since: dt.datetime | None = None, until: dt.datetime | None = None
-) -> dict[str, int]:
-    """SMS by status; only those queued in [since, until) when both are given."""
+) -> dict[Channel, dict[str, int]]:
+    """Outbox rows by channel and status, every channel present (an SMS and a call are not
+    the same thing to count: a flood's calls are a backlog of their own); only those queued
+    in [since, until) when both are given."""
     window = sql.SQL(
         "" if since is None or until is None else " WHERE created_at >= %s AND created_at < %s"
     )
-    with translate_errors("counting SMS by status"):
+    counts: dict[Channel, dict[str, int]] = {channel: {} for channel in Channel}
+    with translate_errors("counting the outbox by channel and status"):
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(
-            sql.SQL("SELECT status, count(*) AS n FROM outbox{} GROUP BY status").format(window),
+            sql.SQL(
+                "SELECT channel, status, count(*) AS n FROM outbox{} GROUP BY channel, status"
+            ).format(window),
             [] if since is None or until is None else [since, until],
         )
-        return {row["status"]: row["n"] for row in await cur.fetchall()}
+        for row in await cur.fetchall():
+            counts[Channel(row["channel"])][row["status"]] = row["n"]
+    return counts
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from psycopg import sql
 from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
+from hydro.models import Channel
 from hydro.store.db import Connection, translate_errors
 from hydro.store.ladder import LadderOpened, ladders_opened
 from hydro.store.outbox import counts_by_status
@@ -85,7 +86,7 @@ class DayFigures:
     level_at_end: dict[str, float]  # the latest level in the hour up to the closing 08:00
     rain: HourlyRain  # from as far before the day as the longest rainfall window reaches
     alerts: list[DayAlert]  # opened within the day, or still open when the report was built
-    sms: dict[str, int]  # SMS queued within the day, by status
+    outbox: dict[Channel, dict[str, int]]  # SMS and calls queued within the day, by status
     # The reservoirs asked for: latest level at or before the opening and the closing 08:00,
     # within STORAGE_LEVEL_MAX_AGE.
     levels_at_start: dict[str, LevelAt] = field(default_factory=dict)
@@ -185,7 +186,7 @@ async def day_figures(
         await alerts_cur.execute(_ALERTS, params)
         alerts = await alerts_cur.fetchall()
         levels_at_start, levels_at_end = await _levels_at(conn, reservoirs, start, end)
-    sms = await counts_by_status(conn, since=start, until=end)
+    outbox = await counts_by_status(conn, since=start, until=end)
     ladders = await ladders_opened(conn, start, end)
     return DayFigures(
         start,
@@ -194,7 +195,7 @@ async def day_figures(
         level_at_end,
         rain,
         alerts,
-        sms,
+        outbox,
         levels_at_start,
         levels_at_end,
         ladders,

@@ -9,6 +9,7 @@ from typing import Any, LiteralString
 import psycopg_pool
 from psycopg.rows import dict_row, scalar_row
 
+from hydro.models import Channel
 from hydro.store.alerts import count_open_alerts
 from hydro.store.db import Connection, connection
 from hydro.store.ladder import count_unconfirmed
@@ -29,7 +30,7 @@ class StorageStatus:
     revisions_24h: int
     open_alerts: int
     journal_backlog: int  # batches committed but not yet evaluated
-    outbox: dict[str, int]  # SMS by status
+    outbox: dict[Channel, dict[str, int]]  # SMS and calls by status
 
 
 async def storage_status(pool: psycopg_pool.AsyncConnectionPool) -> StorageStatus:
@@ -83,6 +84,7 @@ class DeliveryCounts:
     alerts_by_state: dict[str, int]
     open_alerts: int  # as `hydro status` counts them: silence alerts included
     sms_by_status: dict[str, int]
+    calls_by_status: dict[str, int]
     journal_backlog: int
     stations_reporting_5m: int
     readings_5m: int  # observed in the last 5 minutes
@@ -112,7 +114,8 @@ async def delivery_counts(pool: psycopg_pool.AsyncConnectionPool) -> DeliveryCou
     return DeliveryCounts(
         by_state,
         open_alerts,
-        by_status,
+        by_status[Channel.SMS],
+        by_status[Channel.VOICE],
         backlog,
         latest["stations"],
         recent,

@@ -268,6 +268,11 @@ def test_unconfirmed_alerts_are_listed_and_counted_until_someone_answers(pg_url:
         registry, rules = app.load_stations(_config(pg_url)), app.load_alert_rules(_config(pg_url))
         await LadderRunner(registry, rules, pool, lambda _: (), clock=lambda: NOW).run()
         assert await unconfirmed(client) == ([1], 1, "hydro_alerts_unconfirmed 1.0")
+        # the ladder's call to the technical person is counted apart from the SMS
+        summary = (await client.get("/api/v1/summary", headers=auth(VIEWER))).json()
+        assert summary["calls_by_status"] == {"queued": 1}
+        assert summary["sms_by_status"] == {"queued": 6}  # three persons of each station
+        assert 'hydro_calls{status="queued"} 1.0' in (await client.get("/metrics")).text
         [code, *_] = [m.group(1) for t in sms_of(pg_url, HEFENG) if (m := LINK.search(t))]
         assert (await client.post(f"/c/{code}")).status_code == 200
         assert await unconfirmed(client) == ([], 0, "hydro_alerts_unconfirmed 0.0")

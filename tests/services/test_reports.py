@@ -414,6 +414,41 @@ def test_the_wake_up_time_of_the_days_ladders_by_county_in_every_format(pg_url: 
     assert DailyReport.model_validate_json(FORMATS["json"](report)) == report
 
 
+def test_sms_and_calls_are_counted_apart(pg_url: str) -> None:
+    """A flood's 叫应 places many calls: the report's 短信 line counts SMS only, calls have a
+    line of their own, and a failed call is in the digest like a failed SMS."""
+    queued = [  # (channel, status) of outbox rows queued in the day, and one the day before
+        *[("sms", "delivered")] * 2,
+        ("sms", "failed"),
+        *[("voice", "sent")] * 3,
+        ("voice", "failed"),
+        ("voice", "queued"),
+    ]
+
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, reports: DailyReports
+    ) -> DailyReport:
+        await writer.write(storm_day())
+        async with pool.connection() as conn:
+            for i, (channel, status) in enumerate([*queued, ("voice", "failed")]):
+                await conn.execute(
+                    "INSERT INTO outbox (station, role, person, phone, body, channel, status,"
+                    " created_at) VALUES (%s, 'patrol', 'p', '+8613800000001', '...', %s, %s, %s)",
+                    (GAUGE, channel, status, at(60 + i) if i < len(queued) else at(-60)),
+                )
+        return await reports.build(DAY)
+
+    report = with_reports(pg_url, body)
+    assert report.sms == {"delivered": 2, "failed": 1}
+    assert report.calls == {"failed": 1, "queued": 1, "sent": 3}
+    text = FORMATS["text"](report)
+    assert (
+        "五、短信 已发2条(送达2条), 失败1条, 待发0条\n  电话 已呼叫3次, 失败1次, 待呼叫1次" in text
+    )
+    assert "<p>电话 已呼叫3次, 失败1次, 待呼叫1次</p>" in FORMATS["html"](report)
+    assert "短信失败1条,电话失败1次" in digest(report)
+
+
 def test_a_report_stored_before_wake_up_times_still_reads(pg_url: str) -> None:
     async def body(
         pool: AsyncConnectionPool, writer: ReadingWriter, reports: DailyReports

@@ -61,7 +61,8 @@ CONTACT = Recipient(Role.CONTACT, "赵六", "+8613800000004")
         # a message from the duty desk, about no alert and no one station
         (
             Notification(CONTACT, "..."),
-            "hydro短信发送失败: 联系人赵六(**********0004)未能收到短信,原因: HTTP 400。请电话通知。",
+            "hydro短信发送失败: 联系人赵六(**********0004)未能收到短信,"
+            "原因: HTTP 400。请电话通知。",
         ),
     ],
 )
