@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 import psycopg_pool
 
@@ -40,34 +40,26 @@ class TakenRecord:
     outbox_ids: tuple[int, ...]
 
 
+@dataclass(frozen=True, slots=True)
 class LadderRunner:
-    def __init__(
-        self,
-        registry: Registry,
-        rules: RuleSet,
-        pool: psycopg_pool.AsyncConnectionPool,
-        duty: OnDuty,
-        links: Links | None = None,
-        *,
-        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
-    ) -> None:
-        self._registry = registry
-        self._rules = rules
-        self._pool = pool
-        self._duty = duty
-        self._links = links
-        self._clock = clock
+    registry: Registry
+    rules: RuleSet
+    pool: psycopg_pool.AsyncConnectionPool
+    duty: OnDuty
+    links: Links | None = None
+    _: KW_ONLY
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
 
     async def run(self) -> list[TakenRecord]:
         """Takes every step due now; the steps this run took."""
-        now = self._clock()
-        duty = tuple(self._duty(now))
+        now = self.clock()
+        duty = tuple(self.duty(now))
         taken: list[TakenRecord] = []
-        async with connection(self._pool, "running 叫应 ladders") as conn:
+        async with connection(self.pool, "running 叫应 ladders") as conn:
             rows = await ladder_alerts(conn)
             answers = await confirmations_of(conn, [row.alert_id for row in rows])
             for row in rows:
-                station = self._registry.get(row.station)
+                station = self.registry.get(row.station)
                 if station is None:
                     log.warning(
                         "alert=%d station=%s: not in the registry, no ladder",
@@ -76,8 +68,8 @@ class LadderRunner:
                     )
                     continue
                 alert = _ladder_alert(row, station, answers.get(row.alert_id, []))
-                policy = self._rules.ladder_of(row.rule_id)
-                links = self._links if policy is not None and policy.link else None
+                policy = self.rules.ladder_of(row.rule_id)
+                links = self.links if policy is not None and policy.link else None
                 for step in due_steps(alert, policy, self._reach(station, duty), now):
                     record = await self._take(conn, row, station, step, links, now)
                     if record is not None:
@@ -89,7 +81,7 @@ class LadderRunner:
     ) -> dict[str, tuple[Recipient, ...]]:
         reach = {"duty": duty}
         for level in ("county", "prefecture"):
-            reach[level] = self._registry.flood_contacts(station, LEVEL_ROLES[level])
+            reach[level] = self.registry.flood_contacts(station, LEVEL_ROLES[level])
         return reach
 
     async def _take(  # noqa: PLR0917 - one step of one alert, at the run's time

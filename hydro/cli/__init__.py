@@ -1,8 +1,9 @@
 """The ``hydro`` command: one sub-command module per operator task.
 
-Each module in this package exposes ``register(subparsers)``, adding its commands with a ``--help``
-that shows examples. Commands return an exit code; errors hydro raises on purpose print as one
-clear message (exit 1 for bad input or configuration, 2 for usage), never a traceback.
+Each module in this package describes its commands as data (``COMMANDS``: name, summary,
+examples, options, handler); one function builds argparse from them, so every ``--help`` ends with
+examples. Commands return an exit code; errors hydro raises on purpose print as one clear message
+(exit 1 for bad input or configuration, 2 for usage), never a traceback.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from hydro.cli import (
     sms,
 )
 from hydro.cli import stations as stations_cli
+from hydro.cli._common import add
 from hydro.errors import HydroError, ProblemsError
 
 COMMAND_MODULES = (
@@ -63,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:
-        module.register(subparsers)
+        for command in module.COMMANDS:
+            add(subparsers, command)
     return parser
 
 

@@ -1,36 +1,95 @@
-"""What the command modules share: help formatting, time arguments and asyncio entry."""
+"""What the command modules share: commands described as data, time arguments, asyncio entry."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import datetime as dt
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from hydro.config import parse_duration
+from hydro import app
+from hydro.config import Config, parse_duration
 
 T = TypeVar("T")
 
 Subparsers = argparse._SubParsersAction  # argparse exposes no public name
+Handler = Callable[[argparse.Namespace], int]
 
 
-def add_command(
-    subparsers: Subparsers[argparse.ArgumentParser], name: str, summary: str, examples: str
-) -> argparse.ArgumentParser:
-    """A sub-command whose --help ends with examples, formatted as written."""
-    return subparsers.add_parser(
-        name,
-        help=summary,
-        description=summary,
-        epilog="examples:\n" + examples.strip("\n"),
+@dataclass(frozen=True)
+class Option:
+    """An argument as ``add_argument`` takes it: its flags (or name) and its keywords."""
+
+    flags: tuple[str, ...]
+    settings: Mapping[str, Any]
+
+
+def option(*flags: str, **settings: Any) -> Option:
+    return Option(flags, settings)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """Options of which at most one may be given (``required``: exactly one)."""
+
+    options: tuple[Option, ...]
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command as an operator sees it; :func:`add` builds its parser. One with ``commands``
+    only groups them (``hydro alerts list``); the others run ``handler``."""
+
+    name: str
+    summary: str
+    examples: str  # its --help ends with them, formatted as written
+    handler: Handler | None = None
+    options: tuple[Option | OneOf, ...] = ()
+    commands: tuple[Command, ...] = ()
+    metavar: str = "COMMAND"  # what the usage line calls a sub-command
+
+
+def add(subparsers: Subparsers[argparse.ArgumentParser], command: Command) -> None:
+    parser = subparsers.add_parser(
+        command.name,
+        help=command.summary,
+        description=command.summary,
+        epilog="examples:\n" + command.examples.strip("\n"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    for item in command.options:
+        if isinstance(item, OneOf):
+            group = parser.add_mutually_exclusive_group(required=item.required)
+            for each in item.options:
+                group.add_argument(*each.flags, **each.settings)
+        else:
+            parser.add_argument(*item.flags, **item.settings)
+    if command.commands:
+        below = parser.add_subparsers(
+            dest=f"{command.name}_command", metavar=command.metavar, required=True
+        )
+        for sub in command.commands:
+            add(below, sub)
+    if command.handler is not None:
+        parser.set_defaults(handler=command.handler)
 
 
 def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
+
+
+def serving(service: Callable[[Config], Coroutine[Any, Any, object]]) -> Handler:
+    """The handler of a command that runs ``service`` until Ctrl-C or SIGTERM."""
+
+    def handler(args: argparse.Namespace) -> int:
+        run_async(service(app.configure(args.config)))
+        return 0
+
+    return handler
 
 
 def timestamp(value: str) -> dt.datetime:

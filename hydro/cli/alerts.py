@@ -11,106 +11,12 @@ import sys
 from collections.abc import Sequence
 
 from hydro import app
-from hydro.cli._common import Subparsers, add_command, ago, aware, run_async
+from hydro.cli._common import Command, ago, aware, option, run_async
 from hydro.models import Channel, Role, mask_phone
 from hydro.rules import Severity
 from hydro.store.alerts import AlertFilter, AlertRecord
 from hydro.store.ladder import wake_up
 from hydro.store.outbox import OutboxRecord
-
-
-def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
-    alerts = add_command(
-        subparsers,
-        "alerts",
-        "alert history: list, show one with its SMS and 叫应 ladder, acknowledge, confirm",
-        """
-  hydro alerts list --active
-  hydro alerts show 42
-  hydro alerts ack 42 --by 王值班
-  hydro alerts confirm 42 --role patrol --note 电话已联系
-""",
-    )
-    commands = alerts.add_subparsers(dest="alerts_command", metavar="COMMAND", required=True)
-    listing = add_command(
-        commands,
-        "list",
-        "alerts, newest first (by observation time)",
-        """
-  hydro alerts list --since 24h
-  hydro alerts list --station 67901001 --format csv > maichong.csv
-  hydro alerts list --severity orange --active --format json
-""",
-    )
-    listing.add_argument("--station")
-    listing.add_argument("--since", type=ago, help="a time or an age like 2h, 7d")
-    listing.add_argument("--until", type=ago, help="a time or an age like 2h, 7d")
-    listing.add_argument("--severity", choices=[s.value for s in Severity])
-    listing.add_argument("--active", action="store_true", help="only alerts still open")
-    listing.add_argument("--limit", type=int, default=100)
-    listing.add_argument("--format", choices=["table", "json", "csv"], default="table")
-    listing.set_defaults(handler=_list)
-    show = add_command(
-        commands,
-        "show",
-        "one alert: its transitions and every SMS with its delivery status",
-        """
-  hydro alerts show 42
-""",
-    )
-    show.add_argument("id", type=int)
-    show.set_defaults(handler=_show)
-    ack = add_command(
-        commands,
-        "ack",
-        "acknowledge an alert (the first acknowledgement is kept)",
-        """
-  hydro alerts ack 42 --by 王值班
-""",
-    )
-    ack.add_argument("id", type=int)
-    ack.add_argument("--by", required=True, help="who acknowledges")
-    ack.set_defaults(handler=_ack)
-    confirm = add_command(
-        commands,
-        "confirm",
-        "record that you reached a person of the alert by phone (叫应 on their behalf)",
-        """
-  hydro alerts confirm 42 --role patrol --note 电话已联系
-  hydro alerts confirm 42 --phone +8613900000001 --by 王值班
-""",
-    )
-    confirm.add_argument("id", type=int)
-    confirm.add_argument("--role", choices=[r.value for r in Role], help="the person's role")
-    confirm.add_argument("--phone", help="the person's phone (E.164), when a role has several")
-    confirm.add_argument("--note", help="e.g. 电话已联系")
-    confirm.add_argument(
-        "--by", default=f"cli:{getpass.getuser()}", help="who records it (default: cli:USER)"
-    )
-    confirm.set_defaults(handler=_confirm)
-    outbox = add_command(
-        subparsers,
-        "outbox",
-        "the SMS outbox",
-        """
-  hydro outbox list --status failed
-""",
-    )
-    outbox_commands = outbox.add_subparsers(dest="outbox_command", metavar="COMMAND", required=True)
-    outbox_list = add_command(
-        outbox_commands,
-        "list",
-        "SMS newest first, with status, attempts and the last error",
-        """
-  hydro outbox list
-  hydro outbox list --status queued --limit 500
-""",
-    )
-    outbox_list.add_argument(
-        "--status", choices=["queued", "sending", "sent", "delivered", "failed"]
-    )
-    outbox_list.add_argument("--limit", type=int, default=100)
-    outbox_list.set_defaults(handler=_outbox)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -248,3 +154,103 @@ def _outbox(args: argparse.Namespace) -> int:
     for sms in run_async(app.outbox(config, args.status, args.limit)):
         print(_outbox_line(sms))
     return 0
+
+
+COMMANDS = (
+    Command(
+        "alerts",
+        "alert history: list, show one with its SMS and 叫应 ladder, acknowledge, confirm",
+        """
+  hydro alerts list --active
+  hydro alerts show 42
+  hydro alerts ack 42 --by 王值班
+  hydro alerts confirm 42 --role patrol --note 电话已联系
+""",
+        commands=(
+            Command(
+                "list",
+                "alerts, newest first (by observation time)",
+                """
+  hydro alerts list --since 24h
+  hydro alerts list --station 67901001 --format csv > maichong.csv
+  hydro alerts list --severity orange --active --format json
+""",
+                _list,
+                (
+                    option("--station"),
+                    option("--since", type=ago, help="a time or an age like 2h, 7d"),
+                    option("--until", type=ago, help="a time or an age like 2h, 7d"),
+                    option("--severity", choices=[s.value for s in Severity]),
+                    option("--active", action="store_true", help="only alerts still open"),
+                    option("--limit", type=int, default=100),
+                    option("--format", choices=["table", "json", "csv"], default="table"),
+                ),
+            ),
+            Command(
+                "show",
+                "one alert: its transitions and every SMS with its delivery status",
+                """
+  hydro alerts show 42
+""",
+                _show,
+                (option("id", type=int),),
+            ),
+            Command(
+                "ack",
+                "acknowledge an alert (the first acknowledgement is kept)",
+                """
+  hydro alerts ack 42 --by 王值班
+""",
+                _ack,
+                (
+                    option("id", type=int),
+                    option("--by", required=True, help="who acknowledges"),
+                ),
+            ),
+            Command(
+                "confirm",
+                "record that you reached a person of the alert by phone (叫应 on their behalf)",
+                """
+  hydro alerts confirm 42 --role patrol --note 电话已联系
+  hydro alerts confirm 42 --phone +8613900000001 --by 王值班
+""",
+                _confirm,
+                (
+                    option("id", type=int),
+                    option("--role", choices=[r.value for r in Role], help="the person's role"),
+                    option("--phone", help="the person's phone (E.164), when a role has several"),
+                    option("--note", help="e.g. 电话已联系"),
+                    option(
+                        "--by",
+                        default=f"cli:{getpass.getuser()}",
+                        help="who records it (default: cli:USER)",
+                    ),
+                ),
+            ),
+        ),
+    ),
+    Command(
+        "outbox",
+        "the SMS outbox",
+        """
+  hydro outbox list --status failed
+""",
+        commands=(
+            Command(
+                "list",
+                "SMS newest first, with status, attempts and the last error",
+                """
+  hydro outbox list
+  hydro outbox list --status queued --limit 500
+""",
+                _outbox,
+                (
+                    option(
+                        "--status", choices=["queued", "sending", "sent", "delivered", "failed"]
+                    ),
+                    option("--limit", type=int, default=100),
+                ),
+            ),
+        ),
+    ),
+)

@@ -6,21 +6,7 @@ import argparse
 import sys
 
 from hydro import app
-from hydro.cli._common import Subparsers, add_command
-
-
-def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
-    check = add_command(
-        subparsers,
-        "check",
-        "validate config.yaml, HYDRO_* variables, the station registry, the alert rules and the"
-        " duty roster; exit 1 on any problem (warnings alone: exit 0)",
-        """
-  hydro check
-  hydro --config /etc/hydro/config.yaml check
-""",
-    )
-    check.set_defaults(handler=_check)
+from hydro.cli._common import Command
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -33,3 +19,17 @@ def _check(args: argparse.Namespace) -> int:
     noted = f" ({len(warnings)} warning(s))" if warnings else ""
     print(f"configuration, station registry, alert rules and duty roster are valid{noted}")
     return 0
+
+
+COMMANDS = (
+    Command(
+        "check",
+        "validate config.yaml, HYDRO_* variables, the station registry, the alert rules and the"
+        " duty roster; exit 1 on any problem (warnings alone: exit 0)",
+        """
+  hydro check
+  hydro --config /etc/hydro/config.yaml check
+""",
+        _check,
+    ),
+)

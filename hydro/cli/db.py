@@ -5,40 +5,8 @@ from __future__ import annotations
 import argparse
 
 from hydro import app
-from hydro.cli._common import Subparsers, add_command, run_async
+from hydro.cli._common import Command, run_async
 from hydro.models import Channel
-
-
-def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
-    db = add_command(
-        subparsers,
-        "db",
-        "manage hydro's database",
-        """
-  hydro db migrate
-""",
-    )
-    db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
-    migrate = add_command(
-        db_commands,
-        "migrate",
-        "create or upgrade the schema; running it again changes nothing",
-        """
-  hydro db migrate
-  HYDRO_DATABASE__TIMESCALEDB=required hydro db migrate   # fail unless TimescaleDB is used
-""",
-    )
-    migrate.set_defaults(handler=_migrate)
-    status = add_command(
-        subparsers,
-        "status",
-        "show the storage mode (TimescaleDB or plain PostgreSQL), what has been stored, open"
-        " alerts, the evaluation backlog and SMS by status",
-        """
-  hydro status
-""",
-    )
-    status.set_defaults(handler=_status)
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -77,3 +45,34 @@ def _status(args: argparse.Namespace) -> int:
 
 def _by_status(counts: dict[str, int]) -> str:
     return ", ".join(f"{n:,} {status}" for status, n in sorted(counts.items())) or "-"
+
+
+COMMANDS = (
+    Command(
+        "db",
+        "manage hydro's database",
+        """
+  hydro db migrate
+""",
+        commands=(
+            Command(
+                "migrate",
+                "create or upgrade the schema; running it again changes nothing",
+                """
+  hydro db migrate
+  HYDRO_DATABASE__TIMESCALEDB=required hydro db migrate   # fail unless TimescaleDB is used
+""",
+                _migrate,
+            ),
+        ),
+    ),
+    Command(
+        "status",
+        "show the storage mode (TimescaleDB or plain PostgreSQL), what has been stored, open"
+        " alerts, the evaluation backlog, SMS and voice calls by status",
+        """
+  hydro status
+""",
+        _status,
+    ),
+)

@@ -6,42 +6,9 @@ import argparse
 import json
 
 from hydro import app
-from hydro.cli._common import Subparsers, add_command, ago, aware, run_async
+from hydro.cli._common import Command, ago, aware, option, run_async
 from hydro.models import RejectionCode
 from hydro.store.quarantine import QuarantineEntry, QuarantineFilter
-
-
-def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
-    quarantine = add_command(
-        subparsers,
-        "quarantine",
-        "inspect quarantined gateway messages and readings",
-        """
-  hydro quarantine list --since 2h
-""",
-    )
-    commands = quarantine.add_subparsers(
-        dest="quarantine_command", metavar="COMMAND", required=True
-    )
-    listing = add_command(
-        commands,
-        "list",
-        "list quarantined items, newest first, with reason and payload",
-        """
-  hydro quarantine list                           # the latest 100
-  hydro quarantine list --since 24h --code unknown_station
-  hydro quarantine list --gateway gw-0007 --format json
-  hydro quarantine list --since "2026-05-07 08:00" --until "2026-05-08 08:00" --station 60312345
-""",
-    )
-    listing.add_argument("--since", type=ago, help="a time or an age like 2h, 7d")
-    listing.add_argument("--until", type=ago, help="a time or an age like 2h, 7d")
-    listing.add_argument("--gateway")
-    listing.add_argument("--station")
-    listing.add_argument("--code", choices=[code.value for code in RejectionCode])
-    listing.add_argument("--limit", type=int, default=100)
-    listing.add_argument("--format", choices=["table", "json"], default="table")
-    listing.set_defaults(handler=_list)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -87,3 +54,36 @@ def _as_json(entry: QuarantineEntry) -> dict[str, object]:
 def _shorten(payload: bytes, limit: int = 200) -> str:
     text = payload.decode("utf-8", errors="replace")
     return text if len(text) <= limit else text[:limit] + f"… ({len(payload)} bytes)"
+
+
+COMMANDS = (
+    Command(
+        "quarantine",
+        "inspect quarantined gateway messages and readings",
+        """
+  hydro quarantine list --since 2h
+""",
+        commands=(
+            Command(
+                "list",
+                "list quarantined items, newest first, with reason and payload",
+                """
+  hydro quarantine list                           # the latest 100
+  hydro quarantine list --since 24h --code unknown_station
+  hydro quarantine list --gateway gw-0007 --format json
+  hydro quarantine list --since "2026-05-07 08:00" --until "2026-05-08 08:00" --station 60312345
+""",
+                _list,
+                (
+                    option("--since", type=ago, help="a time or an age like 2h, 7d"),
+                    option("--until", type=ago, help="a time or an age like 2h, 7d"),
+                    option("--gateway"),
+                    option("--station"),
+                    option("--code", choices=[code.value for code in RejectionCode]),
+                    option("--limit", type=int, default=100),
+                    option("--format", choices=["table", "json"], default="table"),
+                ),
+            ),
+        ),
+    ),
+)

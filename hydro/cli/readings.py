@@ -5,45 +5,8 @@ from __future__ import annotations
 import argparse
 
 from hydro import app
-from hydro.cli._common import Subparsers, add_command, labelled, run_async
+from hydro.cli._common import Command, labelled, option, run_async
 from hydro.store.manual import ManualEntry
-
-
-def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
-    readings = add_command(
-        subparsers,
-        "readings",
-        "readings entered by hand (the station's gateway is down)",
-        """
-  hydro readings add 67901001 --time "2026-06-20 14:30" --water-level 771.62 \\
-      --by 王值班 --note "巡查员张秀英电话报数,网关停电"
-""",
-    )
-    commands = readings.add_subparsers(dest="readings_command", metavar="COMMAND", required=True)
-    add = add_command(
-        commands,
-        "add",
-        "store one reading as the station's gateway would have sent it, evaluated like one,"
-        " recorded with who entered it and why; refused (exit 1, nothing stored) where ingest"
-        " would refuse it",
-        """
-  hydro readings add 67901001 --time "2026-06-20 14:30" --water-level 771.62 \\
-      --by 王值班 --note "巡查员张秀英电话报数"
-  hydro readings add 61000000 --time 2026-06-20T14:00+08:00 --rainfall 12.5 --by li --note ...
-""",
-    )
-    add.add_argument("station", help="station code")
-    add.add_argument(
-        "--time",
-        required=True,
-        help="when it was read: ISO 8601; without an offset, the station's local time",
-    )
-    add.add_argument("--water-level", type=float, help="metres")
-    add.add_argument("--flow", type=float, help="m³/s")
-    add.add_argument("--rainfall", type=float, help="mm since the station's previous report")
-    add.add_argument("--by", required=True, help="who enters it (kept with the reading)")
-    add.add_argument("--note", required=True, help="who read the gauge and phoned it in, and why")
-    add.set_defaults(handler=_add)
 
 
 def _add(args: argparse.Namespace) -> int:
@@ -63,3 +26,45 @@ def _add(args: argparse.Namespace) -> int:
         f"stored {reading.station} at {reading.time.isoformat()}: {values} (manual, by {args.by})"
     )
     return 0
+
+
+COMMANDS = (
+    Command(
+        "readings",
+        "readings entered by hand (the station's gateway is down)",
+        """
+  hydro readings add 67901001 --time "2026-06-20 14:30" --water-level 771.62 \\
+      --by 王值班 --note "巡查员张秀英电话报数,网关停电"
+""",
+        commands=(
+            Command(
+                "add",
+                "store one reading as the station's gateway would have sent it, evaluated like"
+                " one, recorded with who entered it and why; refused (exit 1, nothing stored)"
+                " where ingest would refuse it",
+                """
+  hydro readings add 67901001 --time "2026-06-20 14:30" --water-level 771.62 \\
+      --by 王值班 --note "巡查员张秀英电话报数"
+  hydro readings add 61000000 --time 2026-06-20T14:00+08:00 --rainfall 12.5 --by li --note ...
+""",
+                _add,
+                (
+                    option("station", help="station code"),
+                    option(
+                        "--time",
+                        required=True,
+                        help="when it was read: ISO 8601; without an offset, the station's local"
+                        " time",
+                    ),
+                    option("--water-level", type=float, help="metres"),
+                    option("--flow", type=float, help="m³/s"),
+                    option("--rainfall", type=float, help="mm since the station's previous report"),
+                    option("--by", required=True, help="who enters it (kept with the reading)"),
+                    option(
+                        "--note", required=True, help="who read the gauge and phoned it in, and why"
+                    ),
+                ),
+            ),
+        ),
+    ),
+)

@@ -7,40 +7,8 @@ import datetime as dt
 import sys
 
 from hydro import app
-from hydro.cli._common import Subparsers, add_command, run_async
+from hydro.cli._common import Command, option, run_async
 from hydro.reports.formats import FORMATS
-
-
-def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
-    report = add_command(
-        subparsers,
-        "report",
-        "reports of the hydrological day",
-        """
-  hydro report daily
-""",
-    )
-    commands = report.add_subparsers(dest="report_command", metavar="COMMAND", required=True)
-    daily = add_command(
-        commands,
-        "daily",
-        "the daily report: rainfall by area and the wettest stations, rainstorm grades, levels"
-        " above their characteristic levels, alerts, silent stations, SMS. A stored report is"
-        " shown as it was built, with the corrections late data brought since",
-        """
-  hydro report daily                          # the day that ended at 08:00 this morning
-  hydro report daily --date 2026-05-07        # 5月7日8时 to 5月8日8时
-  hydro report daily --date 2026-05-07 --format html > 2026-05-07.html
-  hydro report daily --format csv             # one row per station
-""",
-    )
-    daily.add_argument(
-        "--date",
-        type=dt.date.fromisoformat,
-        help="the day, by the date of its opening 08:00 (default: the last that ended)",
-    )
-    daily.add_argument("--format", choices=sorted(FORMATS), default="text")
-    daily.set_defaults(handler=_daily)
 
 
 def _daily(args: argparse.Namespace) -> int:
@@ -54,3 +22,38 @@ def _daily(args: argparse.Namespace) -> int:
         )
     sys.stdout.write(FORMATS[args.format](report).rstrip("\n") + "\n")
     return 0
+
+
+COMMANDS = (
+    Command(
+        "report",
+        "reports of the hydrological day",
+        """
+  hydro report daily
+""",
+        commands=(
+            Command(
+                "daily",
+                "the daily report: rainfall by area and the wettest stations, rainstorm grades,"
+                " levels above their characteristic levels, alerts, silent stations, SMS. A stored"
+                " report is shown as it was built, with the corrections late data brought since",
+                """
+  hydro report daily                          # the day that ended at 08:00 this morning
+  hydro report daily --date 2026-05-07        # 5月7日8时 to 5月8日8时
+  hydro report daily --date 2026-05-07 --format html > 2026-05-07.html
+  hydro report daily --format csv             # one row per station
+""",
+                _daily,
+                (
+                    option(
+                        "--date",
+                        type=dt.date.fromisoformat,
+                        help="the day, by the date of its opening 08:00 (default: the last that"
+                        " ended)",
+                    ),
+                    option("--format", choices=sorted(FORMATS), default="text"),
+                ),
+            ),
+        ),
+    ),
+)

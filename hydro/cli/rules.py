@@ -7,34 +7,9 @@ import datetime as dt
 import sys
 
 from hydro import app
-from hydro.cli._common import Subparsers, add_command, aware, timestamp
+from hydro.cli._common import Command, aware, option, timestamp
 from hydro.rules.levels import alert_levels, level_verdicts
 from hydro.rules.messages import rule_text
-
-
-def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
-    rules = add_command(
-        subparsers,
-        "rules",
-        "work with the alert rules in alert_rules/",
-        """
-  hydro rules test 67901001 771.54
-""",
-    )
-    commands = rules.add_subparsers(dest="rules_command", metavar="COMMAND", required=True)
-    test = add_command(
-        commands,
-        "test",
-        "show which level rules a water level at a station fires, and the SMS text",
-        """
-  hydro rules test 67901001 771.54 --time "2026-05-07 08:00"   # 麦冲水库: 超正常水位
-  hydro rules test 61901002 911                                # 禾丰水文站: 超保证水位
-""",
-    )
-    test.add_argument("station", help="station code from the registry")
-    test.add_argument("value", type=float, help="water level in metres")
-    test.add_argument("--time", type=timestamp, help="observation time (default: now)")
-    test.set_defaults(handler=_test)
 
 
 def _test(args: argparse.Namespace) -> int:
@@ -59,3 +34,30 @@ def _test(args: argparse.Namespace) -> int:
         roles = ", ".join(role.value for role in rule.roles)
         print(f"\n{rule.name} [{rule.severity.value}] to {roles}:\n{text}")
     return 0
+
+
+COMMANDS = (
+    Command(
+        "rules",
+        "work with the alert rules in alert_rules/",
+        """
+  hydro rules test 67901001 771.54
+""",
+        commands=(
+            Command(
+                "test",
+                "show which level rules a water level at a station fires, and the SMS text",
+                """
+  hydro rules test 67901001 771.54 --time "2026-05-07 08:00"   # 麦冲水库: 超正常水位
+  hydro rules test 61901002 911                                # 禾丰水文站: 超保证水位
+""",
+                _test,
+                (
+                    option("station", help="station code from the registry"),
+                    option("value", type=float, help="water level in metres"),
+                    option("--time", type=timestamp, help="observation time (default: now)"),
+                ),
+            ),
+        ),
+    ),
+)

@@ -10,109 +10,66 @@ from pathlib import Path
 from typing import TypeVar
 
 from hydro import app, demo
-from hydro.cli._common import Subparsers, add_command, aware, run_async, timestamp
+from hydro.cli._common import Command, OneOf, Option, aware, option, run_async, timestamp
 from hydro.config import parse_duration
 from hydro.simulate import REPORT_INTERVAL, SimulationPlan
 
 T = TypeVar("T", int, float)
 
 
-def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
-    simulate = add_command(
-        subparsers,
-        "simulate",
-        "publish realistic readings for the registry to the broker, as station gateways would",
-        """
-  hydro simulate                                    # a day, one 5-minute step per second
-  hydro simulate --storm 1 --speed 600              # a strong storm, two steps per second
-  hydro simulate --storm 0 --duration 6h --speed 60 # six calm hours in six minutes
-  hydro simulate --stations 500 --steps 12 --as-fast-as-possible
-  hydro simulate --start 2026-05-07T08:00 --duration 1d --seed 7 --batch 20
-  hydro simulate --protocol sl651 --stations 50     # RTUs sending SL 651 frames to sl651.port
-""",
-    )
-    _simulation_options(simulate, default_speed=300.0, default_storm=0.8)
-    simulate.add_argument(
-        "--protocol",
-        choices=("mqtt", "sl651"),
-        default="mqtt",
-        help="mqtt: gateways publish JSON to the broker (default); sl651: every station an RTU"
-        " sending SL 651 timed reports to `hydro gateway sl651` at sl651.host:sl651.port",
-    )
-    simulate.set_defaults(handler=_simulate)
-    demo_command = add_command(
-        subparsers,
-        "demo",
-        "hydro's whole job on this machine: PostgreSQL and Mosquitto in ./var, hydro (ingest,"
-        " alerting, SMS printed to the console, the web page) and a simulated storm over the"
-        " sample Guizhou registry (needs Debian's postgresql and mosquitto)",
-        """
-  hydro demo                  # a day's storm in about 2.5 minutes; Ctrl-C keeps the data
-  hydro demo --resume         # continue where Ctrl-C stopped it
-  hydro demo --reset          # start clean
-  hydro demo --workdir /tmp/hydro-demo --storm 1.5 --speed 1200 --port 9000
-""",
-    )
-    demo_command.add_argument("--workdir", type=Path, default=Path("var"), help="default: ./var")
-    again = demo_command.add_mutually_exclusive_group()
-    again.add_argument("--reset", action="store_true", help="delete the work folder first")
-    again.add_argument(
-        "--resume", action="store_true", help="continue the demo the work folder holds"
-    )
-    demo_command.add_argument(
-        "--port", type=_at_least(1), default=8080, help="web page and API (default 8080, else free)"
-    )
-    _simulation_options(demo_command, default_speed=600.0, default_storm=1.0)
-    demo_command.set_defaults(handler=_demo)
-
-
 def _simulation_options(
-    parser: argparse.ArgumentParser, *, default_speed: float, default_storm: float
-) -> None:
-    parser.add_argument(
-        "--speed",
-        type=_at_least(0.0),
-        default=default_speed,
-        help=f"simulated seconds per real second; 0 publishes unpaced (default {default_speed:g})",
-    )
-    parser.add_argument(
-        "--as-fast-as-possible",
-        dest="speed",
-        action="store_const",
-        const=0.0,
-        help="the same as --speed 0",
-    )
-    parser.add_argument(
-        "--storm",
-        type=_at_least(0.0),
-        default=default_storm,
-        help="0 calm (no level is crossed) .. 1 a storm past warning levels"
-        f" (default {default_storm:g})",
-    )
-    length = parser.add_mutually_exclusive_group()
-    length.add_argument(
-        "--steps", type=_at_least(1), default=288, help="5-minute reports (default 288, a day)"
-    )
-    length.add_argument(
-        "--duration",
-        type=_duration,
-        dest="steps",
-        metavar="DURATION",
-        help="simulated time to cover instead, like 90m, 6h or 2d",
-    )
-    parser.add_argument(
-        "--stations", type=_at_least(1), help="only the first N stations of the registry"
-    )
-    parser.add_argument(
-        "--batch", type=_at_least(1), default=100, help="readings per message, at most"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="same seed, same weather")
-    parser.add_argument(
-        "--start",
-        type=timestamp,
-        help="simulated time of the first report, ISO 8601, in registry.default_timezone "
-        "unless it has an offset (default: now at --speed 1 or slower; otherwise the run ends "
-        "now, so hydro accepts every report)",
+    *, default_speed: float, default_storm: float
+) -> tuple[Option | OneOf, ...]:
+    """What ``hydro simulate`` and ``hydro demo`` both take, with their own defaults."""
+    return (
+        option(
+            "--speed",
+            type=_at_least(0.0),
+            default=default_speed,
+            help="simulated seconds per real second; 0 publishes unpaced"
+            f" (default {default_speed:g})",
+        ),
+        option(
+            "--as-fast-as-possible",
+            dest="speed",
+            action="store_const",
+            const=0.0,
+            help="the same as --speed 0",
+        ),
+        option(
+            "--storm",
+            type=_at_least(0.0),
+            default=default_storm,
+            help="0 calm (no level is crossed) .. 1 a storm past warning levels"
+            f" (default {default_storm:g})",
+        ),
+        OneOf(
+            (
+                option(
+                    "--steps",
+                    type=_at_least(1),
+                    default=288,
+                    help="5-minute reports (default 288, a day)",
+                ),
+                option(
+                    "--duration",
+                    type=_duration,
+                    dest="steps",
+                    metavar="DURATION",
+                    help="simulated time to cover instead, like 90m, 6h or 2d",
+                ),
+            )
+        ),
+        option("--stations", type=_at_least(1), help="only the first N stations of the registry"),
+        option("--batch", type=_at_least(1), default=100, help="readings per message, at most"),
+        option("--seed", type=int, default=0, help="same seed, same weather"),
+        option(
+            "--start",
+            type=timestamp,
+            help="simulated time of the first report, ISO 8601, in registry.default_timezone "
+            "unless it has an offset (default: now at --speed 1 or slower; otherwise the run ends "
+            "now, so hydro accepts every report)",
+        ),
     )
 
 
@@ -169,3 +126,64 @@ def _demo(args: argparse.Namespace) -> int:
     plan = _plan(args, config.registry.default_timezone)
     demo.run_demo(config, args.workdir, plan, reset=args.reset, resume=args.resume, port=args.port)
     return 0
+
+
+COMMANDS = (
+    Command(
+        "simulate",
+        "publish realistic readings for the registry to the broker, as station gateways would",
+        """
+  hydro simulate                                    # a day, one 5-minute step per second
+  hydro simulate --storm 1 --speed 600              # a strong storm, two steps per second
+  hydro simulate --storm 0 --duration 6h --speed 60 # six calm hours in six minutes
+  hydro simulate --stations 500 --steps 12 --as-fast-as-possible
+  hydro simulate --start 2026-05-07T08:00 --duration 1d --seed 7 --batch 20
+  hydro simulate --protocol sl651 --stations 50     # RTUs sending SL 651 frames to sl651.port
+""",
+        _simulate,
+        (
+            *_simulation_options(default_speed=300.0, default_storm=0.8),
+            option(
+                "--protocol",
+                choices=("mqtt", "sl651"),
+                default="mqtt",
+                help="mqtt: gateways publish JSON to the broker (default); sl651: every station an"
+                " RTU sending SL 651 timed reports to `hydro gateway sl651` at"
+                " sl651.host:sl651.port",
+            ),
+        ),
+    ),
+    Command(
+        "demo",
+        "hydro's whole job on this machine: PostgreSQL and Mosquitto in ./var, hydro (ingest,"
+        " alerting, SMS printed to the console, the web page) and a simulated storm over the"
+        " sample Guizhou registry (needs Debian's postgresql and mosquitto)",
+        """
+  hydro demo                  # a day's storm in about 2.5 minutes; Ctrl-C keeps the data
+  hydro demo --resume         # continue where Ctrl-C stopped it
+  hydro demo --reset          # start clean
+  hydro demo --workdir /tmp/hydro-demo --storm 1.5 --speed 1200 --port 9000
+""",
+        _demo,
+        (
+            option("--workdir", type=Path, default=Path("var"), help="default: ./var"),
+            OneOf(
+                (
+                    option("--reset", action="store_true", help="delete the work folder first"),
+                    option(
+                        "--resume",
+                        action="store_true",
+                        help="continue the demo the work folder holds",
+                    ),
+                )
+            ),
+            option(
+                "--port",
+                type=_at_least(1),
+                default=8080,
+                help="web page and API (default 8080, else free)",
+            ),
+            *_simulation_options(default_speed=600.0, default_storm=1.0),
+        ),
+    ),
+)

@@ -7,65 +7,13 @@ import getpass
 import sys
 
 from hydro import app
-from hydro.cli._common import Subparsers, add_command, run_async
+from hydro.cli._common import Command, OneOf, option, run_async
 from hydro.config import Config
 from hydro.desk.compose import Preview
 from hydro.desk.manual import SmsRequest, request_of
 from hydro.errors import SmsRefused
 from hydro.models import mask_phone
 from hydro.rules import Severity
-
-
-def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
-    sms = add_command(
-        subparsers,
-        "sms",
-        "the duty desk's manual SMS",
-        """
-  hydro sms send --prefecture 黔东南州 --text "{name}: 今夜强降雨" --reason 预报 --dry-run
-""",
-    )
-    commands = sms.add_subparsers(dest="sms_command", metavar="COMMAND", required=True)
-    send = add_command(
-        commands,
-        "send",
-        "write an SMS to the people you pick; --dry-run prints each person's exact text",
-        """
-  hydro sms send --station 67901001 --text "{station}请立即复核水位" --reason 电话报汛
-  hydro sms send --station 61901002 --from-rule river_guaranteed --reason 演练 --dry-run
-  hydro sms send --county 台江县 --from-rule river_warning --rule-station 61901002 --dry-run
-  hydro sms send --in-alert --severity red --from-alert 67901001 --reason 红色预警跟进 --yes
-  hydro sms send --duty --text "交班: 夜间无新增预警" --reason 交接班
-""",
-    )
-    whom = send.add_mutually_exclusive_group(required=True)
-    whom.add_argument("--station", help="the three persons of this station (code)")
-    whom.add_argument("--county", help="every responsible person of its stations")
-    whom.add_argument("--prefecture", help="every responsible person of its stations")
-    whom.add_argument("--river", help="every responsible person of its stations")
-    whom.add_argument("--in-alert", action="store_true", help="the persons of stations in alert")
-    whom.add_argument("--duty", action="store_true", help="the duty officers on duty now")
-    whom.add_argument("--group", help="a saved group of sms.groups")
-    send.add_argument("--severity", choices=[s.value for s in Severity], help="with --in-alert")
-    send.add_argument("--text", help="may name {name} {station} {code} {county} {prefecture}")
-    send.add_argument("--from-rule", metavar="RULE", help="a rule's message, filled for a station")
-    send.add_argument(
-        "--rule-station",
-        metavar="CODE",
-        help="the station --from-rule is filled for (default: --station)",
-    )
-    send.add_argument(
-        "--from-alert",
-        metavar="STATION",
-        help="the station's last alert SMS; the send is attached to that alert",
-    )
-    send.add_argument("--reason", help="why it is sent (kept with every message)")
-    send.add_argument("--by", default=None, help="who writes it (default: your login name)")
-    send.add_argument("--dry-run", action="store_true", help="print the preview; send nothing")
-    send.add_argument(
-        "--yes", action="store_true", help="confirm a send above sms.confirm_above recipients"
-    )
-    send.set_defaults(handler=_send)
 
 
 def _send(args: argparse.Namespace) -> int:
@@ -130,3 +78,77 @@ def _print_preview(preview: Preview, alert_id: int | None) -> None:
             f"  {to.role.value:<14} {to.name} {mask_phone(to.phone)} {','.join(m.stations) or '-'}"
             f" [{m.characters} chars, {m.length.segments} x {m.length.encoding}]: {m.text}"
         )
+
+
+COMMANDS = (
+    Command(
+        "sms",
+        "the duty desk's manual SMS",
+        """
+  hydro sms send --prefecture 黔东南州 --text "{name}: 今夜强降雨" --reason 预报 --dry-run
+""",
+        commands=(
+            Command(
+                "send",
+                "write an SMS to the people you pick; --dry-run prints each person's exact text",
+                """
+  hydro sms send --station 67901001 --text "{station}请立即复核水位" --reason 电话报汛
+  hydro sms send --station 61901002 --from-rule river_guaranteed --reason 演练 --dry-run
+  hydro sms send --county 台江县 --from-rule river_warning --rule-station 61901002 --dry-run
+  hydro sms send --in-alert --severity red --from-alert 67901001 --reason 红色预警跟进 --yes
+  hydro sms send --duty --text "交班: 夜间无新增预警" --reason 交接班
+""",
+                _send,
+                (
+                    OneOf(
+                        (
+                            option("--station", help="the three persons of this station (code)"),
+                            option("--county", help="every responsible person of its stations"),
+                            option("--prefecture", help="every responsible person of its stations"),
+                            option("--river", help="every responsible person of its stations"),
+                            option(
+                                "--in-alert",
+                                action="store_true",
+                                help="the persons of stations in alert",
+                            ),
+                            option(
+                                "--duty", action="store_true", help="the duty officers on duty now"
+                            ),
+                            option("--group", help="a saved group of sms.groups"),
+                        ),
+                        required=True,
+                    ),
+                    option(
+                        "--severity", choices=[s.value for s in Severity], help="with --in-alert"
+                    ),
+                    option("--text", help="may name {name} {station} {code} {county} {prefecture}"),
+                    option(
+                        "--from-rule",
+                        metavar="RULE",
+                        help="a rule's message, filled for a station",
+                    ),
+                    option(
+                        "--rule-station",
+                        metavar="CODE",
+                        help="the station --from-rule is filled for (default: --station)",
+                    ),
+                    option(
+                        "--from-alert",
+                        metavar="STATION",
+                        help="the station's last alert SMS; the send is attached to that alert",
+                    ),
+                    option("--reason", help="why it is sent (kept with every message)"),
+                    option("--by", default=None, help="who writes it (default: your login name)"),
+                    option(
+                        "--dry-run", action="store_true", help="print the preview; send nothing"
+                    ),
+                    option(
+                        "--yes",
+                        action="store_true",
+                        help="confirm a send above sms.confirm_above recipients",
+                    ),
+                ),
+            ),
+        ),
+    ),
+)

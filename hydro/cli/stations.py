@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from hydro import app
-from hydro.cli._common import Subparsers, add_command, labelled
+from hydro.cli._common import Command, labelled, option
 from hydro.models import StationKind
 from hydro.stations import (
     generate_curves,
@@ -16,48 +16,6 @@ from hydro.stations import (
     write_stations_csv,
 )
 from hydro.stations.curves import CURVE_FILE_SUFFIX
-
-
-def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
-    stations = add_command(
-        subparsers,
-        "stations",
-        "work with the station registry (format: stations/README.md)",
-        """
-  hydro stations list --prefecture 黔东南州
-  hydro stations generate --count 6951 --output stations-synthetic.csv
-""",
-    )
-    commands = stations.add_subparsers(dest="stations_command", metavar="COMMAND", required=True)
-    generate = add_command(
-        commands,
-        "generate",
-        "write a synthetic Guizhou registry of any size, for benchmarks and demos (with its"
-        " reservoirs' stage-storage curves in X_storage_curves.csv beside the file X.csv)",
-        """
-  hydro stations generate --count 6951                      # the reference province's size
-  hydro stations generate --count 100000 --seed 7 --output big.csv
-  hydro stations generate --count 20 --output -             # to standard output
-""",
-    )
-    generate.add_argument("--count", type=int, required=True, help="number of stations")
-    generate.add_argument("--seed", type=int, default=0, help="same seed, same registry")
-    generate.add_argument(
-        "--output", default="stations-synthetic.csv", help="CSV file to write, or - for stdout"
-    )
-    generate.set_defaults(handler=_generate)
-    listing = add_command(
-        commands,
-        "list",
-        "list the configured registry's stations",
-        """
-  hydro stations list
-  hydro stations list --kind reservoir --prefecture 黔东南州
-""",
-    )
-    listing.add_argument("--prefecture")
-    listing.add_argument("--kind", choices=[kind.value for kind in StationKind])
-    listing.set_defaults(handler=_list)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -107,3 +65,51 @@ def _list(args: argparse.Namespace) -> int:
         )
     print(f"{len(shown)} of {len(registry)} stations", file=sys.stderr)
     return 0
+
+
+COMMANDS = (
+    Command(
+        "stations",
+        "work with the station registry (format: stations/README.md)",
+        """
+  hydro stations list --prefecture 黔东南州
+  hydro stations generate --count 6951 --output stations-synthetic.csv
+""",
+        commands=(
+            Command(
+                "generate",
+                "write a synthetic Guizhou registry of any size, for benchmarks and demos (with"
+                " its reservoirs' stage-storage curves in X_storage_curves.csv beside the file"
+                " X.csv)",
+                """
+  hydro stations generate --count 6951                      # the reference province's size
+  hydro stations generate --count 100000 --seed 7 --output big.csv
+  hydro stations generate --count 20 --output -             # to standard output
+""",
+                _generate,
+                (
+                    option("--count", type=int, required=True, help="number of stations"),
+                    option("--seed", type=int, default=0, help="same seed, same registry"),
+                    option(
+                        "--output",
+                        default="stations-synthetic.csv",
+                        help="CSV file to write, or - for stdout",
+                    ),
+                ),
+            ),
+            Command(
+                "list",
+                "list the configured registry's stations",
+                """
+  hydro stations list
+  hydro stations list --kind reservoir --prefecture 黔东南州
+""",
+                _list,
+                (
+                    option("--prefecture"),
+                    option("--kind", choices=[kind.value for kind in StationKind]),
+                ),
+            ),
+        ),
+    ),
+)

@@ -20,7 +20,7 @@ import psycopg_pool
 
 from hydro.config import SmsConfig
 from hydro.desk.compose import Limits, Preview, check_text, compose, notifications
-from hydro.desk.recipients import Audience, AudienceKind, Directory, pick
+from hydro.desk.recipients import Audience, AudienceChoices, AudienceKind, Directory, pick
 from hydro.errors import ConfirmationNeeded, SmsRefused
 from hydro.models import Recipient
 from hydro.rules.loader import RuleSet
@@ -49,49 +49,20 @@ class SmsRequest:
     from_alert: str | None = None  # a station code: its last alert SMS
 
 
-class Choices(Protocol):
-    """An operator's form: the CLI's flags, the API's body. One kind of recipients is set."""
+class Choices(AudienceChoices, Protocol):
+    """An operator's form (the CLI's flags, the API's body): whom, and the text or where to
+    take it from."""
 
-    @property
-    def station(self) -> str | None: ...
-    @property
-    def county(self) -> str | None: ...
-    @property
-    def prefecture(self) -> str | None: ...
-    @property
-    def river(self) -> str | None: ...
-    @property
-    def in_alert(self) -> bool: ...
-    @property
-    def severity(self) -> str | None: ...
-    @property
-    def duty(self) -> bool: ...
-    @property
-    def group(self) -> str | None: ...
-    @property
-    def text(self) -> str | None: ...
-    @property
-    def from_rule(self) -> str | None: ...
-    @property
-    def rule_station(self) -> str | None: ...
-    @property
-    def from_alert(self) -> str | None: ...
+    text: str | None
+    from_rule: str | None
+    rule_station: str | None
+    from_alert: str | None
 
 
 def request_of(choices: Choices) -> SmsRequest:
     """Raises SmsRefused unless exactly one kind of recipients is chosen."""
     c = choices
-    audience = pick(
-        station=c.station,
-        county=c.county,
-        prefecture=c.prefecture,
-        river=c.river,
-        in_alert=c.in_alert,
-        severity=c.severity,
-        duty=c.duty,
-        group=c.group,
-    )
-    return SmsRequest(audience, c.text, c.from_rule, c.rule_station, c.from_alert)
+    return SmsRequest(pick(c), c.text, c.from_rule, c.rule_station, c.from_alert)
 
 
 @dataclass(frozen=True, slots=True)

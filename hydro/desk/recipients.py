@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Protocol
 
 from hydro.errors import SmsRefused
 from hydro.models import Recipient, Station
@@ -50,32 +51,37 @@ class Audience:
         return self.kind.value if self.value is None else f"{self.kind.value} {self.value}"
 
 
-def pick(
-    *,
-    station: str | None = None,
-    county: str | None = None,
-    prefecture: str | None = None,
-    river: str | None = None,
-    in_alert: bool = False,
-    severity: str | None = None,
-    duty: bool = False,
-    group: str | None = None,
-) -> Audience:
-    """The one audience an operator's choices name (the CLI's flags, the API's fields);
-    SmsRefused unless exactly one is given."""
+class AudienceChoices(Protocol):
+    """Whom an operator's form picks (the CLI's flags, the API's body): one kind is set."""
+
+    station: str | None
+    county: str | None
+    prefecture: str | None
+    river: str | None
+    in_alert: bool
+    duty: bool
+    group: str | None
+
+    @property  # read-only: the API's field is narrower (a Literal of the severities)
+    def severity(self) -> str | None: ...
+
+
+def pick(choices: AudienceChoices) -> Audience:
+    """The one audience an operator's choices name; SmsRefused unless exactly one is given."""
+    c = choices
     named = {
-        AudienceKind.STATION: station,
-        AudienceKind.COUNTY: county,
-        AudienceKind.PREFECTURE: prefecture,
-        AudienceKind.RIVER: river,
-        AudienceKind.GROUP: group,
+        AudienceKind.STATION: c.station,
+        AudienceKind.COUNTY: c.county,
+        AudienceKind.PREFECTURE: c.prefecture,
+        AudienceKind.RIVER: c.river,
+        AudienceKind.GROUP: c.group,
     }
     chosen = [Audience(kind, value) for kind, value in named.items() if value is not None]
-    if in_alert:
-        chosen.append(Audience(AudienceKind.IN_ALERT, severity))
-    elif severity is not None:
+    if c.in_alert:
+        chosen.append(Audience(AudienceKind.IN_ALERT, c.severity))
+    elif c.severity is not None:
         raise SmsRefused("a severity picks among the stations in alert: give in_alert too")
-    if duty:
+    if c.duty:
         chosen.append(Audience(AudienceKind.DUTY))
     if len(chosen) != 1:
         kinds = ", ".join(kind.value for kind in AudienceKind)

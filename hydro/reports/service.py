@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 
 import psycopg_pool
 
@@ -34,59 +35,51 @@ from hydro.store.reports import day_figures, store_report, stored_report
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
 class DailyReports:
-    def __init__(
-        self,
-        config: ReportConfig,
-        registry: Registry,
-        rules: RuleSet,
-        pool: psycopg_pool.AsyncConnectionPool,
-        *,
-        zone: str,
-        roster: DutyRoster,
-        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
-    ) -> None:
-        """``zone`` is the registry's default time zone, in which a day begins and ends; the
-        digest goes to whoever ``roster`` has on duty by ``clock`` when it is queued."""
-        self._config = config
-        self._zone = zone
-        self._roster = roster
-        self._registry = registry
-        self._rules = rules
-        self._pool = pool
-        self._clock = clock
+    """``zone`` is the registry's default time zone, in which a day begins and ends; the
+    digest goes to whoever ``roster`` has on duty by ``clock`` when it is queued."""
+
+    config: ReportConfig
+    registry: Registry
+    rules: RuleSet
+    pool: psycopg_pool.AsyncConnectionPool
+    _: KW_ONLY
+    zone: str
+    roster: DutyRoster
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
 
     def last_ended_day(self) -> dt.date:
-        return last_ended_day(self._clock(), self._zone, self._config.daily_at)
+        return last_ended_day(self.clock(), self.zone, self.config.daily_at)
 
     async def report(self, day: dt.date) -> tuple[DailyReport, bool]:
         """The stored report of ``day`` with its corrections, or (not stored) one built now."""
         fresh = await self.build(day)
-        async with connection(self._pool, f"reading the daily report of {day}") as conn:
+        async with connection(self.pool, f"reading the daily report of {day}") as conn:
             stored = await stored_report(conn, day)
         if stored is None:
             return fresh, False
         return with_corrections(DailyReport.model_validate(stored), fresh), True
 
     async def build(self, day: dt.date) -> DailyReport:
-        start, end = day_bounds(day, self._zone)
-        async with connection(self._pool, f"reading the figures of {day}") as conn:
+        start, end = day_bounds(day, self.zone)
+        async with connection(self.pool, f"reading the figures of {day}") as conn:
             figures = await day_figures(
                 conn,
                 start,
                 end,
-                hours_looked_back(self._rules),
-                medium_and_larger(self._registry.storage),
+                hours_looked_back(self.rules),
+                medium_and_larger(self.registry.storage),
             )
         return build_daily(
             day,
-            self._zone,
-            self._registry.stations,
-            self._rules,
+            self.zone,
+            self.registry.stations,
+            self.rules,
             figures,
-            wettest=self._config.wettest,
-            built_at=self._clock(),
-            curves=self._registry.storage,
+            wettest=self.config.wettest,
+            built_at=self.clock(),
+            curves=self.registry.storage,
         )
 
     async def publish_due(self, *, unless_empty: bool = False) -> None:
@@ -96,7 +89,7 @@ class DailyReports:
         while hydro was down; a day without a single reading (a new installation) is skipped
         rather than announced to the duty desk as a province gone silent."""
         day = self.last_ended_day()
-        async with connection(self._pool, "checking the daily report") as conn:
+        async with connection(self.pool, "checking the daily report") as conn:
             if await stored_report(conn, day) is not None:
                 return
         report = await self.build(day)
@@ -104,12 +97,12 @@ class DailyReports:
             log.info("daily report of %s not built at start-up: no readings in that day", day)
             return
         text = digest(report)
-        async with connection(self._pool, f"storing the daily report of {day}") as conn:
+        async with connection(self.pool, f"storing the daily report of {day}") as conn:
             if not await store_report(conn, day, report.model_dump(mode="json")):
                 return  # another process stored it first
             ids = (
-                await queue_duty_notices(conn, None, self._roster.on_duty(self._clock()), text)
-                if self._config.digest
+                await queue_duty_notices(conn, None, self.roster.on_duty(self.clock()), text)
+                if self.config.digest
                 else []
             )
         log.info(

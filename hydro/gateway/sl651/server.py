@@ -24,7 +24,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 import aiomqtt
@@ -160,6 +160,11 @@ class GatewayStats:
     unanswered: int = 0  # reports whose message the broker did not acknowledge
     refused: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)  # elements hydro does not store
+
+    def __str__(self) -> str:
+        """``name=value`` for every count, in the order above: the progress line."""
+        counts = ((f.name, getattr(self, f.name)) for f in fields(self))
+        return " ".join(f"{name}={dict(n) if isinstance(n, Counter) else n}" for name, n in counts)
 
 
 class Sl651Gateway:
@@ -313,19 +318,7 @@ class Sl651Gateway:
             log.warning("refused frame from peer=%s not quarantined: %s", peer, exc)
 
     def _log_progress(self) -> None:
-        s = self.stats
-        log.info(
-            "sl651: connections=%d frames=%d reports=%d readings=%d answered=%d unanswered=%d "
-            "refused=%s skipped=%s",
-            s.connections,
-            s.frames,
-            s.reports,
-            s.readings,
-            s.answered,
-            s.unanswered,
-            dict(s.refused),
-            dict(s.skipped),
-        )
+        log.info("sl651: %s", self.stats)
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:
