@@ -12,7 +12,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from hydro.config import DatabaseConfig
-from hydro.models import Reading, Rejection, RejectionCode
+from hydro.models import Channel, Reading, Rejection, RejectionCode
 from hydro.store.db import open_pool
 from hydro.store.quarantine import QuarantineFilter, list_quarantine
 from hydro.store.readings import BatchOutcome, ReadingWriter
@@ -254,7 +254,11 @@ def test_status_and_station_readings(pg_url: str) -> None:
 
     status, window = with_store(pg_url, body)
     assert status.mode is StorageMode.POSTGRESQL
-    assert (status.open_alerts, status.journal_backlog, status.outbox) == (0, 1, {})
+    assert (status.open_alerts, status.journal_backlog, status.outbox) == (
+        0,
+        1,
+        {Channel.SMS: {}, Channel.VOICE: {}},
+    )
     assert status.stations_reporting == 1
     assert status.latest_reading == at(25)
     assert [r.water_level for r in window] == [1.0, 2.0, 3.0]
