@@ -21,7 +21,7 @@ class LocalMosquitto:
         if port is None and port_file.is_file():
             port = int(port_file.read_text())
         self.port = port or free_port()
-        self._log = data_dir / "mosquitto.log"
+        self.log = data_dir / "mosquitto.log"  # connections, disconnections, errors
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -29,7 +29,7 @@ class LocalMosquitto:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "port").write_text(str(self.port))
         config = self.data_dir / "mosquitto.conf"
-        own = [f"log_dest file {self._log}"]
+        own = [f"log_dest file {self.log}"]
         own += [f"log_type {kind}" for kind in ("error", "warning", "notice", "information")]
         if os.geteuid() == 0:
             own.append("user root")  # keep access to data_dir instead of dropping privileges
@@ -43,7 +43,7 @@ class LocalMosquitto:
         if not wait_for_port(self.port, 15, alive=self._process):
             self.kill()
             raise LocalServiceError(
-                f"mosquitto did not start on port {self.port}:\n{log_tail(self._log)}"
+                f"mosquitto did not start on port {self.port}:\n{log_tail(self.log)}"
             )
 
     def settings(self) -> str:

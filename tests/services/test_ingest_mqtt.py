@@ -7,7 +7,7 @@ import asyncio
 from hydro.config import MqttConfig
 from hydro.ingest.mqtt import BrokerSession, Delivery
 from hydro.local import LocalMosquitto
-from tests.support import publisher
+from tests.support import publisher, wait_until
 
 
 async def _take(session: BrokerSession, count: int) -> list[Delivery]:
@@ -18,6 +18,10 @@ async def _take(session: BrokerSession, count: int) -> list[Delivery]:
             if len(taken) == count:
                 break
     return taken
+
+
+def _disconnections(broker: LocalMosquitto, client_id: str) -> int:
+    return broker.log.read_text("utf-8").count(f"Client {client_id} disconnected.")
 
 
 def test_only_acknowledged_messages_are_forgotten_by_the_broker(
@@ -37,6 +41,14 @@ def test_only_acknowledged_messages_are_forgotten_by_the_broker(
             received = await _take(first, 10)
             for delivery in received[:4]:
                 assert first.acknowledge(delivery)
+        # MQTT does not answer a DISCONNECT: a new connection with the same client id that the
+        # broker reads first takes the session over and drops what the old one still had
+        # unread, acks included (they come again: duplicates, absorbed downstream). Here the
+        # second connection waits for the broker to have closed the first.
+        await wait_until(
+            lambda: _disconnections(local_mosquitto, config.client_id) == 2,
+            what="the broker to close the first session",
+        )
         async with BrokerSession(config) as second:
             again = await _take(second, 6)
             stale = second.acknowledge(received[5])  # an id from the old connection
