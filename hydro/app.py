@@ -704,7 +704,7 @@ async def confirm_alert(
             "alert=%d confirmed for %s by %s",
             alert_id,
             standing.recipient.role,
-            standing.recorded_by,
+            standing.recorded,
         )
     return found
 

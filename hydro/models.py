@@ -98,6 +98,12 @@ class Confirmation:
     recorded_by: str
     outbox_id: int | None = None  # the call or SMS answered, when there is one
     rank: int | None = None  # the alert's rank it answered, set by the store when recorded
+    note: str | None = None  # the operator's, e.g. 电话已联系
+
+    @property
+    def recorded(self) -> str:
+        """Who recorded it, with the note: 王值班(电话已联系)."""
+        return self.recorded_by + (f"({self.note})" if self.note else "")
 
     def answers(self, rank: int) -> bool:
         """Whether it answers the alert standing at ``rank``: given at that rank or above (a

@@ -154,6 +154,7 @@ class ConfirmationOut(BaseModel):
     recorded_by: str
     outbox_id: int | None
     rank: int  # the alert's rank it answered: it answers that rank and those below
+    note: str | None = None  # the operator's, e.g. 电话已联系
 
 
 class LadderStepOut(BaseModel):

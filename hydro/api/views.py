@@ -216,6 +216,7 @@ def confirmation_out(c: Confirmation, *, full_phone: bool) -> ConfirmationOut:
         recorded_by=c.recorded_by,
         outbox_id=c.outbox_id,
         rank=c.rank,
+        note=c.note,
     )
 
 

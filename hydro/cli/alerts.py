@@ -99,7 +99,7 @@ def _print_ladder(detail: app.AlertView) -> None:
         to = c.recipient
         print(
             f"    confirmed {c.confirmed_at:%Y-%m-%d %H:%M:%S}Z by {to.role.value} {to.name}"
-            f" via {c.answer.value} (recorded by {c.recorded_by}), answers rank {c.rank}"
+            f" via {c.answer.value} (recorded by {c.recorded}), answers rank {c.rank}"
         )
     woke = wake_up(detail.alert.opened_at, detail.confirmations)
     print(f"    wake-up: {'nobody has confirmed' if woke is None else woke}")
@@ -134,7 +134,7 @@ def _confirm(args: argparse.Namespace) -> int:
     print(
         f"alert {args.id}: {to.role.value} {to.name} {'confirmed' if new else 'had confirmed'}"
         f" at {standing.confirmed_at} via {standing.answer.value} (recorded by"
-        f" {standing.recorded_by})"
+        f" {standing.recorded})"
     )
     return 0
 

@@ -32,6 +32,7 @@ async def confirm_person(
         pool,
         alert_id,
         lambda station: pick_person(reachable(registry, station, duty), role, phone),
-        by + (f"({note})" if note else ""),
+        by,
         now,
+        note=note,
     )

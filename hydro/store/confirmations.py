@@ -19,7 +19,7 @@ from hydro.errors import StorageError
 from hydro.models import Answer, Confirmation, Recipient, Role
 from hydro.store.db import Connection, connection, fetch_all, translate_errors
 
-_COLUMNS = "alert_id, role, person, phone, answer, confirmed_at, recorded_by, outbox_id, rank"
+_COLUMNS = "alert_id, role, person, phone, answer, confirmed_at, recorded_by, outbox_id, rank, note"
 
 # The person's standing answer to the alert's present rank (one given at it or above), else a
 # new one at that rank.
@@ -34,7 +34,7 @@ standing AS (
 new AS (
     INSERT INTO confirmations ({_COLUMNS})
     SELECT %(alert_id)s, %(role)s, %(person)s, %(phone)s, %(answer)s, %(confirmed_at)s,
-        %(recorded_by)s, %(outbox_id)s, alert.rank
+        %(recorded_by)s, %(outbox_id)s, alert.rank, %(note)s
     FROM alert WHERE NOT EXISTS (SELECT 1 FROM standing)
     ON CONFLICT (alert_id, rank, phone) DO NOTHING
     RETURNING {_COLUMNS}, true AS new
@@ -55,6 +55,7 @@ def _confirmation(row: dict[str, Any]) -> Confirmation:
         row["recorded_by"],
         row["outbox_id"],
         row["rank"],
+        row["note"],
     )
 
 
@@ -74,6 +75,7 @@ async def record_confirmation(
         "confirmed_at": c.confirmed_at,
         "recorded_by": c.recorded_by,
         "outbox_id": c.outbox_id,
+        "note": c.note,
     }
     with translate_errors(f"recording a confirmation of alert {c.alert_id}"):
         cur = conn.cursor(row_factory=dict_row)
@@ -93,6 +95,8 @@ async def confirm_on_behalf(
     choose: Callable[[str], Recipient | str],
     recorded_by: str,
     now: dt.datetime,
+    *,
+    note: str | None = None,
 ) -> tuple[Confirmation, bool] | str | None:
     """An operator's record that they reached a person of the alert (电话已联系): ``choose``
     picks the person among those of the alert's station, or says why it cannot. The standing
@@ -106,7 +110,7 @@ async def confirm_on_behalf(
         person = choose(station)
         if isinstance(person, str):
             return person
-        answer = Confirmation(alert_id, person, Answer.OPERATOR, now, recorded_by)
+        answer = Confirmation(alert_id, person, Answer.OPERATOR, now, recorded_by, note=note)
         return await record_confirmation(conn, answer)
 
 

@@ -372,6 +372,6 @@ def test_an_unconfirmed_alert_shows_its_ladder_and_an_operator_confirms_for_a_pe
         expect(waiting).to_have_count(0)
         expect(page.locator("#unconfirmed-count")).to_have_text("0")
         browser.close()
-    assert fetch(pg_url, "SELECT role, answer, recorded_by FROM confirmations") == [
-        ("technical", "operator", "li(电话已联系)")
+    assert fetch(pg_url, "SELECT role, answer, recorded_by, note FROM confirmations") == [
+        ("technical", "operator", "li", "电话已联系")
     ]

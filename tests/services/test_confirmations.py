@@ -89,3 +89,27 @@ def test_an_answer_to_an_unknown_alert_is_refused(pg_url: str) -> None:
     migrated(pg_url)
     with pytest.raises(StorageError):
         record(pg_url, Confirmation(424242, PATROL, Answer.LINK, T0, "王五"))
+
+
+def test_notes_kept_inside_recorded_by_before_migration_0019_are_split_out(pg_url: str) -> None:
+    migrated(pg_url)
+    alert = open_alert(pg_url)
+    with psycopg.connect(pg_url) as conn:  # the database as it was before migration 0019
+        conn.execute("ALTER TABLE confirmations DROP COLUMN note")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 19")
+        for phone, answer, recorded_by in [
+            ("+8613800000001", "operator", "li(电话已联系)"),
+            ("+8613800000002", "operator", "zhao"),
+            ("+8613800000003", "link", "王五(巡查)"),  # a person's own name: left as it is
+        ]:
+            conn.execute(
+                "INSERT INTO confirmations (alert_id, role, person, phone, answer, confirmed_at,"
+                " recorded_by, rank) VALUES (%s, 'patrol', 'p', %s, %s, %s, %s, 3)",
+                (alert, phone, answer, T0, recorded_by),
+            )
+    migrated(pg_url)
+    assert support.fetch(pg_url, "SELECT recorded_by, note FROM confirmations ORDER BY phone") == [
+        ("li", "电话已联系"),
+        ("zhao", None),
+        ("王五(巡查)", None),
+    ]

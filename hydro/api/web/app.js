@@ -340,7 +340,8 @@ function ladderSection(detail) {
     .map((c) => `${c.role} ${c.phone}`));
   const answers = detail.confirmations.map((c) => `<tr class="confirmation">`
     + `<td>${esc(roleName(c.role))} ${esc(c.person)}</td><td>${esc(t(`answer_${c.answer}`))}</td>`
-    + `<td>${esc(when(c.confirmed_at))}</td><td>${esc(c.recorded_by)}</td></tr>`).join("");
+    + `<td>${esc(when(c.confirmed_at))}</td>`
+    + `<td>${esc(c.recorded_by)}${c.note ? `(${esc(c.note)})` : ""}</td></tr>`).join("");
   const people = new Map();
   for (const step of detail.ladder) {
     for (const n of step.notifications.map((id) => sent.get(id)).filter(Boolean)) {
