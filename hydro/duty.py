@@ -14,14 +14,21 @@ end not after its start, two shifts of one role that overlap (two people sharing
 same start and end, is fine), a gap between the shifts of a role, no officer at all. Warning: a
 day of the coming week a dated roster does not cover; then, as whenever no officer is on the
 roster, ``sms.duty_officers`` are told instead, and the log says so.
+
+Rosters change while hydro runs (a swapped shift, next month's roster): a loaded roster file is
+looked at again at most every ``RECHECK_SECONDS`` when someone asks who is on duty, and an edited
+file replaces it in every running process, unless the edit has errors: then it is refused (the
+log says why) and the roster before it stays.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -55,6 +62,7 @@ _WEEK = dt.timedelta(weeks=1)
 # A weekly roster's times are naive times in the week of this Monday.
 _WEEK_OF = dt.datetime(2001, 1, 1)
 LOOKAHEAD_DAYS = 7  # hydro check warns about the days of this coming week without a roster
+RECHECK_SECONDS = 10.0  # how often, at most, a running hydro looks whether the roster was edited
 
 
 def utc_now() -> dt.datetime:
@@ -184,18 +192,98 @@ def _wall(monday: dt.datetime, offset: dt.timedelta) -> dt.datetime:
     return naive.replace(tzinfo=monday.tzinfo)
 
 
+class WatchedRoster(DutyRoster):
+    """A roster file's roster that takes the file's edits (see the module's docstring). The
+    lookups read the file at most every ``recheck`` seconds of ``clock``; only an edit is
+    checked and loaded again."""
+
+    def __init__(
+        self,
+        path: Path,
+        zone: str,
+        fallback: Sequence[DutyOfficer],
+        *,
+        today: dt.date,
+        recheck: float = RECHECK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(zone=zone, fallback=fallback, source=str(path))
+        self._path, self._officers = path, tuple(fallback)
+        self._recheck, self._clock = recheck, clock
+        self._version = _file_version(path)
+        self._checked_at = clock()
+        self._take(path, today, refuse=_raise_roster_error)
+
+    def on_duty(self, at: dt.datetime) -> tuple[Recipient, ...]:
+        self._reload_if_edited()
+        return super().on_duty(at)
+
+    def shifts(self, at: dt.datetime) -> tuple[Shift, ...]:
+        self._reload_if_edited()
+        return super().shifts(at)
+
+    def next_shift(self, at: dt.datetime) -> tuple[Shift, ...]:
+        self._reload_if_edited()
+        return super().next_shift(at)
+
+    def _reload_if_edited(self) -> None:
+        now = self._clock()
+        if now - self._checked_at < self._recheck:
+            return
+        self._checked_at = now
+        version = _file_version(self._path)
+        if version == self._version:
+            return
+        self._version = version
+        if self._take(self._path, dt.datetime.now(self._zone).date(), refuse=_log_refusal):
+            log.info("duty roster %s edited: reloaded, %d shifts", self.source, len(self._rows))
+
+    def _take(
+        self, path: Path, today: dt.date, *, refuse: Callable[[str, list[Problem]], None]
+    ) -> bool:
+        """The file's roster in place of this one's, its warnings logged; ``refuse`` is told
+        the errors of a file with any, and this roster stays."""
+        fresh, problems, warnings = check_roster(path, self._zone.key, self._officers, today=today)
+        if problems:
+            refuse(str(path), problems)
+            return False
+        for warning in warnings:
+            log.warning("%s", warning)
+        self._rows, self._weekly = fresh._rows, fresh._weekly
+        return True
+
+
+def _file_version(path: Path) -> bytes | None:
+    """The file's digest (a roster is a few kilobytes; a modification time can miss an edit
+    within its resolution); None while it cannot be read."""
+    try:
+        return hashlib.blake2b(path.read_bytes(), digest_size=16).digest()
+    except OSError:
+        return None
+
+
+def _raise_roster_error(source: str, problems: list[Problem]) -> None:
+    raise RosterError(problems)
+
+
+def _log_refusal(source: str, problems: list[Problem]) -> None:
+    log.error(
+        "duty roster %s edited with errors, the edit is refused and the roster before it stays"
+        " (run hydro check): %s",
+        source,
+        "; ".join(map(str, problems)),
+    )
+
+
 def load_roster(
     path: Path | None, zone: str, fallback: Sequence[DutyOfficer], *, today: dt.date
 ) -> DutyRoster:
-    """The roster, its warnings logged; RosterError on any error. No file: the fallback."""
-    roster, problems, warnings = check_roster(path, zone, fallback, today=today)
-    if problems:
-        raise RosterError(problems)
-    for warning in warnings:
-        log.warning("%s", warning)
+    """The roster, its warnings logged, watched for edits; RosterError on any error. No file:
+    the fallback."""
     if path is None:
         log.info("duty: no roster (duty.roster); the duty desk is sms.duty_officers")
-    return roster
+        return DutyRoster(zone=zone, fallback=fallback)
+    return WatchedRoster(path, zone, fallback, today=today)
 
 
 def check_roster(

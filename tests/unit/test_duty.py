@@ -11,7 +11,7 @@ import pytest
 
 from hydro.cli import main
 from hydro.config import DutyOfficer
-from hydro.duty import DutyRoster, check_roster, load_roster
+from hydro.duty import DutyRoster, WatchedRoster, check_roster, load_roster
 from hydro.errors import RosterError
 from hydro.models import Recipient, Role
 
@@ -266,3 +266,43 @@ def test_the_sample_weekly_roster_is_valid_and_covers_every_moment() -> None:
     for hour in range(0, 24 * 7, 5):
         at = local("2026-11-30 00:00") + dt.timedelta(hours=hour)
         assert [p.role for p in roster.on_duty(at)] == [Role.DUTY, Role.LEADER]
+
+
+def test_an_edited_roster_is_taken_by_a_running_hydro_and_a_bad_edit_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A swapped shift reaches the running process at the next look (every ``recheck``
+    seconds); an edit with errors, or a file gone, leaves the roster as it was, and says so."""
+    path = roster_file(tmp_path, DATED)
+    ticks = [0.0]
+    roster = WatchedRoster(
+        path,
+        "Asia/Shanghai",
+        FALLBACK,
+        today=dt.date(2026, 12, 1),
+        recheck=10,
+        clock=lambda: ticks[0],
+    )
+    morning = local("2026-12-01 09:00")
+    assert names(roster.on_duty(morning)) == ["张伟", "孙局长"]
+    path.write_text(DATED.replace("张伟", "陈刚"), encoding="utf-8")
+    ticks[0] = 9.0
+    assert names(roster.on_duty(morning)) == ["张伟", "孙局长"]  # not looked at yet
+    ticks[0] = 10.0
+    assert names(roster.on_duty(morning)) == ["陈刚", "孙局长"]
+    assert [s.name for s in roster.next_shift(morning)] == ["李娜", "周局长"]
+    with caplog.at_level(logging.ERROR, "hydro.duty"):
+        path.write_text(DATED.replace("2026-12-01 20:00,值班员", "2026-12-01 07:00,值班员"))
+        ticks[0] = 20.0
+        assert names(roster.on_duty(morning)) == ["陈刚", "孙局长"]
+        path.unlink()
+        ticks[0] = 30.0
+        assert [s.name for s in roster.shifts(morning)] == ["陈刚", "孙局长"]
+    assert caplog.text.count("edited with errors, the edit is refused") == 2
+    assert ":2: end 2026-12-01 07:00 is not after start 2026-12-01 08:00" in caplog.text
+
+
+def test_a_bad_roster_stops_the_start(tmp_path: Path) -> None:
+    path = roster_file(tmp_path, DATED.replace("值班员,张伟", "值班员,张伟,extra"))
+    with pytest.raises(RosterError):
+        load_roster(path, "Asia/Shanghai", FALLBACK, today=dt.date(2026, 12, 1))
