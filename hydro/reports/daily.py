@@ -372,4 +372,11 @@ def with_corrections(stored: DailyReport, fresh: DailyReport) -> DailyReport:
                 corrections.append(
                     Correction(code=was.code, name=was.name, figure=figure, was=before, now=after)
                 )
+    # A late level before 08:00 changes the storage the digest summed.
+    storage_now = {r.code: r.storage for r in fresh.storage}
+    corrections += [
+        Correction(code=r.code, name=r.name, figure="storage", was=r.storage, now=after)
+        for r in stored.storage
+        if r.code in storage_now and (after := storage_now[r.code]) != r.storage
+    ]
     return stored.model_copy(update={"corrections": corrections})

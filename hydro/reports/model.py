@@ -111,7 +111,7 @@ class Correction(_Part):
 
     code: str
     name: str
-    figure: str  # rain_mm, level_max, readings
+    figure: str  # rain_mm, level_max, readings, storage (万m³ at the closing 08:00)
     was: float | None
     now: float | None
 

@@ -613,6 +613,27 @@ def test_storage_of_medium_reservoirs_at_0800_its_change_and_the_digest(
     assert DailyReport.model_validate_json(FORMATS["json"](report)) == report
 
 
+def test_a_late_level_before_0800_shows_as_a_storage_correction(pg_url: str) -> None:
+    end = at(24 * 60)
+
+    async def body(
+        pool: AsyncConnectionPool, writer: ReadingWriter, reports: DailyReports
+    ) -> DailyReport:
+        await writer.write([Reading("K1", end - dt.timedelta(minutes=30), water_level=771.0)])
+        await reports.publish_due()
+        # the gateway's hourly batch: the level at 07:55, after the report was stored
+        await writer.write([Reading("K1", end - dt.timedelta(minutes=5), water_level=772.0)])
+        later, stored = await reports.report(DAY)
+        assert stored
+        return later
+
+    later = with_reports(pg_url, body, stations=reservoirs())
+    assert later.storage[0].storage == 2200.0  # the report as it was stored
+    assert ("K1", "storage", 2200.0, 2400.0) in [
+        (c.code, c.figure, c.was, c.now) for c in later.corrections
+    ]
+
+
 def test_a_report_stored_before_storage_was_added_still_reads() -> None:
     stored = DailyReport.model_validate_json(FORMATS["json"](digest_less_report()))
     assert (stored.storage, stored.storage_totals) == ([], None)
