@@ -1,11 +1,14 @@
 """The ingest loop: broker -> judge -> batch -> store -> acknowledge.
 
 Two tasks share one event loop. The receiver judges each message as it arrives and adds it whole
-to the open batch; a batch is sealed when it holds ``ingest.batch_size`` readings or has been open
-for ``ingest.batch_interval``. The writer commits sealed batches in order and only then
-acknowledges their messages, so the broker forgets nothing that is not in the database. While the
-writer waits on the database the receiver keeps parsing; when the writer falls behind, the queue of
-sealed batches fills and the receiver waits, and the broker's in-flight window stops the flow.
+to the open batch; a batch is sealed as soon as the writer is idle, else when it holds
+``ingest.batch_size`` readings or has been open for ``ingest.batch_interval``: a lone reading is
+committed at once (a crossing reaches the evaluator in milliseconds), and under load the batches
+grow by themselves to what arrives while the writer commits the one before. The writer commits
+sealed batches in order and only then acknowledges their messages, so the broker forgets nothing
+that is not in the database. While the writer waits on the database the receiver keeps parsing;
+when the writer falls behind, the queue of sealed batches fills and the receiver waits, and the
+broker's in-flight window stops the flow.
 
 No message can stop the stream: anything judging raises, and anything in a batch the database
 refuses for a reason other than an outage (defects, never a gateway's fault), quarantines the one
@@ -138,6 +141,7 @@ class IngestService:
         self._sealed: asyncio.Queue[_Batch | None] = asyncio.Queue(_SEALED_BATCHES_AHEAD)
         self._max_age = config.batch_interval.total_seconds()
         self._closing = False
+        self._writer_idle = False  # waiting for a sealed batch, none queued
         self.stats = IngestStats()
         self.subscribed = asyncio.Event()  # set while subscribed on a live broker connection
 
@@ -239,7 +243,7 @@ class IngestService:
                 rejection.code,
                 printable(rejection.reason),
             )
-        if len(batch.readings) >= self._config.batch_size:
+        if self._writer_idle or len(batch.readings) >= self._config.batch_size:
             await self._seal()
 
     def _internal_error(self, delivery: Delivery, what: str, exc: Exception) -> Verdict:
@@ -290,6 +294,7 @@ class IngestService:
     async def _seal(self) -> None:
         batch, self._batch = self._batch, _Batch()
         if batch.deliveries:
+            self._writer_idle = False  # it has this one to write now
             await self._sealed.put(batch)
 
     async def _seal_when_due(self) -> None:
@@ -303,7 +308,7 @@ class IngestService:
     async def _write_sealed(self) -> None:
         database = self._database
         backoff = Backoff(0.2, max(5.0, database.connect_timeout.total_seconds()))
-        while (batch := await self._sealed.get()) is not None:
+        while (batch := await self._next_sealed()) is not None:
             rejections = batch.rejections
             try:
                 outcome = await self._write(batch.readings, rejections, backoff)
@@ -321,6 +326,18 @@ class IngestService:
             for delivery in batch.deliveries:
                 if not delivery.session.acknowledge(delivery):
                     self.stats.unacknowledged += 1
+
+    async def _next_sealed(self) -> _Batch | None:
+        """The next batch to write: one sealed, else the open one sealed now if it holds
+        anything, else the first message's as soon as it comes (``_writer_idle``)."""
+        if self._sealed.empty():
+            if self._batch.deliveries and not self._closing:
+                await self._seal()
+            else:
+                self._writer_idle = True
+        batch = await self._sealed.get()
+        self._writer_idle = False
+        return batch
 
     async def _write(
         self, readings: list[Reading], rejections: list[Rejection], backoff: Backoff

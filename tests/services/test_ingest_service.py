@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import psycopg
 import pytest
 
 from hydro.config import Config
@@ -435,19 +436,69 @@ def test_endless_new_field_names_neither_grow_memory_nor_flood_the_log(
     assert len(warned) == 1
 
 
-def test_a_message_the_database_refuses_is_quarantined_alone_and_the_batch_stored(
+@contextlib.asynccontextmanager
+async def writer_held(pg_url: str) -> AsyncIterator[None]:
+    """Holds the ingest writer's next commit (a lock on ``readings``) until the block ends:
+    the messages that come meanwhile gather into the next batch."""
+    conn = await asyncio.to_thread(psycopg.connect, pg_url)
+    try:
+        await asyncio.to_thread(conn.execute, "LOCK TABLE readings IN SHARE ROW EXCLUSIVE MODE")
+        yield
+    finally:
+        await asyncio.to_thread(conn.close)  # rolls back: the lock goes
+
+
+def test_a_lone_reading_is_committed_at_once_and_a_busy_writer_gathers_the_rest(
     pg_url: str, local_mosquitto: LocalMosquitto, mqtt_topic_prefix: str
+) -> None:
+    """With the writer idle a message is written at once, whatever ``batch_interval`` (here an
+    hour); while it commits, what comes waits in one batch, written as soon as it is free."""
+    config = ingest_config(
+        pg_url, local_mosquitto.port, mqtt_topic_prefix, ingest={"batch_interval": "1h"}
+    )
+    topic = f"{mqtt_topic_prefix}/gw-1/readings"
+
+    async def scenario() -> int:
+        async with (
+            publisher(config.mqtt.port) as gw,
+            running_ingest(config, stations("A1")) as service,
+        ):
+            await publish_json(gw, topic, reading("A1", iso(0), water_level=771.0))
+            await wait_until(lambda: count_rows(pg_url) == 1, what="the lone reading")
+            async with writer_held(pg_url):
+                await publish_json(gw, topic, reading("A1", iso(5), water_level=771.0))
+                await wait_until(lambda: service.stats.messages == 2, what="the held one")
+                for minutes in range(10, 30, 5):
+                    await publish_json(gw, topic, reading("A1", iso(minutes), water_level=771.0))
+                await wait_until(lambda: service.stats.messages == 6, what="four more")
+            await wait_until(lambda: count_rows(pg_url) == 6, what="the gathered batch")
+            return service.stats.batches
+
+    assert asyncio.run(scenario()) == 3
+
+
+def test_a_message_the_database_refuses_is_quarantined_alone_and_the_batch_stored(
+    pg_url: str, config: Config, topic: str
 ) -> None:
     """A NUL in a registry code stands for anything judging lets through that PostgreSQL will
     not take: the batch holding it used to fail for good, at every start."""
-    # One batch of three messages: a valid reading, the refused one, a valid reading.
-    config = ingest_config(
-        pg_url, local_mosquitto.port, mqtt_topic_prefix, ingest={"batch_interval": "1s"}
-    )
     refused = reading("A\x00", iso(0), water_level=771.0)
-    payloads = [json.dumps(p).encode() for p in (reading("A1", iso(10), water_level=1.0), refused)]
-    registry = stations("A1", "A\x00")
-    assert asyncio.run(publish_then_restart(config, pg_url, payloads, registry, stored=1)) == 1
+
+    async def scenario() -> tuple[int, int]:
+        registry = stations("A1", "A\x00")
+        async with publisher(config.mqtt.port) as gw, running_ingest(config, registry) as service:
+            async with writer_held(pg_url):
+                await publish_json(gw, topic, reading("A1", iso(20), water_level=1.0))
+                await wait_until(lambda: service.stats.messages == 1, what="the held one")
+                # One batch of three messages: a valid reading, the refused one, a valid one.
+                await publish_json(gw, topic, reading("A1", iso(10), water_level=1.0))
+                await publish_json(gw, topic, refused)
+                await publish_json(gw, topic, reading("A1", iso(5), water_level=1.0))
+                await wait_until(lambda: service.stats.messages == 4, what="the batch")
+            await wait_until(lambda: service.stats.batches == 2, what="both batches")
+            return service.stats.slow_batches, count_rows(pg_url)
+
+    assert asyncio.run(scenario()) == (1, 3)
     [(code, reason, payload, station)] = fetch(
         pg_url, "SELECT code, reason, payload, station FROM quarantine"
     )
