@@ -204,10 +204,10 @@ async def station_readings(
         raise HTTPException(422, "from must be before to")
     if until - since > _MAX_RANGE[every]:
         raise HTTPException(422, f"at most {_MAX_RANGE[every].days} days at every={every}")
-    rows = await station_series(
+    columns = await station_series(
         ctx.pool, code, since, until, every, limit=ctx.max_series_points + 1
     )
-    if len(rows) > ctx.max_series_points:
+    if len(columns.time) > ctx.max_series_points:
         raise HTTPException(
             422,
             f"more than {ctx.max_series_points} points from {since.isoformat()} to"
@@ -220,12 +220,12 @@ async def station_readings(
         Series(
             station=code,
             every=every,
-            time=[r[0] for r in rows],
-            water_level=[r[1] for r in rows],
-            water_level_min=[r[2] for r in rows],
-            water_level_max=[r[3] for r in rows],
-            rainfall=[r[4] for r in rows],
-            flow=[r[5] for r in rows],
+            time=list(columns.time),
+            water_level=list(columns.water_level),
+            water_level_min=list(columns.level_min),
+            water_level_max=list(columns.level_max),
+            rainfall=list(columns.rainfall),
+            flow=list(columns.flow),
         ),
     )
 

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Literal, NamedTuple
 
 import psycopg_pool
-from psycopg.rows import args_row, class_row
+from psycopg.rows import class_row
 
 from hydro.models import Reading
 from hydro.store.db import connection
@@ -48,13 +48,15 @@ _SERIES: dict[str, str] = {
 }
 
 
-class SeriesPoint(NamedTuple):
-    time: dt.datetime
-    water_level: float | None  # the bucket's mean
-    level_min: float | None
-    level_max: float | None
-    rainfall: float | None  # the bucket's sum
-    flow: float | None  # the bucket's maximum
+class SeriesColumns(NamedTuple):
+    """A series as columns of equal length, oldest first: what a chart takes."""
+
+    time: tuple[dt.datetime, ...]
+    water_level: tuple[float | None, ...]  # the bucket's mean
+    level_min: tuple[float | None, ...]
+    level_max: tuple[float | None, ...]
+    rainfall: tuple[float | None, ...]  # the bucket's sum
+    flow: tuple[float | None, ...]  # the bucket's maximum
 
 
 async def station_series(
@@ -65,11 +67,14 @@ async def station_series(
     every: Every,
     *,
     limit: int,
-) -> list[SeriesPoint]:
+) -> SeriesColumns:
     """A station's readings in [since, until), raw or bucketed, oldest first: the first
     ``limit`` of them."""
     async with connection(pool, f"reading the series of station {station}") as conn:
         # 8,640 rows: 8 ms in binary, 19 ms as text
-        cur = conn.cursor(row_factory=args_row(SeriesPoint), binary=True)
+        cur = conn.cursor(binary=True)
         await cur.execute(_SERIES[every] + " LIMIT %s", (station, since, until, limit))
-        return await cur.fetchall()
+        rows = await cur.fetchall()
+    # Plain tuples, turned into columns in C: an object per row cost more than the query (8,640
+    # named tuples: 12 ms on a loaded 2-core machine; a month's index-only scan: 3 ms).
+    return SeriesColumns(*zip(*rows, strict=True)) if rows else SeriesColumns(*[()] * 6)
