@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response
@@ -38,6 +39,8 @@ from hydro.store.series import Every, station_series
 from hydro.store.stations_view import latest_readings, latest_times
 
 router = APIRouter(prefix="/api/v1/stations", tags=["stations"])
+# A station's series: columns of numbers, compressed fast (hydro.api.middleware.Compress).
+SERIES_PATHS = re.compile(r"/api/v1/stations/[^/]+/readings")
 _STATION_LIST = TypeAdapter(list[StationOut])
 _SERIES = TypeAdapter(Series)
 _STATES = TypeAdapter(list[StationState])
