@@ -223,12 +223,12 @@ async def station_readings(
         Series(
             station=code,
             every=every,
-            time=list(columns.time),
-            water_level=list(columns.water_level),
-            water_level_min=list(columns.level_min),
-            water_level_max=list(columns.level_max),
-            rainfall=list(columns.rainfall),
-            flow=list(columns.flow),
+            time=columns.time,
+            water_level=columns.water_level,
+            water_level_min=columns.level_min,
+            water_level_max=columns.level_max,
+            rainfall=columns.rainfall,
+            flow=columns.flow,
         ),
     )
 

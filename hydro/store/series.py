@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import psycopg_pool
 from psycopg.rows import class_row
@@ -51,12 +51,23 @@ _SERIES: dict[str, str] = {
 class SeriesColumns(NamedTuple):
     """A series as columns of equal length, oldest first: what a chart takes."""
 
-    time: tuple[dt.datetime, ...]
-    water_level: tuple[float | None, ...]  # the bucket's mean
-    level_min: tuple[float | None, ...]
-    level_max: tuple[float | None, ...]
-    rainfall: tuple[float | None, ...]  # the bucket's sum
-    flow: tuple[float | None, ...]  # the bucket's maximum
+    time: list[dt.datetime]
+    water_level: list[float | None]  # the bucket's mean
+    level_min: list[float | None]
+    level_max: list[float | None]
+    rainfall: list[float | None]  # the bucket's sum
+    flow: list[float | None]  # the bucket's maximum
+
+
+# One row of six arrays, in the order of the points (the aggregates read the output of the
+# ordered LIMIT). A row per point cost more than the query: a month of raw readings is 8,640
+# tuples, which set off Python's cyclic garbage collector about twenty times a request, now and
+# then a full pass over every object the API holds (profiled: a third of the request, and its
+# slowest tail). Lists of floats and datetimes do not count towards it.
+_COLUMNS = (
+    "SELECT array_agg(p.t), array_agg(p.v), array_agg(p.lo), array_agg(p.hi), array_agg(p.rain),"
+    " array_agg(p.flow) FROM ({query} LIMIT %s) p(t, v, lo, hi, rain, flow)"
+)
 
 
 async def station_series(
@@ -71,10 +82,9 @@ async def station_series(
     """A station's readings in [since, until), raw or bucketed, oldest first: the first
     ``limit`` of them."""
     async with connection(pool, f"reading the series of station {station}") as conn:
-        # 8,640 rows: 8 ms in binary, 19 ms as text
+        # Binary: a month of raw readings loads in 0.6 of the time text takes.
         cur = conn.cursor(binary=True)
-        await cur.execute(_SERIES[every] + " LIMIT %s", (station, since, until, limit))
-        rows = await cur.fetchall()
-    # Plain tuples, turned into columns in C: an object per row cost more than the query (8,640
-    # named tuples: 12 ms on a loaded 2-core machine; a month's index-only scan: 3 ms).
-    return SeriesColumns(*zip(*rows, strict=True)) if rows else SeriesColumns(*[()] * 6)
+        await cur.execute(_COLUMNS.format(query=_SERIES[every]), (station, since, until, limit))
+        row = await cur.fetchone()
+    columns: tuple[Any, ...] = row or (None,) * 6  # no points: NULL arrays
+    return SeriesColumns(*(column or [] for column in columns))

@@ -375,7 +375,7 @@ def test_the_key_of_a_database_migrated_before_0016_comes_to_cover_the_series(
     with_store(pg_url, earlier_release, mode=mode)
     assert covering not in str(rows(pg_url, "SELECT pg_get_indexdef('readings_pkey'::regclass)"))
     series = with_store(pg_url, upgraded, mode=mode)
-    assert (series.water_level, series.flow) == ((3.0, None), (None, 4.0))
+    assert (series.water_level, series.flow) == ([3.0, None], [None, 4.0])
     assert rows(pg_url, "SELECT water_level FROM reading_revisions") == [(1.0,)]
     keys = rows(
         pg_url,
