@@ -344,6 +344,30 @@ def test_late_readings_land_in_compressed_chunks(pg_url: str) -> None:
     assert rows(pg_url, "SELECT water_level FROM reading_revisions") == [(1.0,)]
 
 
+@pytest.mark.timescaledb
+def test_a_batch_correcting_many_stations_in_compressed_chunks_is_stored(pg_url: str) -> None:
+    """Each station's compressed segment that a batch touches is decompressed, 1,000 readings
+    here: TimescaleDB's default limit of 100,000 a transaction refused this batch, and the writer
+    took the refusal for an outage and would have retried it forever."""
+    chunk_start = dt.datetime(2025, 1, 9, tzinfo=dt.UTC)  # 7-day chunks start on a Thursday
+    stations = [f"S{n:03d}" for n in range(101)]
+
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> BatchOutcome:
+        async with pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO readings (station, time, water_level)"
+                " SELECT s, %s + i * interval '5 minutes', 1.0"
+                " FROM unnest(%s::text[]) s, generate_series(0, 999) i",
+                (chunk_start, stations),
+            )
+            await conn.execute("SELECT compress_chunk(c) FROM show_chunks('readings') c")
+        return await writer.write([Reading(s, chunk_start, water_level=2.0) for s in stations])
+
+    outcome = with_store(pg_url, body, mode="required")
+    assert outcome.revised == len(stations)
+    assert rows(pg_url, "SELECT count(*) FROM readings WHERE water_level = 2.0") == [(101,)]
+
+
 @pytest.mark.parametrize("mode", ["off", pytest.param("required", marks=pytest.mark.timescaledb)])
 def test_the_key_of_a_database_migrated_before_0016_comes_to_cover_the_series(
     pg_url: str, mode: str
