@@ -1,14 +1,16 @@
 """Operator API latency at provincial scale: 7,000 stations, 30 days of 5-minute readings (about
 60 million rows) and 100,000 alerts, served by the real API on a throw-away PostgreSQL (with
-TimescaleDB: hypertable, continuous aggregates, chunks older than 7 days compressed, as
-`database.compress_after` would leave them), in each storage mode (``--timescaledb``: both where
-the extension is installed), keyed by mode.
+TimescaleDB: hypertable, continuous aggregates, the chunks older than `database.compress_after`
+compressed, as its policy would leave them: ``--compress-after``, by default the configuration's
+default), in each storage mode (``--timescaledb``: both where the extension is installed), keyed
+by mode.
 
 Prints one JSON object: p50/p95/max milliseconds per request kind, over sequential requests
 from one keep-alive client, measured in this process beside the server (2-core machine).
 
     python3 -m benchmarks.bench_api                       # 7,000 stations x 30 days
     python3 -m benchmarks.bench_api --stations 1000 --days 7 --requests 50   # a quick look
+    python3 -m benchmarks.bench_api --timescaledb required --compress-after 2d
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import json
 import random
 import statistics
@@ -46,7 +49,15 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def load(url: str, codes: list[str], days: int, alerts: int, timescale: bool) -> dict[str, float]:
+def load(
+    url: str,
+    codes: list[str],
+    days: int,
+    alerts: int,
+    *,
+    timescale: bool,
+    compress_after: dt.timedelta | None,
+) -> dict[str, float]:
     """Readings generated inside PostgreSQL (a day per statement), then alerts; returns timings."""
     timings: dict[str, float] = {}
     end = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
@@ -106,11 +117,14 @@ def load(url: str, codes: list[str], days: int, alerts: int, timescale: bool) ->
             for view in ("readings_hourly", "readings_daily"):
                 conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
             timings["refresh_aggregates_s"] = time.perf_counter() - started
+        if timescale and compress_after is not None:
             started = time.perf_counter()
-            conn.execute(
+            compressed = conn.execute(
                 "SELECT count(compress_chunk(c, true))"
-                " FROM show_chunks('readings', older_than => interval '7 days') c"
-            )
+                " FROM show_chunks('readings', older_than => %s::interval) c",
+                (compress_after,),
+            ).fetchone()
+            timings["compressed_chunks"] = compressed[0] if compressed else 0
             timings["compress_s"] = time.perf_counter() - started
         conn.execute("VACUUM ANALYZE")
     return timings
@@ -162,6 +176,10 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--alerts", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument(
+        "--compress-after",
+        help="database.compress_after under TimescaleDB, e.g. 2d or null (default: its default)",
+    )
     storage.add_option(parser)
     args = parser.parse_args()
     modes = storage.modes(args.timescaledb)
@@ -177,7 +195,15 @@ def main() -> None:
                 url = server.create_database(f"bench_{mode}")
                 config = Config.model_validate(
                     {
-                        "database": {"url": url, "timescaledb": mode},
+                        "database": {
+                            "url": url,
+                            "timescaledb": mode,
+                            **(
+                                {}
+                                if args.compress_after is None
+                                else {"compress_after": _duration(args.compress_after)}
+                            ),
+                        },
                         "registry": {"stations": str(registry)},
                         "alerting": {"rules": str(REPO / "alert_rules")},
                         "api": {"port": 0, "tokens": f"bench:viewer:{TOKEN}"},
@@ -188,6 +214,11 @@ def main() -> None:
         finally:
             server.stop()
     print(json.dumps(results, indent=2, ensure_ascii=False))
+
+
+def _duration(text: str) -> str | None:
+    """``--compress-after`` as config.yaml spells it: ``null`` never compresses."""
+    return None if text == "null" else text
 
 
 def run(config: Config, codes: list[str], args: argparse.Namespace) -> dict[str, object]:
@@ -206,7 +237,15 @@ def run(config: Config, codes: list[str], args: argparse.Namespace) -> dict[str,
             timescale = "timescale" in str(report.mode).lower()
             facts.update(
                 await asyncio.to_thread(
-                    load, config.database.url, codes, args.days, args.alerts, timescale
+                    functools.partial(
+                        load,
+                        timescale=timescale,
+                        compress_after=config.database.compress_after,
+                    ),
+                    config.database.url,
+                    codes,
+                    args.days,
+                    args.alerts,
                 )
             )
             ready.set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response
@@ -38,6 +39,8 @@ from hydro.store.series import Every, station_series
 from hydro.store.stations_view import latest_readings, latest_times
 
 router = APIRouter(prefix="/api/v1/stations", tags=["stations"])
+# A station's series: columns of numbers, compressed fast (hydro.api.middleware.Compress).
+SERIES_PATHS = re.compile(r"/api/v1/stations/[^/]+/readings")
 _STATION_LIST = TypeAdapter(list[StationOut])
 _SERIES = TypeAdapter(Series)
 _STATES = TypeAdapter(list[StationState])
@@ -204,10 +207,10 @@ async def station_readings(
         raise HTTPException(422, "from must be before to")
     if until - since > _MAX_RANGE[every]:
         raise HTTPException(422, f"at most {_MAX_RANGE[every].days} days at every={every}")
-    rows = await station_series(
+    columns = await station_series(
         ctx.pool, code, since, until, every, limit=ctx.max_series_points + 1
     )
-    if len(rows) > ctx.max_series_points:
+    if len(columns.time) > ctx.max_series_points:
         raise HTTPException(
             422,
             f"more than {ctx.max_series_points} points from {since.isoformat()} to"
@@ -220,12 +223,12 @@ async def station_readings(
         Series(
             station=code,
             every=every,
-            time=[r[0] for r in rows],
-            water_level=[r[1] for r in rows],
-            water_level_min=[r[2] for r in rows],
-            water_level_max=[r[3] for r in rows],
-            rainfall=[r[4] for r in rows],
-            flow=[r[5] for r in rows],
+            time=columns.time,
+            water_level=columns.water_level,
+            water_level_min=columns.level_min,
+            water_level_max=columns.level_max,
+            rainfall=columns.rainfall,
+            flow=columns.flow,
         ),
     )
 

@@ -13,7 +13,7 @@ from typing import TypeVar
 import psycopg
 import psycopg_pool
 from psycopg.abc import Params, QueryNoTemplate
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import AsyncRowFactory
 
 from hydro.config import DatabaseConfig
@@ -35,10 +35,24 @@ Connection = psycopg.AsyncConnection[tuple[object, ...]]
 Row = TypeVar("Row")
 
 
+# A batch that writes into compressed chunks (a backlog, corrections older than
+# database.compress_after) makes TimescaleDB decompress each station's segment there, up to 1,000
+# readings each; past 100,000 in one transaction it refuses with an error of the "insufficient
+# resources" class, which the writer would take for an outage and retry forever: 101 stations
+# corrected in one batch were enough. A batch is bounded by ingest.batch_size. Outside
+# TimescaleDB the setting is an unused placeholder.
+_SESSION_OPTIONS = "-c timescaledb.max_tuples_decompressed_per_dml_transaction=0"
+
+
 def conninfo(config: DatabaseConfig) -> str:
     """The libpq connection string, with the password from the environment when one is set."""
     timeout = max(1, int(config.connect_timeout.total_seconds()))
-    extra: dict[str, str | int] = {"connect_timeout": timeout, "application_name": "hydro"}
+    given = conninfo_to_dict(config.url).get("options")
+    extra: dict[str, str | int] = {
+        "connect_timeout": timeout,
+        "application_name": "hydro",
+        "options": f"{given} {_SESSION_OPTIONS}" if given else _SESSION_OPTIONS,
+    }
     if config.password is not None:
         extra["password"] = config.password.get_secret_value()
     return make_conninfo(config.url, **extra)

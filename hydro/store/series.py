@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import psycopg_pool
-from psycopg.rows import args_row, class_row
+from psycopg.rows import class_row
 
 from hydro.models import Reading
 from hydro.store.db import connection
@@ -48,13 +48,26 @@ _SERIES: dict[str, str] = {
 }
 
 
-class SeriesPoint(NamedTuple):
-    time: dt.datetime
-    water_level: float | None  # the bucket's mean
-    level_min: float | None
-    level_max: float | None
-    rainfall: float | None  # the bucket's sum
-    flow: float | None  # the bucket's maximum
+class SeriesColumns(NamedTuple):
+    """A series as columns of equal length, oldest first: what a chart takes."""
+
+    time: list[dt.datetime]
+    water_level: list[float | None]  # the bucket's mean
+    level_min: list[float | None]
+    level_max: list[float | None]
+    rainfall: list[float | None]  # the bucket's sum
+    flow: list[float | None]  # the bucket's maximum
+
+
+# One row of six arrays, in the order of the points (the aggregates read the output of the
+# ordered LIMIT). A row per point cost more than the query: a month of raw readings is 8,640
+# tuples, which set off Python's cyclic garbage collector about twenty times a request, now and
+# then a full pass over every object the API holds (profiled: a third of the request, and its
+# slowest tail). Lists of floats and datetimes do not count towards it.
+_COLUMNS = (
+    "SELECT array_agg(p.t), array_agg(p.v), array_agg(p.lo), array_agg(p.hi), array_agg(p.rain),"
+    " array_agg(p.flow) FROM ({query} LIMIT %s) p(t, v, lo, hi, rain, flow)"
+)
 
 
 async def station_series(
@@ -65,11 +78,13 @@ async def station_series(
     every: Every,
     *,
     limit: int,
-) -> list[SeriesPoint]:
+) -> SeriesColumns:
     """A station's readings in [since, until), raw or bucketed, oldest first: the first
     ``limit`` of them."""
     async with connection(pool, f"reading the series of station {station}") as conn:
-        # 8,640 rows: 8 ms in binary, 19 ms as text
-        cur = conn.cursor(row_factory=args_row(SeriesPoint), binary=True)
-        await cur.execute(_SERIES[every] + " LIMIT %s", (station, since, until, limit))
-        return await cur.fetchall()
+        # Binary: a month of raw readings loads in 0.6 of the time text takes.
+        cur = conn.cursor(binary=True)
+        await cur.execute(_COLUMNS.format(query=_SERIES[every]), (station, since, until, limit))
+        row = await cur.fetchone()
+    columns: tuple[Any, ...] = row or (None,) * 6  # no points: NULL arrays
+    return SeriesColumns(*(column or [] for column in columns))

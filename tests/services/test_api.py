@@ -181,6 +181,11 @@ def test_readings_raw_and_hourly(api: Api) -> None:
     assert min(v for v in hourly["water_level_min"] if v is not None) == 908.7
     too_long = api.get(f"/api/v1/stations/{HEFENG}/readings", every="raw", **{"from": "2020-01-01"})
     assert too_long.status_code == 422
+    none = api.get(
+        f"/api/v1/stations/{HEFENG}/readings", **{"from": "2026-01-01", "to": "2026-01-02"}
+    ).json()
+    columns = ("time", "water_level", "water_level_min", "water_level_max", "rainfall", "flow")
+    assert none == {"station": HEFENG, "every": "raw"} | {column: [] for column in columns}
 
 
 def test_a_readings_response_holds_at_most_max_series_points(api: Api) -> None:

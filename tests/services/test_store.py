@@ -17,7 +17,7 @@ from hydro.store.db import open_pool
 from hydro.store.quarantine import QuarantineFilter, list_quarantine
 from hydro.store.readings import BatchOutcome, ReadingWriter
 from hydro.store.schema import StorageMode, bundled_migrations, migrate
-from hydro.store.series import station_readings
+from hydro.store.series import SeriesColumns, station_readings, station_series
 from hydro.store.status import storage_status
 from tests.support import refresh
 
@@ -346,3 +346,74 @@ def test_late_readings_land_in_compressed_chunks(pg_url: str) -> None:
     assert (fresh.inserted, corrected.revised) == (1, 1)
     assert rows(pg_url, "SELECT water_level FROM readings ORDER BY time") == [(3.0,), (2.0,)]
     assert rows(pg_url, "SELECT water_level FROM reading_revisions") == [(1.0,)]
+
+
+@pytest.mark.timescaledb
+def test_a_batch_correcting_many_stations_in_compressed_chunks_is_stored(pg_url: str) -> None:
+    """Each station's compressed segment that a batch touches is decompressed, 1,000 readings
+    here: TimescaleDB's default limit of 100,000 a transaction refused this batch, and the writer
+    took the refusal for an outage and would have retried it forever."""
+    chunk_start = dt.datetime(2025, 1, 9, tzinfo=dt.UTC)  # 7-day chunks start on a Thursday
+    stations = [f"S{n:03d}" for n in range(101)]
+
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> BatchOutcome:
+        async with pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO readings (station, time, water_level)"
+                " SELECT s, %s + i * interval '5 minutes', 1.0"
+                " FROM unnest(%s::text[]) s, generate_series(0, 999) i",
+                (chunk_start, stations),
+            )
+            await conn.execute("SELECT compress_chunk(c) FROM show_chunks('readings') c")
+        return await writer.write([Reading(s, chunk_start, water_level=2.0) for s in stations])
+
+    outcome = with_store(pg_url, body, mode="required")
+    assert outcome.revised == len(stations)
+    assert rows(pg_url, "SELECT count(*) FROM readings WHERE water_level = 2.0") == [(101,)]
+
+
+@pytest.mark.parametrize("mode", ["off", pytest.param("required", marks=pytest.mark.timescaledb)])
+def test_the_key_of_a_database_migrated_before_0016_comes_to_cover_the_series(
+    pg_url: str, mode: str
+) -> None:
+    """Migration 0016 on a database an earlier hydro filled (under TimescaleDB with a chunk
+    already compressed): the readings stay, the key carries the values a series reads, and a
+    late correction still replaces its reading."""
+    covering = '(station, "time") INCLUDE (water_level, flow, rainfall)'
+    old, new = dt.datetime(2025, 1, 10, tzinfo=dt.UTC), dt.datetime.now(dt.UTC)
+
+    async def earlier_release(pool: AsyncConnectionPool, writer: ReadingWriter) -> None:
+        await writer.write([Reading("S1", old, water_level=1.0), Reading("S1", new, flow=4.0)])
+        async with pool.connection() as conn:
+            await conn.execute(
+                "ALTER TABLE readings DROP CONSTRAINT readings_pkey,"
+                " ADD PRIMARY KEY (station, time)"
+            )
+            await conn.execute("DELETE FROM schema_migrations WHERE version = 16")
+            if mode == "required":
+                await conn.execute(
+                    "SELECT compress_chunk(show_chunks('readings', older_than => %s))",
+                    (new - dt.timedelta(days=30),),
+                )
+
+    async def upgraded(pool: AsyncConnectionPool, writer: ReadingWriter) -> SeriesColumns:
+        await writer.write([Reading("S1", old, water_level=3.0)])  # a corrected value
+        return await station_series(pool, "S1", old, new + dt.timedelta(minutes=1), "raw", limit=9)
+
+    with_store(pg_url, earlier_release, mode=mode)
+    assert covering not in str(rows(pg_url, "SELECT pg_get_indexdef('readings_pkey'::regclass)"))
+    series = with_store(pg_url, upgraded, mode=mode)
+    assert (series.water_level, series.flow) == ([3.0, None], [None, 4.0])
+    assert rows(pg_url, "SELECT water_level FROM reading_revisions") == [(1.0,)]
+    keys = rows(
+        pg_url,
+        "SELECT pg_get_indexdef(indexrelid) FROM pg_index"
+        " WHERE indisprimary AND indrelid IN (SELECT 'readings'::regclass"
+        " UNION ALL SELECT inhrelid FROM pg_inherits WHERE inhparent = 'readings'::regclass)",
+    )
+    assert len(keys) == (1 if mode == "off" else 3)  # under TimescaleDB, each chunk's too
+    assert all(covering in str(key) for (key,) in keys)
+    if mode == "required":
+        assert rows(
+            pg_url, "SELECT count(*) FROM timescaledb_information.chunks WHERE is_compressed"
+        ) == [(1,)]

@@ -18,7 +18,7 @@ from hydro.models import Reading
 from hydro.store.db import open_pool
 from hydro.store.readings import ReadingWriter
 from hydro.store.schema import MigrationReport, StorageMode, migrate
-from hydro.store.series import SeriesPoint, station_series
+from hydro.store.series import SeriesColumns, station_series
 from tests.support import count_rows, fetch, run_refresh_policies
 
 pytestmark = pytest.mark.timescaledb
@@ -86,7 +86,7 @@ def level_readings(start: dt.datetime, count: int, level: float) -> list[Reading
     ]
 
 
-Series = dict[str, list[SeriesPoint]]
+Series = dict[str, SeriesColumns]
 
 
 async def series(pool: Any) -> Series:
@@ -130,7 +130,7 @@ def test_late_readings_and_corrections_of_any_age_reach_the_aggregates(
         plain = write_in_turn(plain_url, "off", batches)
     finally:
         local_postgres.drop_database("aggregates_plain")
-    assert len(plain["1d"]) >= 3
+    assert len(plain["1d"].time) >= 3
     assert write_in_turn(pg_url, "required", batches) == plain
 
 
@@ -151,7 +151,7 @@ def test_history_reaches_the_aggregates_when_a_plain_database_switches_to_timesc
             return plain, await series(pool)
 
     plain, timescale = asyncio.run(main())
-    assert len(plain["1d"]) == 21
+    assert len(plain["1d"].time) == 21
     assert timescale == plain
 
 
@@ -196,7 +196,7 @@ def test_migrate_replaces_refresh_policies_whose_window_changed(pg_url: str) -> 
     assert policies(pg_url) != current
     complete = asyncio.run(start(earlier_release=False))
     assert policies(pg_url) == current
-    assert len(short["1d"]) < len(complete["1d"]) == 21
+    assert len(short["1d"].time) < len(complete["1d"].time) == 21
 
     async def with_retention() -> None:
         kept = DatabaseConfig(url=pg_url, timescaledb="required", retention="400d")
