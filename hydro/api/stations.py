@@ -218,19 +218,7 @@ async def station_readings(
             f" {ctx.max_series_points} points (api.max_series_points): ask for a shorter range"
             " or a coarser every",
         )
-    return json_response(
-        _SERIES,
-        Series(
-            station=code,
-            every=every,
-            time=columns.time,
-            water_level=columns.water_level,
-            water_level_min=columns.level_min,
-            water_level_max=columns.level_max,
-            rainfall=columns.rainfall,
-            flow=columns.flow,
-        ),
-    )
+    return json_response(_SERIES, Series(station=code, every=every, **columns._asdict()))
 
 
 def _station_window(

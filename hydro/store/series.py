@@ -49,12 +49,13 @@ _SERIES: dict[str, str] = {
 
 
 class SeriesColumns(NamedTuple):
-    """A series as columns of equal length, oldest first: what a chart takes."""
+    """A series as columns of equal length, oldest first: what a chart takes (named as the
+    API's ``Series`` names them)."""
 
     time: list[dt.datetime]
     water_level: list[float | None]  # the bucket's mean
-    level_min: list[float | None]
-    level_max: list[float | None]
+    water_level_min: list[float | None]
+    water_level_max: list[float | None]
     rainfall: list[float | None]  # the bucket's sum
     flow: list[float | None]  # the bucket's maximum
 
