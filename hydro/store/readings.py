@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -216,7 +217,12 @@ class _Batch:
 
 
 def _encode(encoder: BatchEncoder, readings: Sequence[Reading]) -> _Batch:
-    return _encode_columns(encoder, list(zip(*readings, strict=True)) if readings else [()] * 6)
+    # A pass per field: zip(*readings) made an iterator per reading, each one the garbage
+    # collector's to count.
+    return _encode_columns(encoder, [list(map(field, readings)) for field in _FIELDS])
+
+
+_FIELDS = tuple(map(itemgetter, range(len(Reading._fields))))
 
 
 def _encode_columns(encoder: BatchEncoder, columns: Sequence[Sequence[Any]]) -> _Batch:
