@@ -282,6 +282,7 @@ class Setup:
     schema: str = ""
     checkout: Path = REPO
     command: str = "ingest"
+    batch_size: int | None = None  # ingest.batch_size; None: the default
 
 
 def hydro_ingest(
@@ -307,7 +308,10 @@ def hydro_ingest(
                 "database": {"url": url, "timescaledb": mode},
                 "registry": {"stations": str(registry_csv)},
                 "logging": {"level": "INFO"},
-                "ingest": {"journal": JOURNAL},
+                "ingest": {
+                    "journal": JOURNAL,
+                    **({} if setup.batch_size is None else {"batch_size": setup.batch_size}),
+                },
                 "alerting": {"rules": str(REPO / "alert_rules")},
                 "api": {"enabled": False},
             }
@@ -437,6 +441,13 @@ def _arguments() -> argparse.Namespace:
         " console) interleaved with `hydro ingest`",
     )
     parser.add_argument(
+        "--batch-size",
+        type=int,
+        action="append",
+        default=[],
+        help="also run hydro live with this ingest.batch_size",
+    )
+    parser.add_argument(
         "--rounds", type=int, default=1, help="runs of each setup, interleaved (median)"
     )
     parser.add_argument(
@@ -452,6 +463,8 @@ def _setups(args: argparse.Namespace) -> dict[str, Setup]:
         setups["baseline"] = Setup(checkout=args.baseline.resolve())
     if args.with_evaluation:
         setups["with_evaluation"] = Setup(command="run")
+    for size in args.batch_size:
+        setups[f"batch_size_{size}"] = Setup(batch_size=size)
     return setups
 
 
