@@ -14,6 +14,11 @@ by mode in the JSON.
     python3 -m benchmarks.bench_ingest                   # 1,000,000 readings, 100 per message
     python3 -m benchmarks.bench_ingest --readings 200000 --per-message 12 --timescaledb off
     python3 -m benchmarks.bench_ingest --variant without_rainfall_hourly --rounds 3   # its cost
+    python3 -m benchmarks.bench_ingest --baseline /tmp/main --rounds 3   # a change, against main
+    python3 -m benchmarks.bench_ingest --with-evaluation   # hydro run: evaluation beside ingest
+
+Beside each hydro run's rate: the CPU time each process took over it, in µs per reading (hydro,
+the PostgreSQL server, Mosquitto, the publisher), which shows where a 2-core machine's time goes.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ import datetime as dt
 import functools
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiomqtt
@@ -105,6 +112,64 @@ async def forget_session(port: int, client_id: str) -> None:
     ``hydro ingest`` of that name, measured as if they were its own."""
     async with aiomqtt.Client("127.0.0.1", port, identifier=client_id, clean_session=True):
         pass
+
+
+def publish_only(port: int, path: Path) -> None:
+    """The publisher process: says when it starts, and at the end the CPU seconds it spent."""
+    payloads = [(t, p.encode()) for t, p in json.loads(path.read_text())]
+    print("publishing", flush=True)
+    before = _own_cpu_seconds()
+    asyncio.run(publish(port, payloads))
+    print(f"cpu {_own_cpu_seconds() - before}", flush=True)
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat's fields after the command name (field 3 onwards); [] once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return []
+    return text[text.rindex(")") + 2 :].split()
+
+
+def _cpu(fields: list[str], *, reaped: bool = False) -> float:
+    """utime + stime (and what reaped children took, for the postmaster) in seconds."""
+    if not fields:
+        return 0.0
+    ticks = sum(int(fields[i]) for i in ((11, 12, 13, 14) if reaped else (11, 12)))
+    return ticks / _TICKS
+
+
+def cpu_seconds(hydro_pid: int, server: LocalPostgres, broker: LocalMosquitto) -> dict[str, float]:
+    """CPU seconds so far of hydro, the whole PostgreSQL server and the broker."""
+    postmaster = int((server.data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
+    postgres = _cpu(_stat(postmaster), reaped=True)
+    broker_conf = str(broker.data_dir / "mosquitto.conf").encode()
+    mosquitto = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat(int(entry.name))
+        if fields and int(fields[1]) == postmaster:
+            postgres += _cpu(fields)
+        elif fields and broker_conf in _cmdline(entry):
+            mosquitto += _cpu(fields)
+    return {"hydro": _cpu(_stat(hydro_pid)), "postgres": postgres, "mosquitto": mosquitto}
+
+
+def _cmdline(entry: Path) -> bytes:
+    try:
+        return (entry / "cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def count(url: str) -> int:
@@ -209,6 +274,17 @@ def naive(
     return asyncio.run(run())
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What one series of hydro runs measures: a schema change (a key of VARIANTS), the checkout
+    hydro runs from (another one's code against this one's), and the command."""
+
+    schema: str = ""
+    checkout: Path = REPO
+    command: str = "ingest"
+    batch_size: int | None = None  # ingest.batch_size; None: the default
+
+
 def hydro_ingest(
     broker: LocalMosquitto,
     server: LocalPostgres,
@@ -219,10 +295,11 @@ def hydro_ingest(
     total: int,
     folder: Path,
     backlog: bool,
-    variant: str = "",
-) -> dict[str, float]:
+    setup: Setup,
+    label: str = "",
+) -> dict[str, object]:
     name = "bench_backlog" if backlog else "bench_live"
-    url = fresh_database(server, name, mode, variant)
+    url = fresh_database(server, name, mode, setup.schema)
     config = folder / f"{name}.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -231,19 +308,25 @@ def hydro_ingest(
                 "database": {"url": url, "timescaledb": mode},
                 "registry": {"stations": str(registry_csv)},
                 "logging": {"level": "INFO"},
-                "ingest": {"journal": JOURNAL},
+                "ingest": {
+                    "journal": JOURNAL,
+                    **({} if setup.batch_size is None else {"batch_size": setup.batch_size}),
+                },
+                "alerting": {"rules": str(REPO / "alert_rules")},
+                "api": {"enabled": False},
             }
         )
     )
-    log = folder / f"{name}-{mode}-{variant}.log"  # counted below: one per mode and variant
+    log = folder / f"{name}-{mode}-{label}.log"  # counted below: one per mode and setup
     log.unlink(missing_ok=True)
 
     def start() -> subprocess.Popen[bytes]:
         with log.open("ab") as handle:
             return subprocess.Popen(
-                [sys.executable, "-m", "hydro", "--config", str(config), "ingest"],
+                [sys.executable, "-m", "hydro", "--config", str(config), setup.command],
                 stdout=handle,
                 stderr=subprocess.STDOUT,
+                cwd=setup.checkout,  # python -m imports hydro from here
             )
 
     def wait_subscribed(process: subprocess.Popen[bytes], before: int) -> None:
@@ -278,30 +361,47 @@ def hydro_ingest(
             cwd=REPO,
         )
         assert publisher.stdout is not None
-        publisher.stdout.readline()
+        publisher.stdout.readline()  # "publishing"
         started = time.perf_counter()
+    cpu_before = cpu_seconds(process.pid, server, broker)
     while count(url) < total:
         if process.poll() is not None:
             raise SystemExit(f"hydro ingest exited:\n{log.read_text()}")
         time.sleep(0.2)
     elapsed = time.perf_counter() - started
+    cpu = {
+        process_name: seconds - cpu_before[process_name]
+        for process_name, seconds in cpu_seconds(process.pid, server, broker).items()
+    }
     if not backlog:
         publisher.wait(60)
+        assert publisher.stdout is not None
+        cpu["publisher"] = float(publisher.stdout.read().split()[-1])  # its last line
     peak_kib = _peak_memory_kib(process.pid)
     process.terminate()
     process.wait(30)
     asyncio.run(forget_session(broker.port, name))
-    result = {"readings_per_s": round(total / elapsed), "seconds": round(elapsed, 2)}
-    result["peak_rss_mb"] = round(peak_kib / 1024, 1)
+    result: dict[str, object] = {
+        "readings_per_s": round(total / elapsed),
+        "seconds": round(elapsed, 2),
+        "peak_rss_mb": round(peak_kib / 1024, 1),
+        "cpu_us_per_reading": {key: round(s / total * 1e6, 2) for key, s in cpu.items()},
+    }
     if publish_seconds is not None:
         result["publish_readings_per_s"] = round(total / publish_seconds)
     return result
 
 
-def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+def _median_run(runs: list[dict[str, object]]) -> dict[str, object]:
     """The run of median rate, with every run's rate beside it."""
-    ordered = sorted(runs, key=lambda run: run["readings_per_s"])
-    return {**ordered[len(ordered) // 2], "rates": [run["readings_per_s"] for run in runs]}  # type: ignore[dict-item]
+    ordered = sorted(runs, key=_rate)
+    return {**ordered[len(ordered) // 2], "rates": list(map(_rate, runs))}
+
+
+def _rate(run: dict[str, object]) -> float:
+    rate = run["readings_per_s"]
+    assert isinstance(rate, int | float)
+    return rate
 
 
 def _peak_memory_kib(pid: int) -> int:
@@ -311,7 +411,7 @@ def _peak_memory_kib(pid: int) -> int:
     return 0
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -328,17 +428,54 @@ def main() -> None:
         help="also run hydro live with this change to the schema, to measure what it costs",
     )
     parser.add_argument(
-        "--rounds", type=int, default=1, help="live runs of each variant, interleaved (median)"
+        "--baseline",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also run hydro (live and backlog) from this checkout of hydro, e.g. a `git worktree`"
+        " of main, interleaved with this one: what a change does under the same load",
+    )
+    parser.add_argument(
+        "--with-evaluation",
+        action="store_true",
+        help="also run `hydro run` live (the alert rules evaluated beside ingest, SMS to the"
+        " console) interleaved with `hydro ingest`",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        action="append",
+        default=[],
+        help="also run hydro live with this ingest.batch_size",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="runs of each setup and of the ceiling, interleaved (median)",
     )
     parser.add_argument(
         "--publish-only", nargs=2, metavar=("PORT", "PAYLOADS"), help=argparse.SUPPRESS
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def _setups(args: argparse.Namespace) -> dict[str, Setup]:
+    """Every series of live runs, by name ("" is this checkout's ``hydro ingest``)."""
+    setups = {"": Setup(), **{variant: Setup(schema=variant) for variant in args.variant}}
+    if args.baseline:
+        setups["baseline"] = Setup(checkout=args.baseline.resolve())
+    if args.with_evaluation:
+        setups["with_evaluation"] = Setup(command="run")
+    for size in args.batch_size:
+        setups[f"batch_size_{size}"] = Setup(batch_size=size)
+    return setups
+
+
+def main() -> None:
+    args = _arguments()
     if args.publish_only:
         port, path = args.publish_only
-        payloads = [(t, p.encode()) for t, p in json.loads(Path(path).read_text())]
-        print("publishing", flush=True)
-        asyncio.run(publish(int(port), payloads))
+        publish_only(int(port), Path(path))
         return
 
     modes = storage.modes(args.timescaledb)
@@ -346,6 +483,8 @@ def main() -> None:
     payloads = messages(stations, args.readings, args.per_message)
     results: dict[str, dict[str, object]] = {}
     live_rates: list[float] = []
+    setups = _setups(args)
+    drained_setups = ("", "baseline") if args.baseline else ("",)
     with tempfile.TemporaryDirectory(prefix="hydro-bench-") as tmp:
         folder = Path(tmp)
         (folder / "payloads.json").write_text(json.dumps([(t, p.decode()) for t, p in payloads]))
@@ -358,7 +497,6 @@ def main() -> None:
         try:
             naive_payloads = messages(stations, args.naive_readings, args.per_message)
             for mode in modes:
-                copy_rate = ceiling(server, mode, stations, args.readings, folder)
                 naive_rate = naive(broker, server, mode, naive_payloads)
                 ingest = functools.partial(
                     hydro_ingest,
@@ -370,35 +508,49 @@ def main() -> None:
                     total=args.readings,
                     folder=folder,
                 )
-                runs: dict[str, list[dict[str, float]]] = {}
+                runs: dict[str, list[dict[str, object]]] = {}
+                backlogs: dict[str, list[dict[str, object]]] = {}
+                ceilings: list[float] = []
                 for _ in range(args.rounds):
-                    for variant in ("", *args.variant):
-                        runs.setdefault(variant, []).append(ingest(backlog=False, variant=variant))
+                    # In every round, as the load of a shared machine changes from one to the next.
+                    ceilings.append(ceiling(server, mode, stations, args.readings, folder))
+                    for name, setup in setups.items():
+                        run = ingest(backlog=False, setup=setup, label=name)
+                        runs.setdefault(name, []).append(run)
+                    for name in drained_setups:
+                        run = ingest(backlog=True, setup=setups[name], label=name)
+                        backlogs.setdefault(name, []).append(run)
                 live = _median_run(runs.pop(""))
-                drained = ingest(backlog=True)
-                live_rates.append(live["readings_per_s"])
+                copy_rate = sorted(ceilings)[len(ceilings) // 2]
+                live_rates.append(_rate(live))
                 results[storage.label(mode)] = {
                     "ceiling_psql_copy_per_s": round(copy_rate),
+                    "ceilings": [round(rate) for rate in ceilings],
                     "naive_insert_commit_per_s": round(naive_rate),
                     "hydro_live": live,
-                    "hydro_backlog_drain": drained,
-                    "live_vs_ceiling": round(live["readings_per_s"] / copy_rate, 2),
-                    "live_vs_naive": round(live["readings_per_s"] / naive_rate, 1),
+                    "hydro_backlog_drain": _median_run(backlogs.pop("")),
+                    "live_vs_ceiling": round(_rate(live) / copy_rate, 2),
+                    "live_vs_naive": round(_rate(live) / naive_rate, 1),
                     **{
-                        f"hydro_live_{variant}": {
+                        f"hydro_live_{name}": {
                             **(other := _median_run(others)),
-                            "live_vs_this": round(
-                                live["readings_per_s"] / other["readings_per_s"], 2
-                            ),
+                            "vs_ceiling": round(_rate(other) / copy_rate, 2),
+                            "live_vs_this": round(_rate(live) / _rate(other), 2),
                         }
-                        for variant, others in runs.items()
+                        for name, others in runs.items()
+                    },
+                    **{
+                        f"hydro_backlog_drain_{name}": _median_run(others)
+                        for name, others in backlogs.items()
                     },
                 }
         finally:
             broker.stop()
             server.stop()
     if len(live_rates) == 2:
-        ratio = {"timescaledb_live_vs_postgresql": round(live_rates[1] / live_rates[0], 2)}
+        ratio: dict[str, object] = {
+            "timescaledb_live_vs_postgresql": round(live_rates[1] / live_rates[0], 2)
+        }
         results["ratio"] = ratio
     print(
         json.dumps(

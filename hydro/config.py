@@ -197,7 +197,10 @@ def _default_bounds() -> dict[Variable, Bounds]:
 
 class IngestConfig(_Section):
     journal: bool = True  # hand new readings to the alert evaluator; off only if none ever runs
-    batch_size: int = Field(5000, ge=1, le=100_000)
+    # Each batch upserts every station it holds into station_latest and every (hour, station) of
+    # its rain into rainfall_hourly: a batch that spans several of a station's reports pays that
+    # once (measured: PostgreSQL's CPU per reading 9.4 -> 6.2 µs from 5,000 to 20,000).
+    batch_size: int = Field(20_000, ge=1, le=100_000)
     batch_interval: Duration = dt.timedelta(milliseconds=200)
     max_future: Duration = dt.timedelta(minutes=10)
     max_past: Duration = dt.timedelta(days=365)

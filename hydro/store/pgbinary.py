@@ -1,18 +1,23 @@
-"""PostgreSQL's binary wire format for a batch of readings, built in one pass per batch.
+"""PostgreSQL's binary wire format for a batch of readings, each field encoded once per batch.
 
 psycopg dumps a COPY row, and every element of an array parameter, through a generic dumper
 call: at 5,000 readings a batch that was most of the writer's time (the journal and the
-per-station latest reading alone are ten arrays). A batch of readings repeats a few thousand
-station codes and a few distinct times, so their encodings are cached, and a float is one
-``struct`` call. The arrays go to psycopg as already-encoded parameters (:class:`TextArray`,
-:class:`TimestamptzArray`, :class:`Float8Array`) with the oid of their type.
+per-station latest reading alone are ten arrays). A COPY field and an array element are encoded
+alike (a length, then the value; length -1 for NULL), so each field of each reading is encoded
+once, into :class:`EncodedReadings`, and the COPY stream and every array parameter are joined from
+those bytes. A batch repeats a few thousand station codes and a few distinct times, so their
+encodings are cached, and a float column is one ``struct`` call per value. The arrays go to
+psycopg as already-encoded parameters (:class:`TextArray`, :class:`TimestamptzArray`,
+:class:`Float8Array`) with the oid of their type.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain, compress, repeat
 
 from psycopg import adapters
 from psycopg.adapt import Buffer, Dumper
@@ -34,61 +39,92 @@ _ROW_FIELDS = struct.pack(">h", len(Reading._fields))
 _TEXT_OID, _TIMESTAMPTZ_OID, _FLOAT8_OID = 25, 1184, 701
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedReadings:
+    """Each field of each reading of a batch, encoded: one list per field in Reading's order."""
+
+    fields: tuple[list[bytes], ...]
+
+    def __len__(self) -> int:
+        return len(self.fields[0])
+
+    def copy_data(self) -> bytes:
+        """The whole ``COPY ... (FORMAT BINARY)`` stream, in column order."""
+        rows = zip(repeat(_ROW_FIELDS), *self.fields)
+        return b"".join(chain((_COPY_HEADER,), chain.from_iterable(rows), (_COPY_TRAILER,)))
+
+    def having(self, values: Sequence[int]) -> EncodedReadings:
+        """The readings with any of the ``values`` fields (by index in Reading) not NULL."""
+        present = (map(_NULL.__ne__, self.fields[i]) for i in values)
+        keep = list(map(any, zip(*present, strict=True)))
+        return self if all(keep) else self.where(keep)
+
+    def where(self, keep: Sequence[bool]) -> EncodedReadings:
+        """The readings at the positions ``keep`` marks."""
+        return EncodedReadings(tuple(list(compress(field, keep)) for field in self.fields))
+
+    def at(self, positions: Sequence[int]) -> EncodedReadings:
+        """The readings at ``positions``, in that order."""
+        return EncodedReadings(
+            tuple(list(map(field.__getitem__, positions)) for field in self.fields)
+        )
+
+    def arrays(
+        self, values: Sequence[int]
+    ) -> tuple[TextArray | TimestamptzArray | Float8Array, ...]:
+        """Station, time and the ``values`` fields (by index in Reading) as array parameters."""
+        fields = self.fields
+        return (
+            TextArray(_array(_TEXT_OID, fields[0], has_null=False)),
+            TimestamptzArray(_array(_TIMESTAMPTZ_OID, fields[1], has_null=False)),
+            *(
+                Float8Array(_array(_FLOAT8_OID, fields[i], has_null=_NULL in fields[i]))
+                for i in values
+            ),
+        )
+
+
 class BatchEncoder:
-    """Encodes one batch; remembers each station code and time it has encoded."""
+    """Encodes one batch; remembers each time it has encoded, so that readings the batch writes
+    twice (the slow path's staging table, then what changed) cost them once. ``codes``: the
+    station codes already encoded, which a writer keeps across batches (they are the registry's:
+    encoding a few thousand of them per batch cost more than the rest of the encoding)."""
 
     __slots__ = ("_codes", "_times")
 
-    def __init__(self) -> None:
-        self._codes: dict[str, bytes] = {}
+    def __init__(self, codes: dict[str, bytes]) -> None:
+        self._codes = codes
         self._times: dict[dt.datetime, bytes] = {}
 
-    def code(self, station: str) -> bytes:
-        encoded = self._codes.get(station)
-        if encoded is None:
+    def encode(
+        self,
+        stations: Sequence[str],
+        times: Sequence[dt.datetime],
+        values: Sequence[Sequence[float | None]],
+    ) -> EncodedReadings:
+        """The fields of a batch given as columns: ``values`` are water_level to battery_v."""
+        codes, moments = self._codes, self._times
+        for station in set(stations).difference(codes):
             utf8 = station.encode()
-            encoded = self._codes[station] = _SIZED(len(utf8)) + utf8
-        return encoded
-
-    def time(self, moment: dt.datetime) -> bytes:
-        encoded = self._times.get(moment)
-        if encoded is None:
-            encoded = self._times[moment] = _TIME(8, (moment - _PG_EPOCH) // _MICROSECOND)
-        return encoded
-
-    def copy_data(self, readings: Iterable[Reading]) -> bytes:
-        """The whole ``COPY ... (FORMAT BINARY)`` stream of ``readings``, in column order."""
-        code, time = self.code, self.time
-        parts = [_COPY_HEADER]
-        append = parts.append
-        for station, moment, water_level, flow, rainfall, battery_v in readings:
-            append(
-                b"".join(
-                    (
-                        _ROW_FIELDS,
-                        code(station),
-                        time(moment),
-                        _NULL if water_level is None else _FLOAT(8, water_level),
-                        _NULL if flow is None else _FLOAT(8, flow),
-                        _NULL if rainfall is None else _FLOAT(8, rainfall),
-                        _NULL if battery_v is None else _FLOAT(8, battery_v),
-                    )
-                )
+            codes[station] = _SIZED(len(utf8)) + utf8
+        for moment in set(times).difference(moments):
+            moments[moment] = _TIME(8, (moment - _PG_EPOCH) // _MICROSECOND)
+        return EncodedReadings(
+            (
+                list(map(codes.__getitem__, stations)),
+                list(map(moments.__getitem__, times)),
+                *map(_floats, values),
             )
-        append(_COPY_TRAILER)
-        return b"".join(parts)
-
-    def texts(self, values: Sequence[str]) -> TextArray:
-        return TextArray(_array(_TEXT_OID, list(map(self.code, values)), has_null=False))
-
-    def times(self, values: Sequence[dt.datetime]) -> TimestamptzArray:
-        encoded = list(map(self.time, values))
-        return TimestamptzArray(_array(_TIMESTAMPTZ_OID, encoded, has_null=False))
+        )
 
 
-def floats(values: Sequence[float | None]) -> Float8Array:
-    encoded = [_NULL if v is None else _FLOAT(8, v) for v in values]
-    return Float8Array(_array(_FLOAT8_OID, encoded, has_null=None in values))
+def _floats(values: Sequence[float | None]) -> list[bytes]:
+    nulls = values.count(None)
+    if nulls == len(values):  # flow and battery, which most gateways never send
+        return [_NULL] * nulls
+    if not nulls:
+        return list(map(_FLOAT, repeat(8), values))
+    return [_NULL if v is None else _FLOAT(8, v) for v in values]
 
 
 def _array(element_oid: int, encoded: list[bytes], *, has_null: bool) -> bytes:

@@ -10,9 +10,12 @@ reading and the readings commit together, so a batch is either wholly stored or 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
 
 import psycopg
 import psycopg_pool
@@ -21,7 +24,7 @@ from hydro.models import Reading, Rejection
 from hydro.store.db import Connection, translate_errors
 from hydro.store.journal import announce_journal
 from hydro.store.manual import ManualEntry, record_entry
-from hydro.store.pgbinary import BatchEncoder, Float8Array, TextArray, TimestamptzArray, floats
+from hydro.store.pgbinary import BatchEncoder, EncodedReadings
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,10 @@ INSERT INTO ingest_journal (stations, times, water_levels, rainfalls)
 VALUES (%b::text[], %b::timestamptz[], %b::float8[], %b::float8[])
 """
 
+# Encoded station codes a writer keeps: more than any registry holds (accepted readings are of
+# registry stations), a bound all the same.
+_CODES_KEPT = 100_000
+
 _QUARANTINE_TYPES = ["timestamptz", "text", "text", "text", "text", "text", "bytea"]
 
 
@@ -107,6 +114,7 @@ class ReadingWriter:
     def __init__(self, pool: psycopg_pool.AsyncConnectionPool, *, journal: bool = True) -> None:
         self._pool = pool
         self._journal = journal
+        self._codes: dict[str, bytes] = {}  # station codes encoded, for every batch
 
     async def write(
         self,
@@ -123,61 +131,57 @@ class ReadingWriter:
         """
         with translate_errors(f"storing a batch of {len(readings)} readings"):
             async with self._pool.connection() as conn:
-                # One encoder for the batch: the COPY and the arrays repeat its codes and times.
-                encoder = BatchEncoder()
+                if len(self._codes) > _CODES_KEPT:
+                    self._codes.clear()
+                # One encoder for the batch: the slow path encodes what changed with the same
+                # times.
+                encoder = BatchEncoder(self._codes)
+                batch = _encode(encoder, readings)
                 try:
                     async with conn.transaction():
-                        await _copy_readings(conn, "readings", readings, encoder)
-                        await self._finish(conn, readings, rejections, encoder)
+                        await _copy_readings(conn, "readings", batch.fields)
+                        await self._finish(conn, batch, rejections)
                         await _record(conn, readings, entered)
                     return BatchOutcome(len(readings), 0, 0, len(rejections), slow_path=False)
                 except psycopg.errors.UniqueViolation:
                     pass
                 async with conn.transaction():
-                    inserted, updated, changed = await self._upsert(conn, readings, encoder)
-                    await self._finish(conn, changed, rejections, encoder)
+                    inserted, updated, changed = await self._upsert(conn, batch, encoder)
+                    await self._finish(conn, changed, rejections)
                     await _record(conn, readings, entered)
                 duplicates = len(readings) - inserted - updated
                 return BatchOutcome(inserted, updated, duplicates, len(rejections), slow_path=True)
 
     async def _upsert(
-        self, conn: Connection, readings: Sequence[Reading], encoder: BatchEncoder
-    ) -> tuple[int, int, list[Reading]]:
+        self, conn: Connection, batch: _Batch, encoder: BatchEncoder
+    ) -> tuple[int, int, _Batch]:
         """(inserted, updated, the readings that changed the table) for a batch with repeats."""
         await conn.execute(_STAGE)
-        await _copy_readings(conn, "readings_stage", readings, encoder)
+        await _copy_readings(conn, "readings_stage", batch.fields)
         revisions = await conn.execute(_LOG_REVISIONS)
         revised_rows = max(revisions.rowcount, 0)
         cur = await conn.execute(_UPSERT)
         rows = await cur.fetchall()
         inserted = sum(1 for row in rows if row[0])
-        changed = [Reading(*row[1:]) for row in rows]  # type: ignore[arg-type]
         if revised_rows:
             log.info("revised %d stored values (later deliveries differ)", revised_rows)
-        return inserted, len(rows) - inserted, changed
+        _, *columns = zip(*rows, strict=True) if rows else ((),) * 7
+        return inserted, len(rows) - inserted, _encode_columns(encoder, columns)
 
     async def _finish(
-        self,
-        conn: Connection,
-        readings: Sequence[Reading],
-        rejections: Sequence[Rejection],
-        encoder: BatchEncoder,
+        self, conn: Connection, batch: _Batch, rejections: Sequence[Rejection]
     ) -> None:
         """What commits with the readings that changed the table: the per-station latest
         reading, the journal entry for evaluation, and the quarantined items."""
         if self._journal:
             # What the rules read: water levels and rainfall (flow and battery go unjournaled).
-            ruled = [r for r in readings if r.water_level is not None or r.rainfall is not None]
-            if ruled:
-                await conn.execute(_JOURNAL, _columns(encoder, ruled, _JOURNALED))
+            ruled = batch.fields.having(_JOURNALED)
+            if len(ruled):
+                await conn.execute(_JOURNAL, ruled.arrays(_JOURNALED))
                 await announce_journal(conn)
-        latest: dict[str, Reading] = {}
-        for r in readings:
-            held = latest.get(r.station)
-            if held is None or r.time >= held.time:
-                latest[r.station] = r
-        if latest:
-            await conn.execute(_UPDATE_LATEST, _columns(encoder, latest.values(), _ALL_VALUES))
+        latest = _latest(batch)
+        if len(latest):
+            await conn.execute(_UPDATE_LATEST, latest.arrays(_ALL_VALUES))
         if rejections:
             await write_rejections(conn, rejections)
 
@@ -191,29 +195,49 @@ async def _record(
             await record_entry(conn, reading, entered.entered_by, entered.note)
 
 
-async def _copy_readings(
-    conn: Connection, table: str, readings: Sequence[Reading], encoder: BatchEncoder
-) -> None:
+async def _copy_readings(conn: Connection, table: str, fields: EncodedReadings) -> None:
     async with conn.cursor().copy(
         f"COPY {table} ({_READING_COLUMNS}) FROM STDIN (FORMAT BINARY)"
     ) as copy:
-        await copy.write(encoder.copy_data(readings))
+        await copy.write(fields.copy_data())
 
 
 _JOURNALED = (2, 4)  # water_level, rainfall
 _ALL_VALUES = (2, 3, 4, 5)
 
 
-def _columns(
-    encoder: BatchEncoder, readings: Iterable[Reading], values: Sequence[int]
-) -> tuple[TextArray | TimestamptzArray | Float8Array, ...]:
-    """Station, time and the ``values`` fields of ``readings`` as binary array parameters."""
-    columns = list(zip(*readings, strict=True))
-    return (
-        encoder.texts(columns[0]),
-        encoder.times(columns[1]),
-        *(floats(columns[index]) for index in values),
-    )
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """Readings as columns (the stations and times, to choose the latest reading by) and every
+    field encoded once, for the COPY and the array parameters alike."""
+
+    stations: Sequence[str]
+    times: Sequence[dt.datetime]
+    fields: EncodedReadings
+
+
+def _encode(encoder: BatchEncoder, readings: Sequence[Reading]) -> _Batch:
+    # A pass per field: zip(*readings) made an iterator per reading, each one the garbage
+    # collector's to count.
+    return _encode_columns(encoder, [list(map(field, readings)) for field in _FIELDS])
+
+
+_FIELDS = tuple(map(itemgetter, range(len(Reading._fields))))
+
+
+def _encode_columns(encoder: BatchEncoder, columns: Sequence[Sequence[Any]]) -> _Batch:
+    stations, times, *values = columns
+    return _Batch(stations, times, encoder.encode(stations, times, values))
+
+
+def _latest(batch: _Batch) -> EncodedReadings:
+    """Each station's newest reading in the batch (of equal times, the later one)."""
+    stations, times = batch.stations, batch.times
+    if len(set(stations)) == len(stations):  # the usual batch: each station reports once
+        return batch.fields
+    order = sorted(range(len(times)), key=times.__getitem__)  # stable: equal times keep order
+    newest = dict(zip(map(stations.__getitem__, order), order, strict=True))
+    return batch.fields.at(list(newest.values()))
 
 
 async def write_rejections(conn: Connection, rejections: Sequence[Rejection]) -> None:
