@@ -12,16 +12,15 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import psycopg
 import psycopg_pool
 from psycopg import sql
 from psycopg.rows import class_row, scalar_row
 
-from hydro.models import AlertChange, AlertChangeKind, Channel
+from hydro.models import AlertChange, AlertChangeKind, Channel, Notification
 from hydro.store.db import Connection, connection, fetch_all, translate_errors
 from hydro.store.ladder import UNCONFIRMED
-from hydro.store.links import Links, link_url
-from hydro.store.outbox import OutboxRecord, alert_messages, enqueue
+from hydro.store.links import Links, link_urls
+from hydro.store.outbox import OutboxRecord, alert_messages, enqueue_all
 from hydro.texts import with_link
 
 
@@ -83,11 +82,22 @@ UPDATE alerts SET last_notified_at = %(now)s
 WHERE station = %(station)s AND family = %(family)s AND state = 'open'
 RETURNING id
 """
-_EVENT = """
+# A change and its event in one statement (one round trip): the alert's id and the event's.
+_RECORD = {
+    kind: f"""
+WITH changed AS ({statement})
 INSERT INTO alert_events (alert_id, change, rule_id, rank, observed_at, value, late)
-VALUES (%(alert_id)s, %(change)s, %(rule_id)s, %(rank)s, %(observed_at)s, %(value)s, %(late)s)
-RETURNING id
+SELECT id, %(change)s, %(rule_id)s, %(rank)s, %(observed_at)s, %(value)s, %(late)s FROM changed
+RETURNING alert_id, id
 """
+    for kind, statement in {
+        AlertChangeKind.OPEN: _OPEN,
+        AlertChangeKind.ESCALATE: _ESCALATE,
+        AlertChangeKind.CLEAR: _CLEAR,
+        AlertChangeKind.REMIND: _REMIND,
+        AlertChangeKind.STEP_DOWN: _STEP_DOWN,
+    }.items()
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +122,6 @@ async def record_changes(
     """Applies the changes in order, at the evaluation time ``now`` (what reminders count
     from); each one's messages are queued in the outbox, an SMS of a rule of ``linked_rules``
     ending with its person's confirmation link when ``links`` is given."""
-    statements = {
-        AlertChangeKind.OPEN: _OPEN,
-        AlertChangeKind.ESCALATE: _ESCALATE,
-        AlertChangeKind.CLEAR: _CLEAR,
-        AlertChangeKind.REMIND: _REMIND,
-        AlertChangeKind.STEP_DOWN: _STEP_DOWN,
-    }
     recorded = []
     with translate_errors("recording alert changes"):
         for change in changes:
@@ -134,23 +137,37 @@ async def record_changes(
                 "change": change.change.value,
                 "now": now,
             }
-            alert_id = await _returned_id(await conn.execute(statements[change.change], params))
-            event_id = await _returned_id(
-                await conn.execute(_EVENT, {**params, "alert_id": alert_id})
-            )
+            row = await (await conn.execute(_RECORD[change.change], params)).fetchone()
+            if row is None:
+                raise AssertionError("an alert change found no open alert to change")
+            alert_id, event_id = int(str(row[0])), int(str(row[1]))
+            texts = [message.text for message in change.messages]
             linked = change.rule_id in linked_rules and change.change in _LINKED_CHANGES
-            outbox_ids = []
-            for message in change.messages:
-                text = message.text
-                if links is not None and linked and message.channel is Channel.SMS:
-                    url = await link_url(conn, links, alert_id, message.recipient, now)
-                    text = with_link(text, url)
-                queued = dataclasses.replace(
-                    message, text=text, station=change.station, alert_id=alert_id
-                )
-                outbox_ids.append(await enqueue(conn, queued, event_id=event_id))
+            if links is not None and linked:
+                texts = await _with_links(conn, links, alert_id, change.messages, now)
+            queued = [
+                dataclasses.replace(message, text=text, station=change.station, alert_id=alert_id)
+                for message, text in zip(change.messages, texts, strict=True)
+            ]
+            outbox_ids = await enqueue_all(conn, queued, event_id=event_id)
             recorded.append(RecordedChange(alert_id, event_id, tuple(outbox_ids)))
     return recorded
+
+
+async def _with_links(
+    conn: Connection,
+    links: Links,
+    alert_id: int,
+    messages: Sequence[Notification],
+    now: dt.datetime,
+) -> list[str]:
+    """The messages' texts, each SMS ending with its person's confirmation link."""
+    sms = [m.recipient for m in messages if m.channel is Channel.SMS]
+    urls = await link_urls(conn, links, alert_id, sms, now) if sms else {}
+    return [
+        with_link(m.text, urls[m.recipient.phone]) if m.channel is Channel.SMS else m.text
+        for m in messages
+    ]
 
 
 async def set_below_counts(conn: Connection, counts: Sequence[tuple[str, str, int, int]]) -> None:
@@ -171,13 +188,6 @@ async def set_below_counts(conn: Connection, counts: Sequence[tuple[str, str, in
                 [c[3] for c in counts],
             ),
         )
-
-
-async def _returned_id(cur: psycopg.AsyncCursor[tuple[object, ...]]) -> int:
-    row = await cur.fetchone()
-    if row is None:
-        raise AssertionError("an alert change found no open alert to change")
-    return int(str(row[0]))
 
 
 @dataclass(frozen=True, slots=True)

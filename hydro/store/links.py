@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg.rows import dict_row, scalar_row
+from psycopg.rows import dict_row
 
 from hydro.models import Recipient, Role
 from hydro.store.db import Connection, translate_errors
@@ -33,8 +34,20 @@ async def link_url(
     conn: Connection, links: Links, alert_id: int, recipient: Recipient, now: dt.datetime
 ) -> str:
     """The person's link for the alert, its code issued (or its life extended) now."""
-    code = await issue_link(conn, alert_id, recipient, now + links.ttl)
-    return f"{links.public_url}/c/{code}"
+    return (await link_urls(conn, links, alert_id, [recipient], now))[recipient.phone]
+
+
+async def link_urls(
+    conn: Connection,
+    links: Links,
+    alert_id: int,
+    recipients: Sequence[Recipient],
+    now: dt.datetime,
+) -> dict[str, str]:
+    """Each person's link for the alert by phone, the codes issued (or their life extended)
+    now in one statement: an alert's SMS to its three persons cost one round trip, not three."""
+    codes = await issue_links(conn, alert_id, recipients, now + links.ttl)
+    return {phone: f"{links.public_url}/c/{code}" for phone, code in codes.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,31 +58,33 @@ class Link:
     expires_at: dt.datetime
 
 
-async def issue_link(
-    conn: Connection, alert_id: int, recipient: Recipient, expires_at: dt.datetime
-) -> str:
-    """The person's code for the alert, new or the one they already have (valid until at
-    least ``expires_at``), in the caller's transaction."""
-    with translate_errors(f"issuing a confirmation link for alert {alert_id}"):
-        cur = conn.cursor(row_factory=scalar_row)
+async def issue_links(
+    conn: Connection, alert_id: int, recipients: Sequence[Recipient], expires_at: dt.datetime
+) -> dict[str, str]:
+    """Each person's code for the alert by phone, new or the one they already have (valid until
+    at least ``expires_at``), in the caller's transaction. A phone named twice (one person in two
+    roles) has one code."""
+    people = {r.phone: r for r in recipients}
+    with translate_errors(f"issuing confirmation links for alert {alert_id}"):
+        cur = conn.cursor()
         await cur.execute(
             "INSERT INTO confirmation_links (code, alert_id, role, person, phone, expires_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s)"
+            " SELECT code, %s, role, person, phone, %s"
+            " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])"
+            " AS u(code, role, person, phone)"
             " ON CONFLICT (alert_id, phone) DO UPDATE SET expires_at ="
             " greatest(confirmation_links.expires_at, EXCLUDED.expires_at)"
-            " RETURNING code",
+            " RETURNING phone, code",
             (
-                secrets.token_urlsafe(CODE_BYTES),
                 alert_id,
-                recipient.role.value,
-                recipient.name,
-                recipient.phone,
                 expires_at,
+                [secrets.token_urlsafe(CODE_BYTES) for _ in people],
+                [r.role.value for r in people.values()],
+                [r.name for r in people.values()],
+                list(people),
             ),
         )
-        code: str | None = await cur.fetchone()
-    assert code is not None
-    return code
+        return {str(phone): str(code) for phone, code in await cur.fetchall()}
 
 
 def _link(row: dict[str, Any]) -> Link:

@@ -73,9 +73,13 @@ def _notification(row: dict[str, Any]) -> Notification:
     )
 
 
+# In the order given (ORDINALITY): the ids, drawn in that order, come back ascending.
 _ENQUEUE = """
 INSERT INTO outbox (alert_id, event_id, station, role, person, phone, body, channel)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+SELECT alert_id, %s, station, role, person, phone, body, channel
+FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+    WITH ORDINALITY AS u(alert_id, station, role, person, phone, body, channel, n)
+ORDER BY n
 RETURNING id
 """
 
@@ -85,16 +89,34 @@ async def enqueue(
 ) -> int:
     """Queues the notification in the caller's transaction; its outbox id. ``event_id``: the
     alert transition that sends it."""
-    n, to = notification, notification.recipient
-    with translate_errors("queueing an SMS"):
+    [outbox_id] = await enqueue_all(conn, [notification], event_id=event_id)
+    return outbox_id
+
+
+async def enqueue_all(
+    conn: Connection, notifications: Sequence[Notification], *, event_id: int | None = None
+) -> list[int]:
+    """Queues them in the caller's transaction in one statement (an alert change's messages to
+    its three persons: one round trip); their outbox ids, in their order."""
+    if not notifications:
+        return []
+    with translate_errors("queueing messages"):
         cur = conn.cursor(row_factory=scalar_row)
         await cur.execute(
             _ENQUEUE,
-            (n.alert_id, event_id, n.station, to.role.value, to.name, to.phone, n.text, n.channel),
+            (
+                event_id,
+                [n.alert_id for n in notifications],
+                [n.station for n in notifications],
+                [n.recipient.role.value for n in notifications],
+                [n.recipient.name for n in notifications],
+                [n.recipient.phone for n in notifications],
+                [n.text for n in notifications],
+                [n.channel.value for n in notifications],
+            ),
         )
-        outbox_id: int | None = await cur.fetchone()
-    assert outbox_id is not None
-    return outbox_id
+        ids: list[int] = sorted(await cur.fetchall())
+    return ids
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,20 @@ from hydro.alerts.evaluator import AlertEvaluator
 from hydro.alerts.ladder_runner import LadderRunner
 from hydro.cli import main
 from hydro.config import Config
-from hydro.models import Answer, Reading, Recipient, Role
+from hydro.models import (
+    AlertChange,
+    AlertChangeKind,
+    Answer,
+    Notification,
+    Reading,
+    Recipient,
+    Role,
+)
+from hydro.store.alerts import RecordedChange, record_changes
 from hydro.store.confirmations import confirmations_of
+from hydro.store.links import Links
 from hydro.store.readings import ReadingWriter
-from tests.support import HEFENG, REPO, api_client, fetch
+from tests.support import HEFENG, REPO, api_client, fetch, migrated
 
 MAICHONG = "67901001"  # 麦冲水库: 771.54 is above its normal level, a yellow alert
 PUBLIC_URL = "https://hydro.example.org"
@@ -278,3 +288,47 @@ def test_unconfirmed_alerts_are_listed_and_counted_until_someone_answers(pg_url:
         assert await unconfirmed(client) == ([], 0, "hydro_alerts_unconfirmed 0.0")
 
     with_alerts(pg_url, body)
+
+
+def test_one_person_in_two_roles_gets_one_link_in_both_sms(pg_url: str) -> None:
+    """A small reservoir's administrative and technical person are often one official with one
+    phone: both SMS of an alert carry that phone's one code, and the messages keep their order."""
+    migrated(pg_url)
+    official = "+8613800000001"
+    persons = [
+        Recipient(Role.ADMINISTRATIVE, "王主任", official),
+        Recipient(Role.TECHNICAL, "王主任", official),
+        Recipient(Role.PATROL, "李四", "+8613800000002"),
+    ]
+    messages = tuple(Notification(p, f"{p.role.value}: 水位超设计洪水位") for p in persons)
+    change = AlertChange(
+        MAICHONG,
+        "reservoir_level",
+        "reservoir_design_flood",
+        "red",
+        AlertChangeKind.OPEN,
+        3,
+        NOW,
+        772.0,
+        late=False,
+        messages=messages,
+    )
+
+    async def main() -> list[RecordedChange]:
+        async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+            return await record_changes(
+                conn,
+                [change],
+                now=NOW,
+                links=Links(PUBLIC_URL, dt.timedelta(hours=24)),
+                linked_rules=frozenset({"reservoir_design_flood"}),
+            )
+
+    [recorded] = asyncio.run(main())
+    bodies = fetch(pg_url, "SELECT id, role, body FROM outbox ORDER BY id")
+    assert [int(i) for i, _, _ in bodies] == list(recorded.outbox_ids)
+    assert [r for _, r, _ in bodies] == ["administrative", "technical", "patrol"]
+    codes = [m.group(1) for _, _, body in bodies if (m := LINK.search(str(body)))]
+    assert len(codes) == 3
+    assert codes[0] == codes[1] != codes[2]
+    assert fetch(pg_url, "SELECT count(*) FROM confirmation_links") == [(2,)]
