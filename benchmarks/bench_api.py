@@ -21,25 +21,26 @@ import datetime as dt
 import functools
 import json
 import random
+import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import psycopg
+from psycopg_pool import AsyncConnectionPool
 
 from benchmarks import storage
 from hydro import app
-from hydro.api import create_api, listen, serve
+from hydro.api import listen
 from hydro.config import Config
 from hydro.local import LocalPostgres
 from hydro.stations import generate_stations, write_stations_csv
-from hydro.store.db import open_pool
-from hydro.store.schema import migrate
+from hydro.store.schema import StorageMode, storage_mode
+from tests.support import api_in_thread
 
 TOKEN = "bench-token-0123456789abcdef"
 REPO = Path(__file__).resolve().parent.parent
@@ -222,42 +223,33 @@ def _duration(text: str) -> str | None:
 
 
 def run(config: Config, codes: list[str], args: argparse.Namespace) -> dict[str, object]:
-    loop = asyncio.new_event_loop()
     listener = listen("127.0.0.1", 0)
-    stop = asyncio.Event()
-    ready = threading.Event()
     facts: dict[str, object] = {}
 
-    async def serve_api() -> None:
-        registry, rules = app.load_stations(config), app.load_alert_rules(config)
-        async with open_pool(config.database) as pool:
-            async with pool.connection() as conn:
-                report = await migrate(conn, config.database, "Asia/Shanghai")
-            facts["mode"] = str(report.mode)
-            timescale = "timescale" in str(report.mode).lower()
-            facts.update(
-                await asyncio.to_thread(
-                    functools.partial(
-                        load,
-                        timescale=timescale,
-                        compress_after=config.database.compress_after,
-                    ),
-                    config.database.url,
-                    codes,
-                    args.days,
-                    args.alerts,
-                )
-            )
-            ready.set()
-            roster = app.load_duty_roster(config)
-            context = app.api_context(config, pool, registry, rules, roster)
-            await serve(create_api(context), listener, stop)
+    async def prepare(pool: AsyncConnectionPool) -> None:
+        async with pool.connection() as conn:
+            mode = await storage_mode(conn)
+        facts["mode"] = str(mode)
+        loading = functools.partial(
+            load,
+            timescale=mode is StorageMode.TIMESCALEDB,
+            compress_after=config.database.compress_after,
+        )
+        facts.update(
+            await asyncio.to_thread(loading, config.database.url, codes, args.days, args.alerts)
+        )
 
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve_api(),))
-    thread.start()
-    while not ready.wait(5):
-        if not thread.is_alive():
-            raise SystemExit("the server stopped while loading")
+    with api_in_thread(config, listener, prepare, ready_within=4 * 3600):
+        return _measure_all(config, codes, args, listener, facts)
+
+
+def _measure_all(
+    config: Config,
+    codes: list[str],
+    args: argparse.Namespace,
+    listener: socket.socket,
+    facts: dict[str, object],
+) -> dict[str, object]:
     base = f"http://127.0.0.1:{listener.getsockname()[1]}"
     rng = random.Random(3)
     registry = app.load_stations(config)
@@ -317,8 +309,6 @@ def run(config: Config, codes: list[str], args: argparse.Namespace) -> dict[str,
         for path in ("/api/v1/stations", "/api/v1/stations/status"):
             log(f"measuring {path} on the wire")
             results[f"wire {path}"] = on_the_wire(client, path, args.requests)
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(60)
     return results
 
 

@@ -112,9 +112,12 @@ def api_in_thread(
     config: Config,
     listener: socket.socket,
     prepare: Callable[[AsyncConnectionPool], Awaitable[None]] | None = None,
+    *,
+    ready_within: float = 60,
 ) -> Iterator[InApiLoop]:
     """The API of ``config`` served on ``listener`` in a thread and loop of its own, on the
-    migrated database, once ``prepare`` has run with its pool."""
+    migrated database, once ``prepare`` has run with its pool (within ``ready_within``
+    seconds: a benchmark loads millions of rows there)."""
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     ready = threading.Event()
@@ -136,7 +139,7 @@ def api_in_thread(
     thread = threading.Thread(target=loop.run_until_complete, args=(main(),))
     thread.start()
     try:
-        assert ready.wait(60), "the API did not start"
+        assert ready.wait(ready_within), "the API did not start"
 
         def run(body: Callable[[AsyncConnectionPool], Awaitable[Any]]) -> Any:
             return asyncio.run_coroutine_threadsafe(body(holder["pool"]), loop).result(60)
