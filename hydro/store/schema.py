@@ -93,11 +93,19 @@ async def _apply_migrations(conn: Connection) -> list[str]:
         " version integer PRIMARY KEY, name text NOT NULL,"
         " applied_at timestamptz NOT NULL DEFAULT now())"
     )
-    cur = await conn.execute("SELECT version FROM schema_migrations")
-    done = {int(str(row[0])) for row in await cur.fetchall()}
+    cur = await conn.execute("SELECT version, name FROM schema_migrations")
+    done = {int(str(version)): str(name) for version, name in await cur.fetchall()}
     applied = []
     for migration in bundled_migrations():
         if migration.version in done:
+            # A number given to another migration since (a renumbered branch) would be skipped
+            # for good, its tables or columns missing: stop and say so.
+            if done[migration.version] != migration.name:
+                raise StorageError(
+                    f"migration {migration.version:04d} was applied as"
+                    f" {done[migration.version]!r} but hydro bundles {migration.name!r} under"
+                    " that number: this database was migrated by another build of hydro"
+                )
             continue
         async with conn.transaction():
             await conn.execute(sql.SQL(migration.sql))
