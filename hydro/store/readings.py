@@ -129,14 +129,14 @@ class ReadingWriter:
         safe: the slow path absorbs whatever the lost commit did store. ``entered``: the batch is
         one reading an operator typed in, recorded with who and why in the same transaction.
         """
+        if len(self._codes) > _CODES_KEPT:
+            self._codes.clear()
+        # One encoder for the batch (the slow path encodes what changed with the same times),
+        # before a connection is taken: encoding is the batch's busiest Python work.
+        encoder = BatchEncoder(self._codes)
+        batch = _encode(encoder, readings)
         with translate_errors(f"storing a batch of {len(readings)} readings"):
             async with self._pool.connection() as conn:
-                if len(self._codes) > _CODES_KEPT:
-                    self._codes.clear()
-                # One encoder for the batch: the slow path encodes what changed with the same
-                # times.
-                encoder = BatchEncoder(self._codes)
-                batch = _encode(encoder, readings)
                 try:
                     async with conn.transaction():
                         await _copy_readings(conn, "readings", batch.fields)
