@@ -139,7 +139,10 @@ def api_in_thread(
     thread = threading.Thread(target=loop.run_until_complete, args=(main(),))
     thread.start()
     try:
-        assert ready.wait(ready_within), "the API did not start"
+        deadline = time.monotonic() + ready_within
+        while not ready.wait(1):  # a migration or prepare that raised ends the thread
+            assert thread.is_alive(), "the API stopped before it was ready"
+            assert time.monotonic() < deadline, "the API did not start"
 
         def run(body: Callable[[AsyncConnectionPool], Awaitable[Any]]) -> Any:
             return asyncio.run_coroutine_threadsafe(body(holder["pool"]), loop).result(60)

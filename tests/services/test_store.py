@@ -12,6 +12,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from hydro.config import DatabaseConfig
+from hydro.errors import StorageError
 from hydro.models import Channel, Reading, Rejection, RejectionCode
 from hydro.store.db import open_pool
 from hydro.store.quarantine import QuarantineFilter, list_quarantine
@@ -65,6 +66,40 @@ def test_migrate_twice_changes_nothing(pg_url: str) -> None:
     assert first == tuple(f"{m.version:04d}_{m.name}" for m in bundled_migrations())
     assert second == ()
     assert rows(pg_url, "SELECT count(*) FROM schema_migrations") == [(len(first),)]
+
+
+def test_a_migration_number_recorded_under_another_name_stops_migrate(pg_url: str) -> None:
+    """A database migrated by a build whose migration 0010 was another one (a renumbered
+    branch) would skip the bundled 0010 for good: migrate refuses, naming both."""
+    config = DatabaseConfig(url=pg_url, timescaledb="off")
+
+    async def migrate_once() -> None:
+        async with open_pool(config) as pool, pool.connection() as conn:
+            await migrate(conn, config, "Asia/Shanghai")
+
+    asyncio.run(migrate_once())
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            "UPDATE schema_migrations SET name = 'station_latest_fillfactor' WHERE version = 10"
+        )
+    with pytest.raises(StorageError, match="0010 was applied as 'station_latest_fillfactor'"):
+        asyncio.run(migrate_once())
+
+
+def test_a_batch_with_a_station_twice_keeps_its_newest_as_latest(pg_url: str) -> None:
+    """The newest by observation time, not the last in the batch (an hourly batch may list a
+    station's reports in any order)."""
+
+    async def body(pool: AsyncConnectionPool, writer: ReadingWriter) -> object:
+        await writer.write(
+            [Reading("S1", at(60), water_level=772.0), Reading("S1", at(0), water_level=770.0)]
+        )
+        return None
+
+    with_store(pg_url, body)
+    assert rows(pg_url, "SELECT station, time, water_level FROM station_latest") == [
+        ("S1", at(60), 772.0)
+    ]
 
 
 def test_fast_path_stores_a_clean_batch(pg_url: str) -> None:
