@@ -13,7 +13,7 @@ by mode in the JSON.
 
     python3 -m benchmarks.bench_ingest                   # 1,000,000 readings, 100 per message
     python3 -m benchmarks.bench_ingest --readings 200000 --per-message 12 --timescaledb off
-    python3 -m benchmarks.bench_ingest --variant without_rainfall_hourly --rounds 3   # its cost
+    python3 -m benchmarks.bench_ingest --variant without_rainfall_hourly --timescaledb off   # its cost
     python3 -m benchmarks.bench_ingest --baseline /tmp/main --rounds 3   # a change, against main
     python3 -m benchmarks.bench_ingest --with-evaluation   # hydro run: evaluation beside ingest
 
@@ -195,9 +195,6 @@ DO $$ DECLARE event text; BEGIN
     END LOOP;
 END $$
 """,
-    # A covering index for index-only scans of a station's raw series (the hydrograph).
-    "with_covering_index": "CREATE INDEX readings_station_time_covering ON readings"
-    " (station, time) INCLUDE (water_level, flow, rainfall)",
 }
 
 
