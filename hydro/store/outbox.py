@@ -335,9 +335,10 @@ async def record_receipt(
     error_code: str | None,
     notices: DutyNotices,
 ) -> list[Undelivered]:
-    """Keeps the receipt and applies it; returns the rows it made undelivered or failed."""
+    """Keeps an SMS's delivery receipt (the Messages API's status callback) and applies it;
+    returns the rows it made undelivered or failed."""
     await _keep_receipt(conn, provider_id, status, error_code)
-    return await apply_receipts(conn, provider_id, notices)
+    return await apply_receipts(conn, provider_id, notices, channel=Channel.SMS)
 
 
 async def record_call_status(
