@@ -13,7 +13,7 @@ by mode in the JSON.
 
     python3 -m benchmarks.bench_ingest                   # 1,000,000 readings, 100 per message
     python3 -m benchmarks.bench_ingest --readings 200000 --per-message 12 --timescaledb off
-    python3 -m benchmarks.bench_ingest --variant without_rainfall_hourly --timescaledb off   # its cost
+    python3 -m benchmarks.bench_ingest --variant without_rainfall_hourly --timescaledb off  # cost
     python3 -m benchmarks.bench_ingest --baseline /tmp/main --rounds 3   # a change, against main
     python3 -m benchmarks.bench_ingest --with-evaluation   # hydro run: evaluation beside ingest
 
